@@ -1,0 +1,48 @@
+//! One error type for everything a request can run into, so the HTTP edge can
+//! turn it into `{"detail": …}` with the right status code.
+
+use std::fmt;
+
+/// What went wrong, sorted by who can fix it; the message is always safe to
+/// show (no access codes, tokens or URL passwords).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The thing asked for does not exist (404).
+    NotFound(String),
+    /// The request or a setting is malformed or refused (400).
+    Invalid(String),
+    /// A camera, a printer or a helper program could not deliver (503).
+    Unavailable(String),
+    /// Something on this box failed: database, file system (500).
+    Internal(String),
+}
+
+impl Error {
+    pub fn message(&self) -> &str {
+        match self {
+            Error::NotFound(m) | Error::Invalid(m) | Error::Unavailable(m) | Error::Internal(m) => {
+                m
+            }
+        }
+    }
+
+    /// The HTTP status code this error maps to.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotFound(_) => 404,
+            Error::Invalid(_) => 400,
+            Error::Unavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,15 @@
+//! printcam: one upstream per printer camera, fanned out as MJPEG streams and
+//! JPEG snapshots over plain HTTP. See README.md for the architecture.
+
+pub mod camera;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod hub;
+pub mod jpeg;
+pub mod mjpeg;
+pub mod redact;
+pub mod registry;
+pub mod source;
+pub mod sources;
+pub mod urlguard;

@@ -1,0 +1,75 @@
+//! The one small interface between the hub and the protocols: a source turns
+//! "connect" into a sequence of JPEG frames and knows nothing of HTTP.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The hub's side of one upstream connection, handed to a running source.
+pub trait Upstream {
+    /// Hands over one complete JPEG. Returns false when the hub wants the
+    /// connection closed; the source should then return `Ok(())` promptly.
+    fn emit(&self, jpeg: Vec<u8>) -> bool;
+    /// True once the hub wants this connection closed.
+    fn stopping(&self) -> bool;
+    /// Sleeps up to `d`; returns false early if the hub wants the connection closed.
+    fn sleep(&self, d: Duration) -> bool;
+    /// The frame rate the fastest current consumer wants, 1–30.
+    fn wanted_fps(&self) -> u32;
+    /// Registers how to interrupt a blocking read or a child process when the
+    /// hub closes this connection from outside (stop, shutdown). Replaces any
+    /// earlier canceller of the same connection.
+    fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>);
+}
+
+/// Why an upstream connection ended. The message is shown to users: it must
+/// say what to do and never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub message: String,
+    /// False when retrying cannot help (ffmpeg missing, a bad setting): the hub
+    /// then ends its streams instead of reconnecting forever.
+    pub retry: bool,
+}
+
+impl SourceError {
+    /// A failure worth retrying with backoff (network, camera, protocol).
+    pub fn transient(message: impl Into<String>) -> Self {
+        SourceError {
+            message: message.into(),
+            retry: true,
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        SourceError {
+            message: message.into(),
+            retry: false,
+        }
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// A camera protocol. One value per camera; `run` is called once per
+/// connection attempt, never twice at the same time for the same camera.
+pub trait Source: Send + Sync {
+    /// A short description for logs and status, without secrets.
+    fn describe(&self) -> String;
+
+    /// True for sources whose first frame after connecting may be stale (some
+    /// MJPEG cameras): a one-shot capture then prefers the second frame.
+    fn warmup_frame(&self) -> bool {
+        false
+    }
+
+    /// Connects and delivers frames through `up` until `up.emit` or
+    /// `up.stopping` says to stop (then `Ok(())`) or the connection fails.
+    fn run(&self, up: &dyn Upstream) -> Result<(), SourceError>;
+}

@@ -1,0 +1,1 @@
+//! One module per camera protocol; each implements `crate::source::Source`.
