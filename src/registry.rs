@@ -1,9 +1,19 @@
-//! The printer registry: one SQLite file. (STUB: being written; API fixed.)
+//! The printer registry: one SQLite file.
+//!
+//! The file holds access codes, so it is created mode 0600 and tightened if
+//! it was left looser. It uses a rollback journal (TRUNCATE) rather than WAL
+//! because flash overlays (JFFS2) cannot mmap WAL's `-shm` file.
 
 use crate::camera::CameraType;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// A registered printer and its camera settings.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -98,47 +108,312 @@ impl PrinterPatch {
     }
 }
 
+/// Schema migrations: step `i` takes the database from `user_version` `i` to
+/// `i + 1`. Later versions append a step; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the printers table.
+    "CREATE TABLE printers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        ip TEXT,
+        access_code TEXT,
+        model TEXT,
+        serial TEXT,
+        camera_port INTEGER,
+        camera_url TEXT,
+        camera_type TEXT,
+        camera_enabled INTEGER NOT NULL DEFAULT 0,
+        cert_sha256 TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long to wait for another process (the CLI while a server runs)
+/// holding the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Current time as ISO 8601 UTC, computed by SQLite (no clock code here).
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
+                       camera_type, camera_enabled, cert_sha256";
+
 /// The database. Safe to share between threads.
 pub struct Registry {
-    _private: (),
+    conn: Mutex<Connection>,
 }
 
 impl Registry {
     /// Opens (creating with mode 0600 on first run) and migrates the database.
-    pub fn open(_path: &Path) -> Result<Registry> {
-        todo!()
+    pub fn open(path: &Path) -> Result<Registry> {
+        let label = format!("database {}", path.display());
+        let fail = |e: &dyn fmt::Display| Error::Internal(format!("could not open {label}: {e}"));
+        create_private(path).map_err(|e| fail(&e))?;
+        // No SQLITE_OPEN_CREATE: the file exists now with the right mode; and
+        // no SQLITE_OPEN_URI: a path is a path.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(&e))?;
+        configure(&conn, true).map_err(|e| fail(&e))?;
+        migrate(&mut conn, &label)?;
+        Ok(Registry::from_conn(conn))
     }
 
     /// A private in-memory database, for tests and `--demo` without a file.
     pub fn open_in_memory() -> Result<Registry> {
-        todo!()
+        let label = "in-memory database";
+        let fail = |e: rusqlite::Error| Error::Internal(format!("could not open {label}: {e}"));
+        let mut conn = Connection::open_in_memory().map_err(fail)?;
+        configure(&conn, false).map_err(fail)?;
+        migrate(&mut conn, label)?;
+        Ok(Registry::from_conn(conn))
+    }
+
+    fn from_conn(conn: Connection) -> Registry {
+        Registry {
+            conn: Mutex::new(conn),
+        }
+    }
+
+    /// The connection. A panic in another thread while it held the lock
+    /// leaves SQLite consistent (an open transaction is rolled back on drop),
+    /// so a poisoned lock is still usable.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn list(&self) -> Result<Vec<Printer>> {
-        todo!()
+        let ctx = "could not list printers";
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM printers ORDER BY id"))
+            .map_err(|e| db_error(ctx, e))?;
+        let rows = stmt
+            .query_map([], StoredRow::read)
+            .map_err(|e| db_error(ctx, e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db_error(ctx, e))?;
+        rows.into_iter().map(StoredRow::into_printer).collect()
     }
 
-    pub fn get(&self, _id: i64) -> Result<Option<Printer>> {
-        todo!()
+    pub fn get(&self, id: i64) -> Result<Option<Printer>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM printers WHERE id = ?1"),
+                [id],
+                StoredRow::read,
+            )
+            .optional()
+            .map_err(|e| db_error(&format!("could not read printer {id}"), e))?;
+        row.map(StoredRow::into_printer).transpose()
     }
 
     /// Stores a new printer (its `id` is ignored) and returns the new id.
-    pub fn add(&self, _p: &Printer) -> Result<i64> {
-        todo!()
+    pub fn add(&self, p: &Printer) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            &format!(
+                "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
+                 camera_url, camera_type, camera_enabled, cert_sha256, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW}, {NOW})"
+            ),
+            params![
+                p.name,
+                p.ip,
+                p.access_code,
+                p.model,
+                p.serial,
+                p.camera_port,
+                p.camera_url,
+                p.camera_type.map(CameraType::as_str),
+                p.camera_enabled,
+                p.cert_sha256,
+            ],
+        )
+        .map_err(|e| db_error("could not add printer", e))?;
+        // Safe under the lock: no other insert can run on this connection.
+        Ok(conn.last_insert_rowid())
     }
 
     /// Replaces every field of printer `p.id`. False if there is no such printer.
-    pub fn update(&self, _p: &Printer) -> Result<bool> {
-        todo!()
+    ///
+    /// The certificate pin is left alone: only `set_cert_pin` changes it.
+    pub fn update(&self, p: &Printer) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE printers SET name = ?2, ip = ?3, access_code = ?4, model = ?5, \
+                     serial = ?6, camera_port = ?7, camera_url = ?8, camera_type = ?9, \
+                     camera_enabled = ?10, updated_at = {NOW} WHERE id = ?1"
+                ),
+                params![
+                    p.id,
+                    p.name,
+                    p.ip,
+                    p.access_code,
+                    p.model,
+                    p.serial,
+                    p.camera_port,
+                    p.camera_url,
+                    p.camera_type.map(CameraType::as_str),
+                    p.camera_enabled,
+                ],
+            )
+            .map_err(|e| db_error(&format!("could not update printer {}", p.id), e))?;
+        Ok(changed > 0)
     }
 
     /// False if there was no such printer.
-    pub fn remove(&self, _id: i64) -> Result<bool> {
-        todo!()
+    pub fn remove(&self, id: i64) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute("DELETE FROM printers WHERE id = ?1", [id])
+            .map_err(|e| db_error(&format!("could not remove printer {id}"), e))?;
+        Ok(changed > 0)
     }
 
     /// Pins (or with None forgets) printer `id`'s certificate fingerprint.
-    pub fn set_cert_pin(&self, _id: i64, _sha256: Option<&str>) -> Result<bool> {
-        todo!()
+    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                &format!("UPDATE printers SET cert_sha256 = ?2, updated_at = {NOW} WHERE id = ?1"),
+                params![id, sha256],
+            )
+            .map_err(|e| {
+                db_error(&format!("could not store certificate pin of printer {id}"), e)
+            })?;
+        Ok(changed > 0)
+    }
+}
+
+/// Creates `path` with mode 0600 if it is missing, or tightens an existing
+/// file that others can read: it holds access codes. SQLite gives its journal
+/// the database file's mode, so that is covered too.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::metadata(path)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if meta.is_file() && mode & 0o077 != 0 {
+        log::warn!(
+            "database {} had mode {mode:o} (readable by others, and it holds access codes); \
+             setting it to 600",
+            path.display()
+        );
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            // Not fatal: the file may belong to another user who chose this.
+            log::warn!("could not set mode 600 on {}: {e}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, on_disk: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if on_disk {
+        // Also the first read of the file: a non-database fails here.
+        conn.pragma_update_and_check(None, "journal_mode", "TRUNCATE", |r| {
+            r.get::<_, String>(0)
+        })?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Brings the schema up to `SCHEMA_VERSION` in one transaction, so a crash
+/// mid-way leaves the old version intact. IMMEDIATE takes the write lock
+/// before reading the version, so two processes cannot both migrate.
+fn migrate(conn: &mut Connection, label: &str) -> Result<()> {
+    let fail = |e: &dyn fmt::Display| Error::Internal(format!("could not migrate {label}: {e}"));
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| fail(&e))?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| fail(&e))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::Internal(format!(
+            "{label} was written by a newer printcam (schema {found}); \
+             this build knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    let first = usize::try_from(found)
+        .map_err(|_| fail(&format!("unexpected schema version {found}")))?;
+    if first == MIGRATIONS.len() {
+        return Ok(());
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(first) {
+        tx.execute_batch(step)
+            .map_err(|e| fail(&format!("step to schema {} failed: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| fail(&e))?;
+    tx.commit().map_err(|e| fail(&e))?;
+    if found > 0 {
+        log::info!("{label} migrated from schema {found} to {SCHEMA_VERSION}");
+    }
+    Ok(())
+}
+
+/// SQLite errors never contain bound values, so access codes cannot leak here.
+fn db_error(context: &str, e: rusqlite::Error) -> Error {
+    Error::Internal(format!("{context}: {e}"))
+}
+
+/// A row as stored, before the checks SQLite cannot do for us.
+struct StoredRow {
+    printer: Printer,
+    camera_port: Option<i64>,
+    camera_type: Option<String>,
+}
+
+impl StoredRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+        Ok(StoredRow {
+            printer: Printer {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                ip: r.get(2)?,
+                access_code: r.get(3)?,
+                model: r.get(4)?,
+                serial: r.get(5)?,
+                camera_port: None,
+                camera_url: r.get(7)?,
+                camera_type: None,
+                camera_enabled: r.get(9)?,
+                cert_sha256: r.get(10)?,
+            },
+            camera_port: r.get(6)?,
+            camera_type: r.get(8)?,
+        })
+    }
+
+    fn into_printer(self) -> Result<Printer> {
+        let mut p = self.printer;
+        let bad = |what: String| Error::Internal(format!("printer {} in the database: {what}", p.id));
+        p.camera_port = self
+            .camera_port
+            .map(|v| u16::try_from(v).map_err(|_| bad(format!("camera port {v} out of range"))))
+            .transpose()?;
+        p.camera_type = self
+            .camera_type
+            .map(|t| t.parse::<CameraType>().map_err(bad))
+            .transpose()?;
+        Ok(p)
     }
 }
