@@ -1,9 +1,19 @@
-//! The printer registry: one SQLite file. (STUB: being written; API fixed.)
+//! The printer registry: one SQLite file.
+//!
+//! The file holds access codes, so it is created mode 0600 and tightened if
+//! it was left looser. It uses a rollback journal (TRUNCATE) rather than WAL
+//! because flash overlays (JFFS2) cannot mmap WAL's `-shm` file.
 
 use crate::camera::CameraType;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// A registered printer and its camera settings.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -98,47 +108,699 @@ impl PrinterPatch {
     }
 }
 
+/// Schema migrations: step `i` takes the database from `user_version` `i` to
+/// `i + 1`. Later versions append a step; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the printers table.
+    "CREATE TABLE printers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        ip TEXT,
+        access_code TEXT,
+        model TEXT,
+        serial TEXT,
+        camera_port INTEGER,
+        camera_url TEXT,
+        camera_type TEXT,
+        camera_enabled INTEGER NOT NULL DEFAULT 0,
+        cert_sha256 TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long to wait for another process (the CLI while a server runs)
+/// holding the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Current time as ISO 8601 UTC, computed by SQLite (no clock code here).
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
+                       camera_type, camera_enabled, cert_sha256";
+
 /// The database. Safe to share between threads.
 pub struct Registry {
-    _private: (),
+    conn: Mutex<Connection>,
 }
 
 impl Registry {
     /// Opens (creating with mode 0600 on first run) and migrates the database.
-    pub fn open(_path: &Path) -> Result<Registry> {
-        todo!()
+    pub fn open(path: &Path) -> Result<Registry> {
+        let label = format!("database {}", path.display());
+        let fail = |e: &dyn fmt::Display| Error::Internal(format!("could not open {label}: {e}"));
+        create_private(path).map_err(|e| fail(&e))?;
+        // No SQLITE_OPEN_CREATE: the file exists now with the right mode; and
+        // no SQLITE_OPEN_URI: a path is a path.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(&e))?;
+        configure(&conn, true).map_err(|e| fail(&e))?;
+        migrate(&mut conn, &label)?;
+        Ok(Registry::from_conn(conn))
     }
 
     /// A private in-memory database, for tests and `--demo` without a file.
     pub fn open_in_memory() -> Result<Registry> {
-        todo!()
+        let label = "in-memory database";
+        let fail = |e: rusqlite::Error| Error::Internal(format!("could not open {label}: {e}"));
+        let mut conn = Connection::open_in_memory().map_err(fail)?;
+        configure(&conn, false).map_err(fail)?;
+        migrate(&mut conn, label)?;
+        Ok(Registry::from_conn(conn))
+    }
+
+    fn from_conn(conn: Connection) -> Registry {
+        Registry {
+            conn: Mutex::new(conn),
+        }
+    }
+
+    /// The connection. A panic in another thread while it held the lock
+    /// leaves SQLite consistent (an open transaction is rolled back on drop),
+    /// so a poisoned lock is still usable.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn list(&self) -> Result<Vec<Printer>> {
-        todo!()
+        let ctx = "could not list printers";
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM printers ORDER BY id"))
+            .map_err(|e| db_error(ctx, e))?;
+        let rows = stmt
+            .query_map([], StoredRow::read)
+            .map_err(|e| db_error(ctx, e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db_error(ctx, e))?;
+        rows.into_iter().map(StoredRow::into_printer).collect()
     }
 
-    pub fn get(&self, _id: i64) -> Result<Option<Printer>> {
-        todo!()
+    pub fn get(&self, id: i64) -> Result<Option<Printer>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM printers WHERE id = ?1"),
+                [id],
+                StoredRow::read,
+            )
+            .optional()
+            .map_err(|e| db_error(&format!("could not read printer {id}"), e))?;
+        row.map(StoredRow::into_printer).transpose()
     }
 
     /// Stores a new printer (its `id` is ignored) and returns the new id.
-    pub fn add(&self, _p: &Printer) -> Result<i64> {
-        todo!()
+    pub fn add(&self, p: &Printer) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            &format!(
+                "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
+                 camera_url, camera_type, camera_enabled, cert_sha256, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW}, {NOW})"
+            ),
+            params![
+                p.name,
+                p.ip,
+                p.access_code,
+                p.model,
+                p.serial,
+                p.camera_port,
+                p.camera_url,
+                p.camera_type.map(CameraType::as_str),
+                p.camera_enabled,
+                p.cert_sha256,
+            ],
+        )
+        .map_err(|e| db_error("could not add printer", e))?;
+        // Safe under the lock: no other insert can run on this connection.
+        Ok(conn.last_insert_rowid())
     }
 
     /// Replaces every field of printer `p.id`. False if there is no such printer.
-    pub fn update(&self, _p: &Printer) -> Result<bool> {
-        todo!()
+    ///
+    /// The certificate pin is left alone: only `set_cert_pin` changes it.
+    pub fn update(&self, p: &Printer) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE printers SET name = ?2, ip = ?3, access_code = ?4, model = ?5, \
+                     serial = ?6, camera_port = ?7, camera_url = ?8, camera_type = ?9, \
+                     camera_enabled = ?10, updated_at = {NOW} WHERE id = ?1"
+                ),
+                params![
+                    p.id,
+                    p.name,
+                    p.ip,
+                    p.access_code,
+                    p.model,
+                    p.serial,
+                    p.camera_port,
+                    p.camera_url,
+                    p.camera_type.map(CameraType::as_str),
+                    p.camera_enabled,
+                ],
+            )
+            .map_err(|e| db_error(&format!("could not update printer {}", p.id), e))?;
+        Ok(changed > 0)
     }
 
     /// False if there was no such printer.
-    pub fn remove(&self, _id: i64) -> Result<bool> {
-        todo!()
+    pub fn remove(&self, id: i64) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute("DELETE FROM printers WHERE id = ?1", [id])
+            .map_err(|e| db_error(&format!("could not remove printer {id}"), e))?;
+        Ok(changed > 0)
     }
 
     /// Pins (or with None forgets) printer `id`'s certificate fingerprint.
-    pub fn set_cert_pin(&self, _id: i64, _sha256: Option<&str>) -> Result<bool> {
-        todo!()
+    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                &format!("UPDATE printers SET cert_sha256 = ?2, updated_at = {NOW} WHERE id = ?1"),
+                params![id, sha256],
+            )
+            .map_err(|e| {
+                db_error(
+                    &format!("could not store certificate pin of printer {id}"),
+                    e,
+                )
+            })?;
+        Ok(changed > 0)
+    }
+}
+
+/// Creates `path` with mode 0600 if it is missing, or tightens an existing
+/// file that others can read: it holds access codes. SQLite gives its journal
+/// the database file's mode, so that is covered too.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::metadata(path)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if meta.is_file() && mode & 0o077 != 0 {
+        log::warn!(
+            "database {} had mode {mode:o} (readable by others, and it holds access codes); \
+             setting it to 600",
+            path.display()
+        );
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            // Not fatal: the file may belong to another user who chose this.
+            log::warn!("could not set mode 600 on {}: {e}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, on_disk: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if on_disk {
+        // Also the first read of the file: a non-database fails here.
+        conn.pragma_update_and_check(None, "journal_mode", "TRUNCATE", |r| r.get::<_, String>(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Brings the schema up to `SCHEMA_VERSION` in one transaction, so a crash
+/// mid-way leaves the old version intact. IMMEDIATE takes the write lock
+/// before reading the version, so two processes cannot both migrate.
+fn migrate(conn: &mut Connection, label: &str) -> Result<()> {
+    let fail = |e: &dyn fmt::Display| Error::Internal(format!("could not migrate {label}: {e}"));
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| fail(&e))?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| fail(&e))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::Internal(format!(
+            "{label} was written by a newer printcam (schema {found}); \
+             this build knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    let first =
+        usize::try_from(found).map_err(|_| fail(&format!("unexpected schema version {found}")))?;
+    if first == MIGRATIONS.len() {
+        return Ok(());
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(first) {
+        tx.execute_batch(step)
+            .map_err(|e| fail(&format!("step to schema {} failed: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| fail(&e))?;
+    tx.commit().map_err(|e| fail(&e))?;
+    if found > 0 {
+        log::info!("{label} migrated from schema {found} to {SCHEMA_VERSION}");
+    }
+    Ok(())
+}
+
+/// SQLite errors never contain bound values, so access codes cannot leak here.
+fn db_error(context: &str, e: rusqlite::Error) -> Error {
+    Error::Internal(format!("{context}: {e}"))
+}
+
+/// A row as stored, before the checks SQLite cannot do for us.
+struct StoredRow {
+    printer: Printer,
+    camera_port: Option<i64>,
+    camera_type: Option<String>,
+}
+
+impl StoredRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+        Ok(StoredRow {
+            printer: Printer {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                ip: r.get(2)?,
+                access_code: r.get(3)?,
+                model: r.get(4)?,
+                serial: r.get(5)?,
+                camera_port: None,
+                camera_url: r.get(7)?,
+                camera_type: None,
+                camera_enabled: r.get(9)?,
+                cert_sha256: r.get(10)?,
+            },
+            camera_port: r.get(6)?,
+            camera_type: r.get(8)?,
+        })
+    }
+
+    fn into_printer(self) -> Result<Printer> {
+        let mut p = self.printer;
+        let bad =
+            |what: String| Error::Internal(format!("printer {} in the database: {what}", p.id));
+        p.camera_port = self
+            .camera_port
+            .map(|v| u16::try_from(v).map_err(|_| bad(format!("camera port {v} out of range"))))
+            .transpose()?;
+        p.camera_type = self
+            .camera_type
+            .map(|t| t.parse::<CameraType>().map_err(bad))
+            .transpose()?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn new(name: &str) -> TestDir {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "printcam-registry-{}-{}-{name}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TestDir(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("printcam.db")
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    fn full() -> Printer {
+        Printer {
+            id: 0,
+            name: "X1C workshop".into(),
+            ip: Some("192.168.1.50".into()),
+            access_code: Some("12345678".into()),
+            model: Some("X1C".into()),
+            serial: Some("00M09A000000000".into()),
+            camera_port: Some(65535),
+            camera_url: Some("rtsp://cam.local/stream".into()),
+            camera_type: Some(CameraType::Rtsp),
+            camera_enabled: true,
+            cert_sha256: Some("ab".repeat(32)),
+        }
+    }
+
+    fn minimal() -> Printer {
+        Printer {
+            name: "bare".into(),
+            ..Printer::default()
+        }
+    }
+
+    fn internal_message(r: Result<impl Sized>) -> String {
+        match r {
+            Err(Error::Internal(m)) => m,
+            Err(e) => panic!("expected Error::Internal, got {e:?}"),
+            Ok(_) => panic!("expected an error"),
+        }
+    }
+
+    #[test]
+    fn round_trip_every_field_some_and_none() {
+        let reg = Registry::open_in_memory().unwrap();
+        let a = reg.add(&full()).unwrap();
+        let b = reg.add(&minimal()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(reg.get(a).unwrap(), Some(Printer { id: a, ..full() }));
+        assert_eq!(reg.get(b).unwrap(), Some(Printer { id: b, ..minimal() }));
+        for t in CameraType::ALL {
+            let id = reg
+                .add(&Printer {
+                    camera_type: Some(t),
+                    ..minimal()
+                })
+                .unwrap();
+            assert_eq!(reg.get(id).unwrap().unwrap().camera_type, Some(t));
+        }
+        assert_eq!(reg.get(9999).unwrap(), None);
+    }
+
+    #[test]
+    fn add_ignores_id_and_list_is_ordered_by_id() {
+        let reg = Registry::open_in_memory().unwrap();
+        let ids: Vec<i64> = (0..3)
+            .map(|i| {
+                reg.add(&Printer {
+                    id: 100 - i,
+                    name: format!("p{i}"),
+                    ..Printer::default()
+                })
+                .unwrap()
+            })
+            .collect();
+        let listed: Vec<i64> = reg.list().unwrap().iter().map(|p| p.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(listed, sorted);
+        assert!(!ids.contains(&100));
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let reg = Registry::open_in_memory().unwrap();
+        let a = reg.add(&minimal()).unwrap();
+        let b = reg.add(&minimal()).unwrap();
+        assert!(reg.remove(b).unwrap());
+        assert!(!reg.remove(b).unwrap());
+        let c = reg.add(&minimal()).unwrap();
+        assert!(c > b && b > a);
+    }
+
+    #[test]
+    fn update_replaces_fields_but_not_the_pin() {
+        let reg = Registry::open_in_memory().unwrap();
+        let id = reg.add(&full()).unwrap();
+        let replaced = Printer {
+            id,
+            cert_sha256: Some("cd".repeat(32)),
+            ..minimal()
+        };
+        assert!(reg.update(&replaced).unwrap());
+        assert_eq!(
+            reg.get(id).unwrap(),
+            Some(Printer {
+                id,
+                cert_sha256: full().cert_sha256,
+                ..minimal()
+            })
+        );
+        assert!(!reg
+            .update(&Printer {
+                id: 9999,
+                ..minimal()
+            })
+            .unwrap());
+    }
+
+    #[test]
+    fn cert_pin_set_and_forgotten() {
+        let reg = Registry::open_in_memory().unwrap();
+        let id = reg.add(&minimal()).unwrap();
+        assert!(reg.set_cert_pin(id, Some("ef")).unwrap());
+        assert_eq!(
+            reg.get(id).unwrap().unwrap().cert_sha256.as_deref(),
+            Some("ef")
+        );
+        assert!(reg.set_cert_pin(id, None).unwrap());
+        assert_eq!(reg.get(id).unwrap().unwrap().cert_sha256, None);
+        assert!(!reg.set_cert_pin(9999, Some("ef")).unwrap());
+    }
+
+    #[test]
+    fn updated_at_is_bumped() {
+        let dir = TestDir::new("updated-at");
+        let reg = Registry::open(&dir.db()).unwrap();
+        let id = reg.add(&minimal()).unwrap();
+        let stamps = |reg: &Registry| -> (String, String) {
+            reg.conn()
+                .query_row(
+                    "SELECT created_at, updated_at FROM printers WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        };
+        // Force an old timestamp rather than sleeping past a second boundary.
+        reg.conn()
+            .execute(
+                "UPDATE printers SET updated_at = '2000-01-01T00:00:00Z'",
+                [],
+            )
+            .unwrap();
+        assert!(reg.update(&Printer { id, ..minimal() }).unwrap());
+        let (created, updated) = stamps(&reg);
+        assert!(updated.as_str() > "2000-01-01T00:00:00Z", "{updated}");
+        assert!(created.ends_with('Z') && created.len() == 20, "{created}");
+    }
+
+    #[test]
+    fn unknown_stored_camera_type_is_an_error_naming_the_printer() {
+        let reg = Registry::open_in_memory().unwrap();
+        let id = reg.add(&minimal()).unwrap();
+        reg.conn()
+            .execute(
+                "UPDATE printers SET camera_type = 'hls' WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        let m = internal_message(reg.get(id));
+        assert!(
+            m.contains(&format!("printer {id}")) && m.contains("hls"),
+            "{m}"
+        );
+        assert!(internal_message(reg.list()).contains(&format!("printer {id}")));
+    }
+
+    #[test]
+    fn out_of_range_stored_port_is_an_error() {
+        let reg = Registry::open_in_memory().unwrap();
+        let id = reg.add(&minimal()).unwrap();
+        reg.conn()
+            .execute(
+                "UPDATE printers SET camera_port = 70000 WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        let m = internal_message(reg.get(id));
+        assert!(
+            m.contains(&format!("printer {id}")) && m.contains("70000"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn new_file_is_created_mode_0600_and_reopen_keeps_data() {
+        let dir = TestDir::new("create");
+        let path = dir.db();
+        let id = {
+            let reg = Registry::open(&path).unwrap();
+            reg.add(&full()).unwrap()
+        };
+        assert_eq!(mode(&path), 0o600);
+        // SQLite gives the journal the database's mode.
+        let journal = dir.0.join("printcam.db-journal");
+        assert_eq!(mode(&journal), 0o600);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.list().unwrap(), vec![Printer { id, ..full() }]);
+        let journal: String = reg
+            .conn()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "truncate");
+        let busy: i64 = reg
+            .conn()
+            .pragma_query_value(None, "busy_timeout", |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 5000);
+    }
+
+    #[test]
+    fn loose_existing_file_is_tightened() {
+        let dir = TestDir::new("tighten");
+        let path = dir.db();
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Registry::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn empty_v0_file_is_migrated() {
+        let dir = TestDir::new("v0");
+        let path = dir.db();
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.list().unwrap(), vec![]);
+        drop(reg);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_left_alone() {
+        let dir = TestDir::new("newer");
+        let path = dir.db();
+        let newer = SCHEMA_VERSION + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let m = internal_message(Registry::open(&path));
+        assert!(m.contains(&path.display().to_string()), "{m}");
+        assert!(
+            m.contains(&format!(
+                "newer printcam (schema {newer}); this build knows up to {SCHEMA_VERSION}"
+            )),
+            "{m}"
+        );
+        assert_eq!(user_version(&path), newer);
+    }
+
+    #[test]
+    fn garbage_file_is_a_clear_error() {
+        let dir = TestDir::new("garbage");
+        let path = dir.db();
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let m = internal_message(Registry::open(&path));
+        assert!(m.contains(&path.display().to_string()), "{m}");
+        assert!(m.contains("not a database"), "{m}");
+    }
+
+    #[test]
+    fn directory_instead_of_file_is_a_clear_error() {
+        let dir = TestDir::new("isdir");
+        let m = internal_message(Registry::open(&dir.0));
+        assert!(m.contains(&dir.0.display().to_string()), "{m}");
+    }
+
+    #[test]
+    fn unwritable_location_is_a_clear_error() {
+        // Tests run as root, which ignores directory permissions, so a
+        // read-only directory would not fail; a path "inside" a regular file
+        // fails for everyone (ENOTDIR).
+        let dir = TestDir::new("unwritable");
+        let not_a_dir = dir.0.join("plain-file");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        let path = not_a_dir.join("printcam.db");
+        let m = internal_message(Registry::open(&path));
+        assert!(m.contains(&path.display().to_string()), "{m}");
+        assert!(m.contains("could not open database"), "{m}");
+    }
+
+    #[test]
+    fn concurrent_adds_get_distinct_ids() {
+        let dir = TestDir::new("threads");
+        let reg = Arc::new(Registry::open(&dir.db()).unwrap());
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let reg = Arc::clone(&reg);
+                std::thread::Builder::new()
+                    .name(format!("registry-test-{t}"))
+                    .spawn(move || {
+                        (0..5)
+                            .map(|i| {
+                                reg.add(&Printer {
+                                    name: format!("t{t}-{i}"),
+                                    ..Printer::default()
+                                })
+                                .unwrap()
+                            })
+                            .collect::<Vec<i64>>()
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let mut ids: Vec<i64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 40);
+        assert_eq!(reg.list().unwrap().len(), 40);
+    }
+
+    #[test]
+    fn second_connection_to_the_same_file_works() {
+        // The CLI while a server runs: two registries on one file.
+        let dir = TestDir::new("two");
+        let a = Registry::open(&dir.db()).unwrap();
+        let b = Registry::open(&dir.db()).unwrap();
+        let id = a.add(&minimal()).unwrap();
+        assert_eq!(b.get(id).unwrap(), Some(Printer { id, ..minimal() }));
+    }
+
+    #[test]
+    fn debug_hides_the_access_code() {
+        // camera_url stays None: URL redaction is tested in redact.rs.
+        let p = Printer {
+            camera_url: None,
+            access_code: Some("s3cr3tc0de".into()),
+            ..full()
+        };
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("s3cr3tc0de"), "{shown}");
+        assert!(shown.contains("****"), "{shown}");
     }
 }
