@@ -2,6 +2,7 @@
 //! JPEG snapshots over plain HTTP. See README.md for the architecture.
 
 pub mod camera;
+pub mod cameras;
 pub mod config;
 pub mod error;
 pub mod frame;

@@ -1,0 +1,403 @@
+//! The cameras printcam serves: printers from the registry (plus the built-in
+//! demo camera), each with at most one hub, built from its settings on first
+//! use and replaced when the settings change.
+
+use crate::camera::{builtin_for_model, BuiltIn, CameraType};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::hub::{Hub, HubConfig, HubStats};
+use crate::registry::{Printer, PrinterPatch, Registry};
+use crate::urlguard;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The demo camera's printer id; registry ids start at 1.
+pub const DEMO_ID: i64 = 0;
+
+/// What a printer's camera endpoints serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraKind {
+    Demo,
+    External(CameraType),
+    BuiltIn(BuiltIn),
+    /// Neither a Bambu address nor an enabled external camera.
+    None,
+}
+
+impl CameraKind {
+    pub fn of(p: &Printer) -> CameraKind {
+        if p.id == DEMO_ID {
+            return CameraKind::Demo;
+        }
+        match (p.camera_enabled, p.camera_type, &p.camera_url) {
+            (true, Some(t), Some(_)) => CameraKind::External(t),
+            _ if p.ip.is_some() => CameraKind::BuiltIn(builtin_for_model(p.model.as_deref())),
+            _ => CameraKind::None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CameraKind::Demo => "demo",
+            CameraKind::External(t) => t.as_str(),
+            CameraKind::BuiltIn(b) => b.as_str(),
+            CameraKind::None => "none",
+        }
+    }
+}
+
+/// The test endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    pub success: bool,
+    pub resolution: Option<String>,
+    pub error: Option<String>,
+}
+
+struct Entry {
+    /// The settings the hub was built from; a change means a new hub.
+    built_from: Printer,
+    hub: Hub,
+}
+
+/// Every camera printcam knows, and the hubs of those in use.
+pub struct Cameras {
+    registry: Arc<Registry>,
+    settings: Settings,
+    hubs: Mutex<HashMap<i64, Entry>>,
+}
+
+impl Cameras {
+    pub fn new(registry: Arc<Registry>, settings: Settings) -> Arc<Cameras> {
+        Arc::new(Cameras {
+            registry,
+            settings,
+            hubs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// All printers, the demo camera first when it is enabled.
+    pub fn printers(&self) -> Result<Vec<Printer>> {
+        let mut all = Vec::new();
+        if self.settings.demo {
+            all.push(demo_printer());
+        }
+        all.extend(self.registry.list()?);
+        Ok(all)
+    }
+
+    /// One printer, or the 404 every camera endpoint gives for an unknown id.
+    pub fn printer(&self, id: i64) -> Result<Printer> {
+        if id == DEMO_ID && self.settings.demo {
+            return Ok(demo_printer());
+        }
+        self.registry
+            .get(id)?
+            .ok_or_else(|| Error::NotFound("Printer not found".into()))
+    }
+
+    /// Checks and stores a new printer; returns its id.
+    pub fn add_printer(&self, p: &Printer) -> Result<i64> {
+        validate(p, self.settings.url_policy())?;
+        self.registry.add(p)
+    }
+
+    /// Applies a change, checks the result and stores it. The printer's hub,
+    /// if any, is closed so the next consumer connects with the new settings.
+    pub fn update_printer(&self, id: i64, patch: &PrinterPatch) -> Result<Printer> {
+        refuse_demo(id)?;
+        let updated = patch.apply(&self.printer(id)?);
+        validate(&updated, self.settings.url_policy())?;
+        if !self.registry.update(&updated)? {
+            return Err(Error::NotFound("Printer not found".into()));
+        }
+        self.close_hub(id);
+        Ok(updated)
+    }
+
+    pub fn remove_printer(&self, id: i64) -> Result<()> {
+        refuse_demo(id)?;
+        self.close_hub(id);
+        if !self.registry.remove(id)? {
+            return Err(Error::NotFound("Printer not found".into()));
+        }
+        Ok(())
+    }
+
+    /// Forgets the pinned certificate so the next connection pins anew.
+    pub fn forget_cert(&self, id: i64) -> Result<()> {
+        refuse_demo(id)?;
+        if !self.registry.set_cert_pin(id, None)? {
+            return Err(Error::NotFound("Printer not found".into()));
+        }
+        self.close_hub(id);
+        Ok(())
+    }
+
+    /// The hub serving printer `id`, made (not started) on first use.
+    pub fn hub(self: &Arc<Self>, id: i64) -> Result<Hub> {
+        let printer = self.printer(id)?;
+        let mut hubs = self.lock_hubs();
+        if let Some(entry) = hubs.get(&id) {
+            if same_camera(&entry.built_from, &printer) {
+                return Ok(entry.hub.clone());
+            }
+        }
+        let source = crate::sources::for_printer(&printer, self)?;
+        let hub = Hub::new(format!("printer-{id}"), source, self.hub_config());
+        if let Some(old) = hubs.insert(
+            id,
+            Entry {
+                built_from: printer,
+                hub: hub.clone(),
+            },
+        ) {
+            // Settings changed behind our back (another process wrote the
+            // database): the old upstream must close before the new opens.
+            drop(hubs);
+            old.hub.shutdown();
+        }
+        Ok(hub)
+    }
+
+    /// A hub whose settings are known to be unchanged, without touching the
+    /// database; for read-only figures.
+    fn existing_hub(&self, id: i64) -> Option<Hub> {
+        self.lock_hubs().get(&id).map(|e| e.hub.clone())
+    }
+
+    /// The latest frame, or one captured now.
+    pub fn snapshot(self: &Arc<Self>, id: i64) -> Result<Frame> {
+        self.hub(id)?.snapshot(self.settings.snapshot_timeout)
+    }
+
+    /// Connects (or uses the live connection) and reports the resolution.
+    pub fn test(self: &Arc<Self>, id: i64) -> Result<TestResult> {
+        let hub = match self.hub(id) {
+            Ok(hub) => hub,
+            Err(Error::NotFound(m)) => return Err(Error::NotFound(m)),
+            Err(e) => return Ok(failed_test(e.message())),
+        };
+        Ok(match hub.snapshot(self.settings.snapshot_timeout) {
+            Ok(frame) => match crate::jpeg::resolution(&frame.jpeg) {
+                Some((w, h)) => TestResult {
+                    success: true,
+                    resolution: Some(format!("{w}x{h}")),
+                    error: None,
+                },
+                None => failed_test("the camera sent a frame whose size could not be read"),
+            },
+            Err(e) => failed_test(e.message()),
+        })
+    }
+
+    /// Ends the printer's streams; returns how many.
+    pub fn stop(&self, id: i64) -> Result<usize> {
+        self.printer(id)?;
+        Ok(self.existing_hub(id).map_or(0, |h| h.stop_viewers()))
+    }
+
+    /// The hub's figures; an idle camera that was never used has none yet.
+    pub fn status(&self, id: i64) -> Result<Option<HubStats>> {
+        self.printer(id)?;
+        Ok(self.existing_hub(id).map(|h| h.stats()))
+    }
+
+    /// Closes every upstream and waits for them.
+    pub fn shutdown(&self) {
+        let hubs: Vec<Hub> = self.lock_hubs().drain().map(|(_, e)| e.hub).collect();
+        for hub in hubs {
+            hub.shutdown();
+        }
+    }
+
+    pub fn hub_config(&self) -> HubConfig {
+        HubConfig {
+            grace: self.settings.grace,
+            ..HubConfig::default()
+        }
+    }
+
+    /// Stores the certificate fingerprint a printer showed on its first
+    /// connection, unless one is pinned already.
+    pub fn pin_cert(&self, id: i64, sha256: &str) {
+        match self.registry.get(id) {
+            Ok(Some(p)) if p.cert_sha256.is_none() => {
+                if let Err(e) = self.registry.set_cert_pin(id, Some(sha256)) {
+                    log::warn!("printer {id}: could not store the certificate pin: {e}");
+                } else {
+                    log::info!("printer {id}: pinned certificate sha256 {sha256}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("printer {id}: could not store the certificate pin: {e}"),
+        }
+    }
+
+    fn close_hub(&self, id: i64) {
+        let old = self.lock_hubs().remove(&id);
+        if let Some(old) = old {
+            old.hub.shutdown();
+        }
+    }
+
+    fn lock_hubs(&self) -> MutexGuard<'_, HashMap<i64, Entry>> {
+        self.hubs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn failed_test(why: &str) -> TestResult {
+    TestResult {
+        success: false,
+        resolution: None,
+        error: Some(why.to_string()),
+    }
+}
+
+fn refuse_demo(id: i64) -> Result<()> {
+    if id == DEMO_ID {
+        return Err(Error::Invalid(
+            "the demo camera is built in and cannot be changed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The built-in demo camera, listed first when `--demo` is on.
+pub fn demo_printer() -> Printer {
+    Printer {
+        id: DEMO_ID,
+        name: "Demo camera".into(),
+        ..Printer::default()
+    }
+}
+
+/// True when `a` and `b` would be served by the same upstream settings
+/// (names and models that do not change the camera do not count).
+fn same_camera(a: &Printer, b: &Printer) -> bool {
+    CameraKind::of(a) == CameraKind::of(b)
+        && a.ip == b.ip
+        && a.access_code == b.access_code
+        && a.camera_port == b.camera_port
+        && a.camera_url == b.camera_url
+        && a.cert_sha256 == b.cert_sha256
+}
+
+/// The longest access code the chamber protocol can carry.
+const MAX_ACCESS_CODE: usize = 32;
+const MAX_NAME: usize = 100;
+
+/// Checks a printer's settings before they are stored.
+pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<()> {
+    let name = p.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(Error::Invalid(format!(
+            "name must be 1 to {MAX_NAME} characters"
+        )));
+    }
+    if let Some(ip) = &p.ip {
+        validate_printer_address(ip, policy)?;
+        match &p.access_code {
+            None => {
+                return Err(Error::Invalid(
+                    "a printer with an ip address needs its access code (shown on the printer's screen)".into(),
+                ))
+            }
+            Some(code) => validate_access_code(code)?,
+        }
+    }
+    if p.camera_port == Some(0) {
+        return Err(Error::Invalid("camera port must be 1 to 65535".into()));
+    }
+    if p.camera_enabled || p.camera_url.is_some() || p.camera_type.is_some() {
+        validate_external(p, policy)?;
+    }
+    Ok(())
+}
+
+fn validate_access_code(code: &str) -> Result<()> {
+    let printable = code.bytes().all(|b| b.is_ascii_graphic());
+    if code.is_empty() || code.len() > MAX_ACCESS_CODE || !printable {
+        return Err(Error::Invalid(format!(
+            "access code must be 1 to {MAX_ACCESS_CODE} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A printer address is a host name or an IP literal; the same destination
+/// rules as camera URLs apply to it.
+fn validate_printer_address(ip: &str, policy: urlguard::Policy) -> Result<()> {
+    let host = ip.trim();
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let plain = !host.is_empty()
+        && !host.contains(['/', '@', '?', '#', ' '])
+        && url::Url::parse(&format!("http://{bracketed}/")).is_ok();
+    if !plain {
+        return Err(Error::Invalid(format!(
+            "ip must be a printer's address such as 192.168.1.50, not {host:?}"
+        )));
+    }
+    urlguard::check_text(&format!("http://{bracketed}/"), policy)
+        .map(|_| ())
+        .map_err(|why| Error::Invalid(format!("printer address refused: {why}")))
+}
+
+fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
+    let (Some(kind), Some(url)) = (p.camera_type, p.camera_url.as_deref()) else {
+        return Err(Error::Invalid(
+            "an external camera needs both a camera url and a camera type (mjpeg, snapshot, rtsp or usb)".into(),
+        ));
+    };
+    match kind {
+        CameraType::Usb => usb_path_ok(url).map_err(Error::Invalid),
+        CameraType::Mjpeg | CameraType::Snapshot | CameraType::Rtsp => {
+            let checked = urlguard::check_resolved(url, policy)
+                .map_err(|why| Error::Invalid(format!("camera url refused: {why}")))?;
+            let scheme = checked.0.scheme();
+            let fits = match kind {
+                CameraType::Rtsp => scheme == "rtsp" || scheme == "rtsps",
+                _ => scheme == "http" || scheme == "https",
+            };
+            if !fits {
+                return Err(Error::Invalid(format!(
+                    "a {kind} camera needs an {} url, not {scheme}://",
+                    if kind == CameraType::Rtsp {
+                        "rtsp:// or rtsps://"
+                    } else {
+                        "http:// or https://"
+                    }
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `/dev/videoN` with N from 0 to 99, written without leading zeros.
+pub fn usb_path_ok(path: &str) -> std::result::Result<(), String> {
+    let ok = path
+        .strip_prefix("/dev/video")
+        .filter(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|n| n == "0" || !n.starts_with('0'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a usb camera is a device /dev/video0 to /dev/video99, not {path:?}"
+        ))
+    }
+}
