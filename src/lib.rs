@@ -14,3 +14,4 @@ pub mod registry;
 pub mod source;
 pub mod sources;
 pub mod urlguard;
+pub mod http;
