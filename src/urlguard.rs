@@ -477,6 +477,24 @@ mod tests {
     }
 
     #[test]
+    fn refuses_encoded_loopback_hosts() {
+        // The url crate decodes and IDNA-maps http hosts; rtsp hosts keep
+        // their escapes (non-ASCII is escaped), which are refused outright.
+        for raw in [
+            "http://%31%32%37.0.0.1/",
+            "http://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "rtsp://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "rtsp://%6c%6f%63%61%6c%68%6f%73%74/",
+        ] {
+            let e = refused(raw, STRICT);
+            assert!(
+                e.contains("loopback") || e.contains("percent-encoded"),
+                "{raw}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn refuses_percent_encoded_opaque_hosts() {
         let e = refused("rtsp://%31%32%37.0.0.1/live", LOOPBACK_OK);
         assert!(e.contains("percent-encoded"), "{e}");
