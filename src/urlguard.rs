@@ -1,7 +1,16 @@
-//! URL and address safety for external cameras. (STUB: being written; API fixed.)
+//! URL and address safety for external cameras.
+//!
+//! A camera URL is user input that makes this box open connections, so it must
+//! not lead to this box itself, to the local link or to a cloud metadata
+//! service. Private LAN addresses are fine: that is where cameras live.
+//!
+//! The usual bypasses are handled: IPv4 in decimal, hex, octal or shortened
+//! form (`2130706433`, `0x7f000001`, `0177.0.0.1`, `127.1`), IPv4 inside
+//! IPv6 (`::ffff:127.0.0.1`), `localhost` names, and names that resolve to a
+//! forbidden address (`check_resolved`).
 
-use std::net::{IpAddr, SocketAddr};
-use url::Url;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use url::{Host, Url};
 
 /// What destinations a camera URL may point at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -11,22 +20,815 @@ pub struct Policy {
     pub allow_loopback: bool,
 }
 
+const METADATA: &str = "cloud metadata address";
+
+/// Names that always mean this box (Debian's /etc/hosts adds the ip6- ones).
+const LOOPBACK_NAMES: [&str; 4] = [
+    "localhost",
+    "localhost.localdomain",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
+/// Well-known names of cloud metadata services. They resolve to metadata
+/// addresses anyway; naming them lets `check_text` refuse them without DNS.
+const METADATA_NAMES: [&str; 5] = [
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
 /// Checks a camera URL's text at save time: scheme (http, https, rtsp, rtsps),
 /// a host, and a literal address in any notation (decimal, hex, octal,
 /// shortened IPv4, IPv4-mapped IPv6) judged by `forbidden_ip`. Names are not
 /// resolved here. The error says why; it never repeats a password.
-pub fn check_text(_raw: &str, _policy: Policy) -> Result<Url, String> {
-    todo!()
+pub fn check_text(raw: &str, policy: Policy) -> Result<Url, String> {
+    let url = parse(raw)?;
+    target(&url, policy)?;
+    Ok(url)
 }
 
 /// `check_text`, then resolves the host and refuses the URL if any address it
 /// resolves to is forbidden. Called at save time and right before connecting.
 /// Returns the addresses that were checked.
-pub fn check_resolved(_raw: &str, _policy: Policy) -> Result<(Url, Vec<SocketAddr>), String> {
-    todo!()
+///
+/// Connect to the returned addresses rather than resolving the name again:
+/// a second lookup may answer differently (DNS rebinding).
+pub fn check_resolved(raw: &str, policy: Policy) -> Result<(Url, Vec<SocketAddr>), String> {
+    let url = parse(raw)?;
+    let port = port(&url);
+    let addrs = match target(&url, policy)? {
+        Target::Ip(ip) => vec![SocketAddr::new(ip, port)],
+        Target::Name(name) => resolve(&name, port, policy)?,
+    };
+    Ok((url, addrs))
 }
 
 /// Why `ip` is not an acceptable camera destination, or None if it is.
-pub fn forbidden_ip(_ip: IpAddr, _policy: Policy) -> Option<&'static str> {
-    todo!()
+pub fn forbidden_ip(ip: IpAddr, policy: Policy) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4, policy),
+        IpAddr::V6(v6) => forbidden_v6(v6, policy),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr, policy: Policy) -> Option<&'static str> {
+    // 169.254.169.254: AWS, GCP, Azure, …; 100.100.100.200: Alibaba Cloud.
+    if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
+        Some(METADATA)
+    } else if ip.is_loopback() {
+        (!policy.allow_loopback).then_some("loopback address")
+    } else if ip.octets()[0] == 0 {
+        Some("unspecified address")
+    } else if ip.is_link_local() {
+        Some("link-local address")
+    } else if ip.is_broadcast() {
+        Some("broadcast address")
+    } else if ip.is_multicast() {
+        Some("multicast address")
+    } else {
+        None
+    }
+}
+
+fn forbidden_v6(ip: Ipv6Addr, policy: Policy) -> Option<&'static str> {
+    // AWS's IPv6 metadata address sits in the otherwise allowed ULA range.
+    const AWS_METADATA: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+    if let Some(v4) = embedded_ipv4(ip) {
+        forbidden_v4(v4, policy)
+    } else if ip == AWS_METADATA {
+        Some(METADATA)
+    } else if ip.is_loopback() {
+        (!policy.allow_loopback).then_some("loopback address")
+    } else if ip.is_unspecified() {
+        Some("unspecified address")
+    } else if ip.segments()[0] & 0xffc0 == 0xfe80 {
+        Some("link-local address")
+    } else if ip.is_multicast() {
+        Some("multicast address")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) forms reach
+/// that IPv4 host, so they are judged as it.
+fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if ip.is_loopback() || ip.is_unspecified() {
+        return None; // `::1` and `::` are IPv6's own, not 0.0.0.1 and 0.0.0.0
+    }
+    if let Some(v4) = ip.to_ipv4() {
+        return Some(v4);
+    }
+    let s = ip.segments();
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
+    }
+    None
+}
+
+/// Where a URL's host leads, once its text is judged acceptable.
+enum Target {
+    Ip(IpAddr),
+    /// A host name, exactly as a client would resolve it.
+    Name(String),
+}
+
+fn parse(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            "not a valid URL: it must start with http://, https://, rtsp:// or rtsps://".to_owned()
+        }
+        // ParseError's messages never quote the input, so never a password.
+        e => format!("not a valid URL: {e}"),
+    })?;
+    let scheme = url.scheme();
+    if !matches!(scheme, "http" | "https" | "rtsp" | "rtsps") {
+        return Err(format!(
+            "scheme {scheme} is not allowed: use http, https, rtsp or rtsps"
+        ));
+    }
+    Ok(url)
+}
+
+/// The port a client connects to: the URL's, or the scheme's default.
+fn port(url: &Url) -> u16 {
+    url.port().unwrap_or(match url.scheme() {
+        "http" => 80,
+        "https" => 443,
+        "rtsp" => 554,
+        _ => 322, // rtsps
+    })
+}
+
+fn target(url: &Url, policy: Policy) -> Result<Target, String> {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => literal(IpAddr::V4(ip), policy),
+        Some(Host::Ipv6(ip)) => literal(IpAddr::V6(ip), policy),
+        Some(Host::Domain(name)) if !name.is_empty() => domain(name, policy),
+        _ => Err("the URL has no host".to_owned()),
+    }
+}
+
+fn literal(ip: IpAddr, policy: Policy) -> Result<Target, String> {
+    match forbidden_ip(ip, policy) {
+        Some(reason) => Err(format!("camera address {ip} is not allowed: {reason}")),
+        None => Ok(Target::Ip(ip)),
+    }
+}
+
+/// Judges a host that the url crate kept as a name. For http(s) the crate
+/// has already turned numeric IPv4 forms into addresses; for rtsp(s) it keeps
+/// the host as opaque text, which the resolver would still read as an
+/// address (inet_aton), so that is done here for every scheme.
+fn domain(name: &str, policy: Policy) -> Result<Target, String> {
+    if name.contains('%') {
+        // An opaque host keeps its escapes; clients differ on decoding them.
+        return Err(format!(
+            "camera host {name} is not allowed: percent-encoded host names are not supported"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    match parse_ipv4(&lower) {
+        Ipv4Text::Addr(ip) => return literal(IpAddr::V4(ip), policy),
+        Ipv4Text::Invalid => {
+            return Err(format!(
+                "camera host {name} is not allowed: it looks like an IPv4 address but is not a valid one"
+            ))
+        }
+        Ipv4Text::NotIpv4 => {}
+    }
+    let bare = lower.trim_end_matches('.');
+    if METADATA_NAMES.contains(&bare) {
+        return Err(format!("camera host {name} is not allowed: {METADATA}"));
+    }
+    let loopback = LOOPBACK_NAMES.contains(&bare) || bare.ends_with(".localhost");
+    if loopback && !policy.allow_loopback {
+        return Err(format!(
+            "camera host {name} is not allowed: loopback address"
+        ));
+    }
+    Ok(Target::Name(name.to_owned()))
+}
+
+fn resolve(name: &str, port: u16, policy: Policy) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = (name, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve camera host {name}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("camera host {name} resolves to no address"));
+    }
+    for addr in &addrs {
+        if let Some(reason) = forbidden_ip(addr.ip(), policy) {
+            return Err(format!(
+                "camera host {name} is not allowed: it resolves to {}, a {reason}",
+                addr.ip()
+            ));
+        }
+    }
+    Ok(addrs)
+}
+
+/// What `parse_ipv4` made of a host.
+#[derive(Debug, PartialEq, Eq)]
+enum Ipv4Text {
+    /// Not an IPv4 address: a host name.
+    NotIpv4,
+    /// Ends in a number, so it is meant as an IPv4 address, but is not a valid one.
+    Invalid,
+    Addr(Ipv4Addr),
+}
+
+/// The WHATWG URL standard's IPv4 host parser (which follows inet_aton):
+/// 1 to 4 dot-separated parts, each decimal, `0x` hex or `0` octal; every
+/// part but the last is one byte, the last fills the remaining bytes. A host
+/// is meant as IPv4 when its last part is a number.
+fn parse_ipv4(host: &str) -> Ipv4Text {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let last = parts.last().copied().unwrap_or("");
+    let ends_in_number = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+        || ipv4_number(last).is_some();
+    if !ends_in_number {
+        return Ipv4Text::NotIpv4;
+    }
+    match ipv4_parts(&parts) {
+        Some(n) => Ipv4Text::Addr(Ipv4Addr::from(n)),
+        None => Ipv4Text::Invalid,
+    }
+}
+
+fn ipv4_parts(parts: &[&str]) -> Option<u32> {
+    if parts.len() > 4 {
+        return None;
+    }
+    let (last, init) = parts.split_last()?;
+    let mut n: u64 = 0;
+    for part in init {
+        let byte = ipv4_number(part)?;
+        if byte > 255 {
+            return None;
+        }
+        n = (n << 8) | byte;
+    }
+    let last_bits = 8 * (5 - parts.len() as u32);
+    let last = ipv4_number(last)?;
+    if last >> last_bits != 0 {
+        return None;
+    }
+    u32::try_from((n << last_bits) | last).ok()
+}
+
+/// One part of an IPv4 host; None if it is not a number or exceeds 32 bits.
+fn ipv4_number(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
+    if digits.is_empty() {
+        return Some(0);
+    }
+    // from_str_radix accepts a sign; a part may not have one.
+    if !digits.bytes().all(|b| (b as char).is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix)
+        .ok()
+        .filter(|&v| v <= u64::from(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STRICT: Policy = Policy {
+        allow_loopback: false,
+    };
+    const LOOPBACK_OK: Policy = Policy {
+        allow_loopback: true,
+    };
+
+    fn refused(raw: &str, policy: Policy) -> String {
+        match check_text(raw, policy) {
+            Ok(url) => panic!("{raw} accepted as {url}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn refuses_loopback_in_every_notation() {
+        for raw in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0X7F000001/",
+            "http://127.1/",
+            "http://127.0.1/",
+            "http://0177.0.0.1/",
+            "http://0x7f.0.0.1/",
+            "http://127.0.0.1./",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[::1]/",
+            "http://[0:0:0:0:0:0:0:1]/",
+            "rtsp://127.0.0.1/live",
+            "rtsp://2130706433/live",
+            "rtsp://0x7f000001/live",
+            "rtsp://127.1/live",
+            "rtsp://0177.0.0.1/live",
+            "rtsps://017700000001:322/live",
+            "rtsp://[::ffff:127.0.0.1]/live",
+            "rtsp://[::1]:8554/live",
+        ] {
+            let e = refused(raw, STRICT);
+            assert!(e.contains("loopback address"), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_loopback_names() {
+        for raw in [
+            "http://localhost/",
+            "http://LOCALHOST:8080/",
+            "http://localhost./",
+            "http://cam.localhost/",
+            "rtsp://localhost/live",
+            "rtsp://LocalHost./live",
+            "rtsp://ip6-localhost/live",
+        ] {
+            let e = refused(raw, STRICT);
+            assert!(e.contains("loopback"), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_metadata_and_link_local() {
+        for raw in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2852039166/",
+            "http://0xa9fea9fe/",
+            "http://[::ffff:169.254.169.254]/",
+            "rtsp://169.254.169.254/",
+            "http://100.100.100.200/",
+            "http://[fd00:ec2::254]/",
+            "http://metadata.google.internal/",
+            "http://METADATA.google.internal./computeMetadata/v1/",
+            "rtsp://metadata.google.internal/",
+            "http://metadata/",
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(e.contains("cloud metadata address"), "{raw}: {e}");
+        }
+        for raw in [
+            "http://169.254.1.1/",
+            "http://[fe80::1]/",
+            "rtsp://169.254.0.9/",
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(e.contains("link-local address"), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_other_special_addresses() {
+        for (raw, why) in [
+            ("http://0.0.0.0/", "unspecified"),
+            ("http://0/", "unspecified"),
+            ("rtsp://0/", "unspecified"),
+            ("http://0.1.2.3/", "unspecified"),
+            ("http://[::]/", "unspecified"),
+            ("http://255.255.255.255/", "broadcast"),
+            ("rtsp://4294967295/", "broadcast"),
+            ("http://224.0.0.1/", "multicast"),
+            ("rtsp://239.1.2.3/", "multicast"),
+            ("http://[ff02::1]/", "multicast"),
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(e.contains(why), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_other_schemes() {
+        for (raw, scheme) in [
+            ("file:///etc/passwd", "file"),
+            ("ftp://cam.example/", "ftp"),
+            ("javascript:alert(1)", "javascript"),
+            ("data:text/plain,hi", "data"),
+            ("gopher://10.0.0.5/", "gopher"),
+            ("ws://10.0.0.5/", "ws"),
+        ] {
+            assert_eq!(
+                refused(raw, LOOPBACK_OK),
+                format!("scheme {scheme} is not allowed: use http, https, rtsp or rtsps")
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_urls_without_a_host() {
+        for raw in [
+            "rtsp:///live",
+            "rtsp:live",
+            "http:///",
+            "rtsp://user:pw@/live",
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(
+                e.contains("no host") || e.starts_with("not a valid URL"),
+                "{raw}: {e}"
+            );
+        }
+        assert!(refused("192.168.1.20/stream", STRICT).contains("must start with"));
+        assert!(refused("", STRICT).contains("must start with"));
+    }
+
+    #[test]
+    fn refuses_invalid_numeric_hosts() {
+        for raw in [
+            "rtsp://1.2.3.4.5/",
+            "rtsp://256.0.0.1/",
+            "rtsp://1.2.3.256/x",
+            "rtsp://1.2.65536/",
+            "rtsp://4294967296/",
+            "rtsp://09/",
+            "rtsp://1..2/",
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(e.contains("not a valid one"), "{raw}: {e}");
+        }
+        assert!(refused("http://1.2.3.4.5/", LOOPBACK_OK).starts_with("not a valid URL"));
+    }
+
+    #[test]
+    fn refuses_encoded_loopback_hosts() {
+        // The url crate decodes and IDNA-maps http hosts; rtsp hosts keep
+        // their escapes (non-ASCII is escaped), which are refused outright.
+        for raw in [
+            "http://%31%32%37.0.0.1/",
+            "http://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "rtsp://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "rtsp://%6c%6f%63%61%6c%68%6f%73%74/",
+        ] {
+            let e = refused(raw, STRICT);
+            assert!(
+                e.contains("loopback") || e.contains("percent-encoded"),
+                "{raw}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_percent_encoded_opaque_hosts() {
+        let e = refused("rtsp://%31%32%37.0.0.1/live", LOOPBACK_OK);
+        assert!(e.contains("percent-encoded"), "{e}");
+    }
+
+    #[test]
+    fn accepts_lan_cameras_and_names() {
+        for raw in [
+            "http://192.168.1.20/stream",
+            "rtsp://10.0.0.5:554/live",
+            "rtsps://bblp:12345678@192.168.1.30:322/streaming/live/1",
+            "https://cam.example/",
+            "http://172.16.0.1/",
+            "http://172.31.255.254/",
+            "http://100.64.1.2/", // CGNAT / Tailscale
+            "http://100.100.100.100/",
+            "http://8.8.8.8/",
+            "http://[fd12:3456::1]/",
+            "http://[fd00:ec2::253]/",
+            "http://[2001:db8::1]:8080/",
+            "rtsp://3232235796/live", // 192.168.1.20
+            "rtsp://cam-1.lan/live",
+            "http://not-localhost.example/",
+            "http://metadata.example/",
+        ] {
+            if let Err(e) = check_text(raw, STRICT) {
+                panic!("{raw} refused: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn allow_loopback_allows_only_loopback() {
+        for raw in [
+            "http://127.0.0.1:8081/",
+            "http://2130706433:8081/",
+            "rtsp://127.1/live",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost/",
+        ] {
+            if let Err(e) = check_text(raw, LOOPBACK_OK) {
+                panic!("{raw} refused: {e}");
+            }
+        }
+        for raw in [
+            "http://169.254.169.254/",
+            "http://0.0.0.0/",
+            "http://[fe80::1]/",
+        ] {
+            refused(raw, LOOPBACK_OK);
+        }
+    }
+
+    #[test]
+    fn errors_never_contain_the_password() {
+        for raw in [
+            "rtsp://bblp:s3cretpw@127.0.0.1/live",
+            "rtsps://bblp:s3cretpw@2130706433:322/live",
+            "http://u:s3cretpw@169.254.169.254/",
+            "http://u:s3cretpw@localhost/",
+            "http://u:s3cretpw@metadata.google.internal/",
+            "ftp://u:s3cretpw@cam.example/",
+            "rtsp://u:s3cretpw@1.2.3.4.5/",
+            "http://u:s3cretpw@cam.example:99999/",
+            "u:s3cretpw@cam.example",
+        ] {
+            let e = refused(raw, STRICT);
+            assert!(!e.contains("s3cretpw"), "{raw}: {e}");
+            let e = check_resolved(raw, STRICT).unwrap_err();
+            assert!(!e.contains("s3cretpw"), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_resolved_refuses_names_that_resolve_to_loopback() {
+        // localhost is refused by name already; the resolver must also be
+        // consulted, as with a name that merely resolves to loopback.
+        let e = check_resolved("http://localhost/", STRICT).unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        let e = resolve("localhost", 80, STRICT).unwrap_err();
+        assert!(
+            e.contains("resolves to") && e.contains("loopback address"),
+            "{e}"
+        );
+        assert!(e.contains("localhost"), "{e}");
+    }
+
+    #[test]
+    fn check_resolved_refuses_literals() {
+        for raw in [
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://127.1/",
+            "http://0177.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::1]/",
+            "http://169.254.169.254/",
+            "http://metadata.google.internal/",
+            "file:///etc/passwd",
+            "http://0.0.0.0/",
+            "rtsp://2130706433/live",
+            "rtsp://127.0.0.1/live",
+        ] {
+            assert!(check_resolved(raw, STRICT).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn check_resolved_returns_addresses_with_default_ports() {
+        for (raw, addr) in [
+            ("http://192.168.1.20/stream", "192.168.1.20:80"),
+            ("https://192.168.1.20/", "192.168.1.20:443"),
+            ("rtsp://10.0.0.5/live", "10.0.0.5:554"),
+            ("rtsps://10.0.0.5/live", "10.0.0.5:322"),
+            ("rtsp://10.0.0.5:8554/live", "10.0.0.5:8554"),
+            ("rtsp://167772165/live", "10.0.0.5:554"),
+            ("http://[fd12::1]:81/", "[fd12::1]:81"),
+        ] {
+            let (_, addrs) = check_resolved(raw, STRICT).unwrap();
+            assert_eq!(addrs, vec![addr.parse::<SocketAddr>().unwrap()], "{raw}");
+        }
+    }
+
+    #[test]
+    fn check_resolved_allows_localhost_with_allow_loopback() {
+        let (url, addrs) = check_resolved("http://localhost:8081/", LOOPBACK_OK).unwrap();
+        assert_eq!(url.host_str(), Some("localhost"));
+        assert!(!addrs.is_empty());
+        assert!(addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 8081));
+    }
+
+    #[test]
+    fn check_resolved_says_when_a_name_does_not_resolve() {
+        let e =
+            check_resolved("rtsp://u:s3cretpw@no-such-camera.invalid/live", STRICT).unwrap_err();
+        assert!(
+            e.starts_with("cannot resolve camera host no-such-camera.invalid"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cretpw"), "{e}");
+    }
+
+    #[test]
+    fn forbidden_ip_reasons() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            forbidden_ip(ip("127.0.0.1"), STRICT),
+            Some("loopback address")
+        );
+        assert_eq!(forbidden_ip(ip("127.0.0.1"), LOOPBACK_OK), None);
+        assert_eq!(
+            forbidden_ip(ip("127.255.0.9"), STRICT),
+            Some("loopback address")
+        );
+        assert_eq!(forbidden_ip(ip("::1"), STRICT), Some("loopback address"));
+        assert_eq!(forbidden_ip(ip("::1"), LOOPBACK_OK), None);
+        assert_eq!(
+            forbidden_ip(ip("169.254.169.254"), LOOPBACK_OK),
+            Some(METADATA)
+        );
+        assert_eq!(
+            forbidden_ip(ip("::ffff:169.254.169.254"), STRICT),
+            Some(METADATA)
+        );
+        assert_eq!(forbidden_ip(ip("fd00:ec2::254"), STRICT), Some(METADATA));
+        assert_eq!(forbidden_ip(ip("100.100.100.200"), STRICT), Some(METADATA));
+        assert_eq!(
+            forbidden_ip(ip("0.0.0.0"), LOOPBACK_OK),
+            Some("unspecified address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("::"), LOOPBACK_OK),
+            Some("unspecified address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("169.254.3.4"), STRICT),
+            Some("link-local address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("febf::1"), STRICT),
+            Some("link-local address")
+        );
+        assert_eq!(forbidden_ip(ip("fec0::1"), STRICT), None);
+        assert_eq!(
+            forbidden_ip(ip("255.255.255.255"), STRICT),
+            Some("broadcast address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("224.0.0.251"), STRICT),
+            Some("multicast address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("ff05::2"), STRICT),
+            Some("multicast address")
+        );
+        assert_eq!(
+            forbidden_ip(ip("64:ff9b::a9fe:a9fe"), STRICT),
+            Some(METADATA)
+        );
+        for ok in [
+            "10.1.2.3",
+            "172.16.5.4",
+            "192.168.0.1",
+            "fc00::1",
+            "fd00::1",
+            "2001:db8::1",
+        ] {
+            assert_eq!(forbidden_ip(ip(ok), STRICT), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn parse_ipv4_examples() {
+        let a = |s: &str| Ipv4Text::Addr(s.parse().unwrap());
+        assert_eq!(parse_ipv4("2130706433"), a("127.0.0.1"));
+        assert_eq!(parse_ipv4("0x7f000001"), a("127.0.0.1"));
+        assert_eq!(parse_ipv4("0x7f.1"), a("127.0.0.1"));
+        assert_eq!(parse_ipv4("0177.0.0.1"), a("127.0.0.1"));
+        assert_eq!(parse_ipv4("127.1."), a("127.0.0.1"));
+        assert_eq!(parse_ipv4("0x"), a("0.0.0.0"));
+        assert_eq!(parse_ipv4("00"), a("0.0.0.0"));
+        assert_eq!(parse_ipv4("1.2.3.4"), a("1.2.3.4"));
+        assert_eq!(parse_ipv4("cam.lan"), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("1.2.cam"), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("0x1g"), Ipv4Text::NotIpv4); // not hex: a name
+        assert_eq!(parse_ipv4("cam.0x1f"), Ipv4Text::Invalid);
+        assert_eq!(parse_ipv4("cam.1"), Ipv4Text::Invalid);
+        assert_eq!(parse_ipv4("1.2.3.4.5"), Ipv4Text::Invalid);
+        assert_eq!(parse_ipv4("08"), Ipv4Text::Invalid);
+        assert_eq!(parse_ipv4("+1"), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("1.+1"), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("1.0x+1"), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("99999999999999999999999"), Ipv4Text::Invalid);
+        assert_eq!(parse_ipv4(""), Ipv4Text::NotIpv4);
+        assert_eq!(parse_ipv4("."), Ipv4Text::NotIpv4);
+    }
+
+    /// Notations of one IPv4 address that inet_aton and WHATWG both accept.
+    fn notations(n: u32) -> Vec<String> {
+        let [a, b, c, d] = n.to_be_bytes();
+        let low16 = n & 0xffff;
+        let low24 = n & 0xff_ffff;
+        vec![
+            format!("{n}"),
+            format!("0x{n:x}"),
+            format!("0X{n:08X}"),
+            format!("0{n:o}"),
+            format!("{a}.{b}.{low16}"),
+            format!("{a}.{low24}"),
+            format!("0x{a:x}.0{b:o}.{c}.0x{d:02x}"),
+            format!("0{a:o}.0x{low24:x}"),
+            format!("{a}.{b}.{c}.{d}."),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn check_text_never_panics(raw in any::<String>()) {
+            let _ = check_text(&raw, STRICT);
+        }
+
+        #[test]
+        fn check_text_never_panics_on_url_like_text(
+            raw in "(http|rtsp|rtsps|file|)(:|://)[a-zA-Z0-9:@%.\\[\\]/x?#-]{0,30}",
+        ) {
+            let _ = check_text(&raw, STRICT);
+            let _ = check_text(&raw, LOOPBACK_OK);
+        }
+
+        #[test]
+        fn numeric_notations_are_judged_as_dotted(n in any::<u32>(), loopback in any::<bool>()) {
+            let policy = Policy { allow_loopback: loopback };
+            let dotted = Ipv4Addr::from(n);
+            for scheme in ["http", "rtsp"] {
+                let expected = check_text(&format!("{scheme}://{dotted}/"), policy).map(|_| ());
+                for host in notations(n) {
+                    prop_assert_eq!(parse_ipv4(&host), Ipv4Text::Addr(dotted));
+                    let got = check_text(&format!("{scheme}://{host}/"), policy).map(|_| ());
+                    prop_assert_eq!(&got, &expected, "{}://{}/", scheme, host);
+                }
+            }
+        }
+
+        #[test]
+        fn special_ips_are_judged_as_dotted(
+            n in prop_oneof![
+                0u32..0x0100_0000,
+                0x7f00_0000u32..0x8000_0000,
+                0xa9fe_0000u32..0xa9ff_0000,
+                0xe000_0000u32..=u32::MAX,
+                Just(0xa9fe_a9feu32),
+                Just(0x6464_64c8u32),
+            ],
+        ) {
+            let dotted = Ipv4Addr::from(n);
+            let expected = forbidden_ip(IpAddr::V4(dotted), STRICT);
+            for host in notations(n) {
+                let got = check_text(&format!("rtsp://{host}/"), STRICT).map(|_| ());
+                prop_assert_eq!(got.is_ok(), expected.is_none(), "{}", host);
+            }
+            let mapped = IpAddr::V6(dotted.to_ipv6_mapped());
+            prop_assert_eq!(forbidden_ip(mapped, STRICT), expected);
+        }
+
+        /// Agrees with the url crate, which implements the WHATWG parser for http.
+        #[test]
+        fn parse_ipv4_agrees_with_the_url_crate(host in "[0-9a-fA-FxX.]{1,24}") {
+            let url_host = Url::parse(&format!("http://{host}/"))
+                .map(|u| u.host().map(|h| h.to_owned()));
+            match parse_ipv4(&host.to_ascii_lowercase()) {
+                Ipv4Text::Addr(ip) => prop_assert_eq!(url_host, Ok(Some(Host::Ipv4(ip)))),
+                Ipv4Text::Invalid => prop_assert!(url_host.is_err(), "{:?}", url_host),
+                Ipv4Text::NotIpv4 => {
+                    let is_v4 = matches!(url_host, Ok(Some(Host::Ipv4(_))));
+                    prop_assert!(!is_v4, "{:?}", url_host);
+                }
+            }
+        }
+
+        #[test]
+        fn refusals_never_contain_the_password(
+            password in "[A-Za-z0-9]{8,16}",
+            host in prop_oneof![
+                Just("127.0.0.1"), Just("2130706433"), Just("[::1]"), Just("169.254.169.254"),
+                Just("localhost"), Just("0"), Just("1.2.3.4.5"), Just("metadata.google.internal"),
+            ],
+            scheme in prop_oneof![Just("http"), Just("rtsp"), Just("rtsps"), Just("ftp")],
+        ) {
+            let raw = format!("{scheme}://admin:{password}@{host}/live");
+            let e = check_text(&raw, STRICT).unwrap_err();
+            prop_assert!(!e.contains(&password), "{}", e);
+        }
+    }
 }
