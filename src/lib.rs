@@ -12,4 +12,5 @@ pub mod redact;
 pub mod registry;
 pub mod source;
 pub mod sources;
+pub mod tls;
 pub mod urlguard;
