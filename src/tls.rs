@@ -487,6 +487,13 @@ fn handshake_error(host: &str, port: u16, timeout: Duration, e: &io::Error) -> C
         if let Some(changed) = cert_changed(tls) {
             return ConnectError::new(ConnectErrorKind::CertificateChanged, changed.to_string());
         }
+        if let rustls::Error::InvalidCertificate(CertificateError::BadSignature) = tls {
+            return handshake(format!(
+                "TLS handshake with {host}:{port} failed: the handshake signature does not match \
+                 the certificate the server presented (something may be impersonating the \
+                 printer)"
+            ));
+        }
         return handshake(format!("TLS handshake with {host}:{port} failed: {tls}"));
     }
     match e.kind() {

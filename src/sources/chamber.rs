@@ -131,13 +131,14 @@ impl Chamber {
         while !up.stopping() {
             let frame = match read_frame(stream, MAX_FRAME) {
                 Ok(Some(frame)) => frame,
+                // A cancel shuts the socket down: whatever the read saw, stop.
+                _ if up.stopping() => return Ok(()),
                 Ok(None) if got_frame => {
                     return Err(SourceError::transient(
                         "the printer closed the camera connection",
                     ))
                 }
                 Ok(None) => return Err(access_code_error()),
-                Err(_) if up.stopping() => return Ok(()),
                 Err(e) => return Err(self.read_error(&e, got_frame)),
             };
             got_frame = true;
