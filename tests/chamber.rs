@@ -371,3 +371,15 @@ fn a_server_that_never_speaks_tls_fails_the_handshake_in_time() {
     );
     holder.join().unwrap();
 }
+
+#[test]
+fn a_host_name_works_as_well_as_an_ip_address() {
+    let double = Double::start(Options::new(Mode::Normal));
+    let source = Arc::new(
+        Chamber::new("localhost".into(), double.port(), CODE.into(), None, None)
+            .with_timeouts(Duration::from_secs(5), Duration::from_secs(5)),
+    );
+    let up = Collect::new(2);
+    run(&source, &up).unwrap();
+    assert_eq!(up.frames(), expected_frames(2));
+}
