@@ -282,14 +282,15 @@ pub fn demo_printer() -> Printer {
 }
 
 /// True when `a` and `b` would be served by the same upstream settings
-/// (names and models that do not change the camera do not count).
+/// (names and models that do not change the camera do not count). The pin is
+/// left out: the source itself stores it on first use, and `forget_cert`
+/// closes the hub explicitly.
 fn same_camera(a: &Printer, b: &Printer) -> bool {
     CameraKind::of(a) == CameraKind::of(b)
         && a.ip == b.ip
         && a.access_code == b.access_code
         && a.camera_port == b.camera_port
         && a.camera_url == b.camera_url
-        && a.cert_sha256 == b.cert_sha256
 }
 
 /// The longest access code the chamber protocol can carry.

@@ -13,5 +13,6 @@ pub mod redact;
 pub mod registry;
 pub mod source;
 pub mod sources;
+pub mod tls;
 pub mod urlguard;
 pub mod http;

@@ -1,5 +1,8 @@
 //! One module per camera protocol; each implements `crate::source::Source`.
 
+pub mod chamber;
+
+use crate::camera::BuiltIn;
 use crate::cameras::{CameraKind, Cameras};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
@@ -7,8 +10,9 @@ use crate::source::{Source, SourceError, Upstream};
 use std::sync::Arc;
 
 /// The source that serves printer `p`'s camera.
-pub fn for_printer(p: &Printer, _cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
+pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
+        CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
         CameraKind::None => Err(Error::Unavailable(
             "this printer has no camera: give it an ip address and access code, or an external camera".into(),
         )),
@@ -30,4 +34,24 @@ impl Source for NotYet {
             self.0
         )))
     }
+}
+
+/// A P1/A1-style printer's port-6000 camera; the certificate it shows on
+/// its first good connection is pinned in the registry.
+fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
+    let id = p.id;
+    // Weak: the registry outlives hubs, and a strong link would be a cycle.
+    let weak = Arc::downgrade(cameras);
+    let on_pin: chamber::OnPin = Arc::new(move |sha256: &str| {
+        if let Some(cameras) = weak.upgrade() {
+            cameras.pin_cert(id, sha256);
+        }
+    });
+    chamber::Chamber::new(
+        p.ip.clone().unwrap_or_default(),
+        p.camera_port.unwrap_or(BuiltIn::Chamber.default_port()),
+        p.access_code.clone().unwrap_or_default(),
+        p.cert_sha256.clone(),
+        Some(on_pin),
+    )
 }

@@ -1,0 +1,444 @@
+//! The "chamber image" camera of P1/A1-series printers: JPEG frames over TLS
+//! on port 6000, after an 80-byte authentication packet (see design.md).
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::jpeg::MAX_FRAME;
+use crate::source::{Source, SourceError, Upstream};
+use crate::tls::{self, ConnectErrorKind, TlsStream};
+
+/// Called with the certificate fingerprint to pin after the first useful
+/// connection to a printer that had no pin yet.
+pub type OnPin = Arc<dyn Fn(&str) + Send + Sync>;
+
+const AUTH_LEN: usize = 80;
+const HEADER_LEN: usize = 16;
+const FIELD_LEN: usize = 32;
+
+/// One printer's chamber camera.
+pub struct Chamber {
+    host: String,
+    port: u16,
+    access_code: String,
+    /// The pinned certificate; set after the first useful connection so a
+    /// reconnect does not trust a different certificate.
+    pin: Mutex<Option<String>>,
+    on_pin: Option<OnPin>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl Chamber {
+    pub fn new(
+        host: String,
+        port: u16,
+        access_code: String,
+        pin: Option<String>,
+        on_pin: Option<OnPin>,
+    ) -> Self {
+        Chamber {
+            host,
+            port,
+            access_code,
+            pin: Mutex::new(pin),
+            on_pin,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Overrides the connect/handshake timeout (default 5 s) and the time
+    /// allowed between frames (default 10 s).
+    pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.read_timeout = read;
+        self
+    }
+
+    fn pin(&self) -> Option<String> {
+        match self.pin.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Trust on first use: the first connection that delivered a frame (so
+    /// the device also knew the access code) fixes the certificate.
+    fn remember_pin(&self, fingerprint: String) {
+        match self.pin.lock() {
+            Ok(mut g) => *g = Some(fingerprint.clone()),
+            Err(p) => *p.into_inner() = Some(fingerprint.clone()),
+        }
+        log::info!(
+            "{}: pinned the printer's certificate (SHA-256 {fingerprint})",
+            self.describe()
+        );
+        if let Some(cb) = &self.on_pin {
+            cb(&fingerprint);
+        }
+    }
+
+    fn open(&self) -> Result<(TlsStream, Option<Arc<tls::PinRecorder>>), SourceError> {
+        let pin = self.pin();
+        let unpinned = pin.is_none();
+        let (config, recorder) = tls::client_config(pin);
+        let stream = tls::connect(&self.host, self.port, config, self.connect_timeout).map_err(
+            |e| match e.kind {
+                ConnectErrorKind::CertificateChanged => SourceError::fatal(e.message),
+                _ => SourceError::transient(e.message),
+            },
+        )?;
+        Ok((stream, if unpinned { Some(recorder) } else { None }))
+    }
+
+    fn read_error(&self, e: &io::Error, got_frame: bool) -> SourceError {
+        // An end of stream before any byte is `Ok(None)` from read_frame; a
+        // printer may also refuse the code with a reset.
+        let reset = matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        );
+        if reset && !got_frame {
+            return access_code_error();
+        }
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SourceError::transient(format!(
+                "no frame from the camera within {}: the camera may be off or busy with another \
+                 client",
+                tls::secs(self.read_timeout)
+            )),
+            io::ErrorKind::InvalidData => {
+                SourceError::transient(format!("the camera sent invalid data: {e}"))
+            }
+            io::ErrorKind::UnexpectedEof => SourceError::transient(
+                "the printer closed the camera connection in the middle of a frame",
+            ),
+            _ => SourceError::transient(format!("reading from the camera failed: {e}")),
+        }
+    }
+
+    fn stream_frames(
+        &self,
+        stream: &mut TlsStream,
+        recorder: Option<Arc<tls::PinRecorder>>,
+        up: &dyn Upstream,
+    ) -> Result<(), SourceError> {
+        let mut recorder = recorder;
+        let mut got_frame = false;
+        while !up.stopping() {
+            let frame = match read_frame(stream, MAX_FRAME) {
+                Ok(Some(frame)) => frame,
+                // A cancel shuts the socket down: whatever the read saw, stop.
+                _ if up.stopping() => return Ok(()),
+                Ok(None) if got_frame => {
+                    return Err(SourceError::transient(
+                        "the printer closed the camera connection",
+                    ))
+                }
+                Ok(None) => return Err(access_code_error()),
+                Err(e) => return Err(self.read_error(&e, got_frame)),
+            };
+            got_frame = true;
+            if let Some(fingerprint) = recorder.take().and_then(|r| r.seen()) {
+                self.remember_pin(fingerprint);
+            }
+            if !up.emit(frame) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends close_notify without waiting for anything; errors do not matter any
+/// more (the socket may already be shut down by a cancel).
+fn close_politely(stream: &mut TlsStream) {
+    stream.conn.send_close_notify();
+    for _ in 0..4 {
+        if !stream.conn.wants_write() {
+            break;
+        }
+        match stream.conn.write_tls(&mut stream.sock) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn access_code_error() -> SourceError {
+    SourceError::transient(
+        "the printer closed the connection right after authentication: check the access code",
+    )
+}
+
+impl Source for Chamber {
+    fn describe(&self) -> String {
+        format!("chamber camera at {}:{}", self.host, self.port)
+    }
+
+    fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
+        let packet = auth_packet(&self.access_code).map_err(SourceError::fatal)?;
+        let (mut stream, recorder) = self.open()?;
+        let canceller = stream.sock.try_clone().map_err(|e| {
+            SourceError::transient(format!("cannot set up the camera connection: {e}"))
+        })?;
+        up.on_cancel(Box::new(move || {
+            let _ = canceller.shutdown(Shutdown::Both);
+        }));
+        if up.stopping() {
+            return Ok(());
+        }
+        stream
+            .sock
+            .set_read_timeout(Some(self.read_timeout))
+            .map_err(|e| SourceError::transient(format!("socket setup failed: {e}")))?;
+        if let Err(e) = stream.write_all(&packet).and_then(|()| stream.flush()) {
+            if up.stopping() {
+                return Ok(());
+            }
+            return Err(SourceError::transient(format!(
+                "sending the authentication to the printer failed: {e}"
+            )));
+        }
+        let result = self.stream_frames(&mut stream, recorder, up);
+        close_politely(&mut stream);
+        result
+    }
+}
+
+/// The 80-byte authentication packet: four u32 LE (0x40, 0x3000, 0, 0), the
+/// user `bblp` and the access code, each NUL-padded to 32 bytes.
+pub fn auth_packet(access_code: &str) -> Result<[u8; AUTH_LEN], String> {
+    if access_code.len() > FIELD_LEN {
+        return Err(format!(
+            "the access code is longer than {FIELD_LEN} characters: check it in the printer's \
+             settings"
+        ));
+    }
+    let mut packet = [0u8; AUTH_LEN];
+    packet[0..4].copy_from_slice(&0x40u32.to_le_bytes());
+    packet[4..8].copy_from_slice(&0x3000u32.to_le_bytes());
+    let user = 16;
+    let code = user + FIELD_LEN;
+    packet[user..user + 4].copy_from_slice(b"bblp");
+    packet[code..code + access_code.len()].copy_from_slice(access_code.as_bytes());
+    Ok(packet)
+}
+
+fn protocol_error(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Reads one frame: a 16-byte header whose first u32 LE is the payload length,
+/// then that many bytes of JPEG. `Ok(None)` when the stream ends cleanly
+/// before a header; a length of 0 or over `max`, or a payload that is not
+/// `FF D8 … FF D9`, is an `InvalidData` error. Allocates at most `max` bytes.
+pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; HEADER_LEN];
+    if !read_header(r, &mut header)? {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len == 0 || len > max {
+        return Err(protocol_error(format!(
+            "frame length {len} is outside 1..={max} bytes"
+        )));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    if !(payload.starts_with(&[0xff, 0xd8]) && payload.ends_with(&[0xff, 0xd9]) && len >= 4) {
+        return Err(protocol_error("a frame is not a complete JPEG".to_string()));
+    }
+    Ok(Some(payload))
+}
+
+/// Fills the header; false if the stream ended before its first byte (rustls
+/// reports a close without close_notify as `UnexpectedEof`).
+fn read_header<R: Read>(r: &mut R, header: &mut [u8; HEADER_LEN]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match r.read(&mut header[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream ended inside a frame header",
+                ))
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && filled == 0 => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn auth_packet_is_byte_exact() {
+        let p = auth_packet("12345678").unwrap();
+        let mut expected = vec![0x40, 0, 0, 0, 0, 0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        expected.extend_from_slice(b"bblp");
+        expected.extend_from_slice(&[0; 28]);
+        expected.extend_from_slice(b"12345678");
+        expected.extend_from_slice(&[0; 24]);
+        assert_eq!(p.to_vec(), expected);
+
+        let full = "a".repeat(32);
+        assert_eq!(&auth_packet(&full).unwrap()[48..], full.as_bytes());
+        let err = auth_packet(&"b".repeat(33)).unwrap_err();
+        assert!(err.contains("longer than 32"), "{err}");
+        assert!(!err.contains("bbb"), "the message must not repeat the code");
+    }
+
+    fn encode(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in frames {
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// A reader that hands out its data in the given piece sizes, the way TLS
+    /// records may split it.
+    struct Chunked {
+        data: Vec<u8>,
+        pos: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl Read for Chunked {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.turn % self.sizes.len()];
+            self.turn += 1;
+            let n = size.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn jpeg_like() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(|mid| {
+            let mut f = vec![0xff, 0xd8];
+            f.extend(mid);
+            f.extend([0xff, 0xd9]);
+            f
+        })
+    }
+
+    const MAX: usize = 1024;
+
+    /// Reads frames until the end or an error, with a bounded number of steps.
+    fn drain(r: &mut Chunked) -> (Vec<Vec<u8>>, Option<io::Error>) {
+        let mut frames = Vec::new();
+        for _ in 0..10_000 {
+            match read_frame(r, MAX) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => return (frames, None),
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+        panic!("read_frame did not finish");
+    }
+
+    proptest! {
+        #[test]
+        fn frames_survive_any_chunking(
+            frames in proptest::collection::vec(jpeg_like(), 0..8),
+            sizes in proptest::collection::vec(1usize..40, 1..10),
+        ) {
+            let mut r = Chunked { data: encode(&frames), pos: 0, sizes, turn: 0 };
+            let (got, err) = drain(&mut r);
+            prop_assert!(err.is_none());
+            prop_assert_eq!(got, frames);
+        }
+
+        #[test]
+        fn corruption_never_yields_a_bad_frame(
+            frames in proptest::collection::vec(jpeg_like(), 1..6),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<prop::sample::Index>(),
+            sizes in proptest::collection::vec(1usize..40, 1..10),
+        ) {
+            let mut data = encode(&frames);
+            for (at, byte) in edits {
+                let i = at.index(data.len());
+                data[i] = byte;
+            }
+            data.truncate(cut.index(data.len() + 1));
+            let mut r = Chunked { data, pos: 0, sizes, turn: 0 };
+            let (got, _) = drain(&mut r);
+            for f in got {
+                prop_assert!(f.len() >= 4 && f.len() <= MAX);
+                prop_assert!(f.starts_with(&[0xff, 0xd8]) && f.ends_with(&[0xff, 0xd9]));
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            sizes in proptest::collection::vec(1usize..40, 1..10),
+        ) {
+            let mut r = Chunked { data, pos: 0, sizes, turn: 0 };
+            let (got, _) = drain(&mut r);
+            for f in got {
+                prop_assert!(f.len() <= MAX);
+                prop_assert!(f.starts_with(&[0xff, 0xd8]) && f.ends_with(&[0xff, 0xd9]));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lengths_and_payloads_are_protocol_errors() {
+        let cases: [Vec<u8>; 4] = [
+            encode(&[vec![]]),
+            encode(&[vec![0xff; MAX + 1]]),
+            encode(&[vec![0x00, 0xd8, 0xff, 0xd9]]),
+            encode(&[vec![0xff, 0xd9]]),
+        ];
+        for data in cases {
+            let mut r = Chunked {
+                data,
+                pos: 0,
+                sizes: vec![7],
+                turn: 0,
+            };
+            let err = read_frame(&mut r, MAX).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn end_of_stream_between_frames_is_clean_and_inside_one_is_not() {
+        let mut r = Chunked {
+            data: vec![],
+            pos: 0,
+            sizes: vec![1],
+            turn: 0,
+        };
+        assert!(read_frame(&mut r, MAX).unwrap().is_none());
+        let data = encode(&[vec![0xff, 0xd8, 1, 2, 0xff, 0xd9]]);
+        for cut in 1..data.len() {
+            let mut r = Chunked {
+                data: data[..cut].to_vec(),
+                pos: 0,
+                sizes: vec![3],
+                turn: 0,
+            };
+            let err = read_frame(&mut r, MAX).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        }
+    }
+}

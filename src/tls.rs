@@ -1,0 +1,707 @@
+//! TLS to printers. Their certificates chain to no public CA and are often
+//! X.509 v1, which webpki rejects outright, so the certificate is instead
+//! pinned on first use (like ssh's known_hosts). A pin is only worth
+//! something if the handshake signature is checked against the pinned
+//! certificate's key, so that check is done here with ring, after finding the
+//! key in the certificate with a minimal DER walk that also accepts v1.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError,
+    SignatureScheme, StreamOwned,
+};
+
+/// A TLS connection to a printer.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// Lower-case hex SHA-256 of a DER certificate: the pin stored per printer.
+pub fn cert_sha256_hex(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+/// Pins may be pasted with colons or in upper case (as `openssl x509
+/// -fingerprint` prints them); compare them in one canonical form.
+fn normalize_pin(pin: &str) -> String {
+    pin.trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// Remembers the fingerprint of the certificate presented on the last
+/// handshake, so the caller can store it as the pin once the connection has
+/// proved useful.
+#[derive(Debug, Default)]
+pub struct PinRecorder {
+    seen: Mutex<Option<String>>,
+}
+
+impl PinRecorder {
+    /// The SHA-256 (lower-case hex) of the last certificate presented.
+    pub fn seen(&self) -> Option<String> {
+        match self.seen.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn record(&self, fingerprint: String) {
+        match self.seen.lock() {
+            Ok(mut g) => *g = Some(fingerprint),
+            Err(p) => *p.into_inner() = Some(fingerprint),
+        }
+    }
+}
+
+/// The pinned certificate no longer matches: carried inside the rustls error
+/// so `connect` can tell it apart from other handshake failures.
+#[derive(Debug)]
+struct CertChanged {
+    expected: String,
+    seen: String,
+}
+
+impl fmt::Display for CertChanged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the printer's certificate changed (pinned SHA-256 {}…, now {}…): if the printer was \
+             replaced or reset, accept the new certificate with \
+             `printcam printer forget-cert ID` (ID = the printer's id); otherwise something \
+             else is answering at this address",
+            short(&self.expected),
+            short(&self.seen)
+        )
+    }
+}
+
+impl std::error::Error for CertChanged {}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
+}
+
+/// Accepts any certificate when no pin is set (recording its fingerprint),
+/// otherwise exactly the pinned one; always checks handshake signatures.
+#[derive(Debug)]
+struct PinnedVerifier {
+    expected: Option<String>,
+    recorder: Arc<PinRecorder>,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    // Validity dates and names are deliberately not checked: printers' clocks
+    // and certificates cannot be relied on, and the pin is what identifies
+    // the printer.
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Refuse now what the signature check could not use later.
+        public_key(end_entity).map_err(|_| bad_encoding())?;
+        let seen = cert_sha256_hex(end_entity);
+        self.recorder.record(seen.clone());
+        match &self.expected {
+            Some(expected) if normalize_pin(expected) != seen => {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(CertChanged {
+                        expected: normalize_pin(expected),
+                        seen,
+                    })),
+                )))
+            }
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_signature(cert, dss.scheme, message, dss.signature(), false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_signature(cert, dss.scheme, message, dss.signature(), true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        SUPPORTED_SCHEMES.to_vec()
+    }
+}
+
+/// Exactly the schemes `algorithm` maps, most preferred first.
+const SUPPORTED_SCHEMES: [SignatureScheme; 9] = [
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ED25519,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA256,
+];
+
+fn bad_encoding() -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::BadEncoding)
+}
+
+fn bad_signature() -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::BadSignature)
+}
+
+/// Checks a handshake signature with the public key of `cert`.
+pub fn verify_signature(
+    cert: &[u8],
+    scheme: SignatureScheme,
+    message: &[u8],
+    sig: &[u8],
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let (kind, key) = public_key(cert).map_err(|_| bad_encoding())?;
+    let alg = algorithm(scheme, kind, tls13).ok_or(rustls::Error::PeerMisbehaved(
+        rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+    ))?;
+    UnparsedPublicKey::new(alg, key)
+        .verify(message, sig)
+        .map(|()| HandshakeSignatureValid::assertion())
+        .map_err(|_| bad_signature())
+}
+
+/// The kinds of public key a printer certificate may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+/// Which ring algorithm checks `scheme` with a key of `kind`. TLS 1.3 binds an
+/// ECDSA scheme to its curve and forbids PKCS#1; TLS 1.2 does neither.
+fn algorithm(
+    scheme: SignatureScheme,
+    kind: KeyKind,
+    tls13: bool,
+) -> Option<&'static dyn VerificationAlgorithm> {
+    use KeyKind::*;
+    use SignatureScheme as S;
+    let alg: &'static dyn VerificationAlgorithm = match (scheme, kind) {
+        (S::RSA_PKCS1_SHA256, Rsa) if !tls13 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (S::RSA_PKCS1_SHA384, Rsa) if !tls13 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (S::RSA_PKCS1_SHA512, Rsa) if !tls13 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (S::RSA_PSS_SHA256, Rsa) => &signature::RSA_PSS_2048_8192_SHA256,
+        (S::RSA_PSS_SHA384, Rsa) => &signature::RSA_PSS_2048_8192_SHA384,
+        (S::RSA_PSS_SHA512, Rsa) => &signature::RSA_PSS_2048_8192_SHA512,
+        (S::ECDSA_NISTP256_SHA256, EcP256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (S::ECDSA_NISTP384_SHA384, EcP384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (S::ECDSA_NISTP384_SHA384, EcP256) if !tls13 => &signature::ECDSA_P256_SHA384_ASN1,
+        (S::ECDSA_NISTP256_SHA256, EcP384) if !tls13 => &signature::ECDSA_P384_SHA256_ASN1,
+        (S::ED25519, Ed25519) => &signature::ED25519,
+        _ => return None,
+    };
+    Some(alg)
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+struct Tlv<'a> {
+    tag: u8,
+    value: &'a [u8],
+    whole: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Reads one DER element. Only what certificates use: single-byte tags and
+/// definite lengths of up to four bytes.
+fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
+    let (&tag, after_tag) = input.split_first().ok_or("truncated element")?;
+    if tag & 0x1f == 0x1f {
+        return Err("multi-byte tag");
+    }
+    let (&first, after_len0) = after_tag.split_first().ok_or("truncated length")?;
+    let (len, body) = if first < 0x80 {
+        (first as usize, after_len0)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return Err("unsupported length");
+        }
+        let bytes = after_len0.get(..n).ok_or("truncated length")?;
+        let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &after_len0[n..])
+    };
+    if len > body.len() {
+        return Err("element longer than its container");
+    }
+    let header = input.len() - body.len();
+    Ok(Tlv {
+        tag,
+        value: &body[..len],
+        whole: &input[..header + len],
+        rest: &body[len..],
+    })
+}
+
+/// Reads one element that must carry `tag`.
+fn expect_tlv(input: &[u8], tag: u8) -> Result<Tlv<'_>, &'static str> {
+    let tlv = read_tlv(input)?;
+    if tlv.tag != tag {
+        return Err("unexpected element");
+    }
+    Ok(tlv)
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const OID: u8 = 0x06;
+const VERSION: u8 = 0xa0; // [0] EXPLICIT, absent in v1 certificates
+
+/// The DER SubjectPublicKeyInfo of a certificate, found by walking
+/// Certificate → TBSCertificate → (version?) serial, signature, issuer,
+/// validity, subject → subjectPublicKeyInfo.
+pub fn subject_public_key_info(cert: &[u8]) -> Result<&[u8], &'static str> {
+    let certificate = expect_tlv(cert, SEQUENCE)?;
+    let tbs = expect_tlv(certificate.value, SEQUENCE)?;
+    let mut rest = tbs.value;
+    let first = read_tlv(rest)?;
+    if first.tag == VERSION {
+        rest = first.rest;
+    }
+    rest = expect_tlv(rest, INTEGER)?.rest; // serial
+    for _ in 0..4 {
+        // signature algorithm, issuer, validity, subject
+        rest = expect_tlv(rest, SEQUENCE)?.rest;
+    }
+    Ok(expect_tlv(rest, SEQUENCE)?.whole)
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+
+/// The key kind and the key bytes ring expects (RSAPublicKey DER, an EC
+/// point, or a raw Ed25519 key) from a certificate.
+pub fn public_key(cert: &[u8]) -> Result<(KeyKind, &[u8]), &'static str> {
+    let spki = expect_tlv(subject_public_key_info(cert)?, SEQUENCE)?;
+    let alg = expect_tlv(spki.value, SEQUENCE)?;
+    let bits = expect_tlv(alg.rest, BIT_STRING)?;
+    let oid = expect_tlv(alg.value, OID)?;
+    let kind = match oid.value {
+        OID_RSA => KeyKind::Rsa,
+        OID_ED25519 => KeyKind::Ed25519,
+        OID_EC => match expect_tlv(oid.rest, OID)?.value {
+            OID_P256 => KeyKind::EcP256,
+            OID_P384 => KeyKind::EcP384,
+            _ => return Err("unsupported elliptic curve"),
+        },
+        _ => return Err("unsupported public key algorithm"),
+    };
+    match bits.value.split_first() {
+        Some((0, key)) => Ok((kind, key)),
+        _ => Err("malformed public key"),
+    }
+}
+
+/// A client configuration for printers (ring provider, TLS 1.2 and 1.3) and
+/// the recorder of the certificate seen. With `expected_pin` only that
+/// certificate is accepted; without, any is, and the caller stores
+/// `recorder.seen()` once the connection has proved useful.
+pub fn client_config(expected_pin: Option<String>) -> (Arc<ClientConfig>, Arc<PinRecorder>) {
+    let recorder = Arc::new(PinRecorder::default());
+    let verifier = Arc::new(PinnedVerifier {
+        expected: expected_pin,
+        recorder: Arc::clone(&recorder),
+    });
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            // Cannot fail: ring's default provider supports both default versions.
+            .expect("ring provider supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+    (Arc::new(config), recorder)
+}
+
+/// Why a TLS connection could not be made, sorted by what the user can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectErrorKind {
+    /// Name did not resolve, connection refused or timed out: printer off or
+    /// wrong address.
+    Unreachable,
+    /// The TLS handshake failed (not a TLS server, bad signature, …).
+    Handshake,
+    /// The pinned certificate does not match: retrying cannot help.
+    CertificateChanged,
+}
+
+/// A connection failure with a message fit to show a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    pub kind: ConnectErrorKind,
+    pub message: String,
+}
+
+impl ConnectError {
+    fn new(kind: ConnectErrorKind, message: String) -> Self {
+        ConnectError { kind, message }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.message
+    }
+}
+
+/// Formats a duration for messages: "5 s", "0.5 s".
+pub fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// Opens TCP (within `timeout`), sets read and write timeouts of `timeout`
+/// and completes the TLS handshake. Printers need no SNI: an IP address is
+/// sent as none, a host name as the usual one.
+pub fn connect(
+    host: &str,
+    port: u16,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<TlsStream, ConnectError> {
+    let server_name = server_name(host)?;
+    let sock = tcp_connect(host, port, timeout)?;
+    let mut conn = ClientConnection::new(config, server_name).map_err(|e| {
+        ConnectError::new(
+            ConnectErrorKind::Handshake,
+            format!("TLS setup for {host}:{port} failed: {e}"),
+        )
+    })?;
+    let mut sock = sock;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            let _ = sock.shutdown(Shutdown::Both);
+            return Err(handshake_error(host, port, timeout, &e));
+        }
+    }
+    Ok(StreamOwned::new(conn, sock))
+}
+
+fn server_name(host: &str) -> Result<ServerName<'static>, ConnectError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        ConnectError::new(
+            ConnectErrorKind::Unreachable,
+            format!("{host:?} is neither an IP address nor a valid host name"),
+        )
+    })
+}
+
+fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let unreachable = |m: String| ConnectError::new(ConnectErrorKind::Unreachable, m);
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(sock) => {
+                let set = sock
+                    .set_read_timeout(Some(timeout))
+                    .and_then(|()| sock.set_write_timeout(Some(timeout)));
+                if let Err(e) = set {
+                    return Err(unreachable(format!("socket setup failed: {e}")));
+                }
+                return Ok(sock);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let message = match last {
+        None => format!("cannot resolve {host}: no address"),
+        Some(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => format!(
+                "connection to {host}:{port} refused: the printer is off, still starting, \
+                 or the IP address is wrong"
+            ),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+                "connecting to {host}:{port} timed out after {}: the printer is off or the \
+                 IP address is wrong",
+                secs(timeout)
+            ),
+            _ => format!(
+                "cannot connect to {host}:{port} ({e}): the printer is off or the IP address \
+                 is wrong"
+            ),
+        },
+    };
+    Err(unreachable(message))
+}
+
+fn handshake_error(host: &str, port: u16, timeout: Duration, e: &io::Error) -> ConnectError {
+    let handshake = |m: String| ConnectError::new(ConnectErrorKind::Handshake, m);
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        if let Some(changed) = cert_changed(tls) {
+            return ConnectError::new(ConnectErrorKind::CertificateChanged, changed.to_string());
+        }
+        if let rustls::Error::InvalidCertificate(CertificateError::BadSignature) = tls {
+            return handshake(format!(
+                "TLS handshake with {host}:{port} failed: the handshake signature does not match \
+                 the certificate the server presented (something may be impersonating the \
+                 printer)"
+            ));
+        }
+        return handshake(format!("TLS handshake with {host}:{port} failed: {tls}"));
+    }
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => handshake(format!(
+            "TLS handshake with {host}:{port} failed: no answer within {}: is this a printer's \
+             camera port?",
+            secs(timeout)
+        )),
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => handshake(format!(
+            "TLS handshake with {host}:{port} failed: the printer closed the connection"
+        )),
+        _ => handshake(format!("TLS handshake with {host}:{port} failed: {e}")),
+    }
+}
+
+fn cert_changed(e: &rustls::Error) -> Option<&CertChanged> {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
+            inner.downcast_ref::<CertChanged>()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, RsaKeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+
+    fn cert(pem: &[u8]) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem).unwrap().to_vec()
+    }
+
+    fn key(pem: &[u8]) -> Vec<u8> {
+        PrivateKeyDer::from_pem_slice(pem)
+            .unwrap()
+            .secret_der()
+            .to_vec()
+    }
+
+    const V1_RSA: &[u8] = include_bytes!("../tests/data/printer_a.crt");
+    const V1_RSA_KEY: &[u8] = include_bytes!("../tests/data/printer_a.key");
+    const V1_EC: &[u8] = include_bytes!("../tests/data/printer_ec.crt");
+    const V1_EC_KEY: &[u8] = include_bytes!("../tests/data/printer_ec.key");
+    const V3_RSA: &[u8] = include_bytes!("../tests/data/v3.crt");
+
+    #[test]
+    fn der_walk_finds_the_key_in_a_v1_certificate() {
+        let der = cert(V1_RSA);
+        // A v1 certificate has no [0] version: the TBS starts with the serial.
+        let tbs = read_tlv(read_tlv(&der).unwrap().value).unwrap();
+        assert_eq!(read_tlv(tbs.value).unwrap().tag, INTEGER);
+        assert_eq!(
+            subject_public_key_info(&der).unwrap(),
+            include_bytes!("../tests/data/printer_a.spki.der")
+        );
+        assert_eq!(public_key(&der).unwrap().0, KeyKind::Rsa);
+        assert_eq!(public_key(&cert(V1_EC)).unwrap().0, KeyKind::EcP256);
+    }
+
+    #[test]
+    fn der_walk_finds_the_key_in_a_v3_certificate() {
+        let der = cert(V3_RSA);
+        let tbs = read_tlv(read_tlv(&der).unwrap().value).unwrap();
+        assert_eq!(read_tlv(tbs.value).unwrap().tag, VERSION);
+        assert_eq!(
+            subject_public_key_info(&der).unwrap(),
+            include_bytes!("../tests/data/v3.spki.der")
+        );
+    }
+
+    #[test]
+    fn der_walk_rejects_garbage_without_panicking() {
+        let der = cert(V1_RSA);
+        for cut in 0..der.len() {
+            let _ = public_key(&der[..cut]);
+        }
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xff;
+            let _ = public_key(&bad);
+        }
+        assert!(public_key(&[]).is_err());
+        assert!(public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(public_key(&[0x30, 0x80]).is_err());
+    }
+
+    #[test]
+    fn fingerprint_is_lower_case_hex_sha256() {
+        assert_eq!(
+            cert_sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(normalize_pin(" BA:78:16 "), "ba7816");
+    }
+
+    #[test]
+    fn rsa_signatures_are_checked_with_the_certificate_key() {
+        let der = cert(V1_RSA);
+        let pair = RsaKeyPair::from_pkcs8(&key(V1_RSA_KEY)).unwrap();
+        let rng = SystemRandom::new();
+        let msg = b"handshake transcript";
+        let cases: [(SignatureScheme, &'static dyn signature::RsaEncoding); 4] = [
+            (
+                SignatureScheme::RSA_PKCS1_SHA256,
+                &signature::RSA_PKCS1_SHA256,
+            ),
+            (
+                SignatureScheme::RSA_PKCS1_SHA512,
+                &signature::RSA_PKCS1_SHA512,
+            ),
+            (SignatureScheme::RSA_PSS_SHA256, &signature::RSA_PSS_SHA256),
+            (SignatureScheme::RSA_PSS_SHA384, &signature::RSA_PSS_SHA384),
+        ];
+        for (scheme, encoding) in cases {
+            let mut sig = vec![0; pair.public().modulus_len()];
+            pair.sign(encoding, &rng, msg, &mut sig).unwrap();
+            assert!(verify_signature(&der, scheme, msg, &sig, false).is_ok());
+            assert!(verify_signature(&der, scheme, b"other", &sig, false).is_err());
+            let is_pss = matches!(
+                scheme,
+                SignatureScheme::RSA_PSS_SHA256 | SignatureScheme::RSA_PSS_SHA384
+            );
+            // TLS 1.3 allows only PSS for RSA.
+            assert_eq!(
+                verify_signature(&der, scheme, msg, &sig, true).is_ok(),
+                is_pss
+            );
+        }
+        // Another printer's certificate does not vouch for this key.
+        let other = cert(include_bytes!("../tests/data/printer_b.crt"));
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(&signature::RSA_PSS_SHA256, &rng, msg, &mut sig)
+            .unwrap();
+        assert!(
+            verify_signature(&other, SignatureScheme::RSA_PSS_SHA256, msg, &sig, true).is_err()
+        );
+    }
+
+    #[test]
+    fn ecdsa_signatures_are_checked_with_the_certificate_key() {
+        let der = cert(V1_EC);
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &key(V1_EC_KEY),
+            &rng,
+        )
+        .unwrap();
+        let msg = b"handshake transcript";
+        let sig = pair.sign(&rng, msg).unwrap();
+        let scheme = SignatureScheme::ECDSA_NISTP256_SHA256;
+        assert!(verify_signature(&der, scheme, msg, sig.as_ref(), true).is_ok());
+        assert!(verify_signature(&der, scheme, b"other", sig.as_ref(), true).is_err());
+        // An RSA scheme with an EC key is refused.
+        let rsa = SignatureScheme::RSA_PSS_SHA256;
+        assert!(verify_signature(&der, rsa, msg, sig.as_ref(), true).is_err());
+        // TLS 1.3 binds the scheme to the curve.
+        let p384 = SignatureScheme::ECDSA_NISTP384_SHA384;
+        assert!(verify_signature(&der, p384, msg, sig.as_ref(), true).is_err());
+    }
+
+    #[test]
+    fn every_advertised_scheme_maps_to_an_algorithm() {
+        for scheme in SUPPORTED_SCHEMES {
+            let some_kind = [
+                KeyKind::Rsa,
+                KeyKind::EcP256,
+                KeyKind::EcP384,
+                KeyKind::Ed25519,
+            ]
+            .iter()
+            .any(|k| algorithm(scheme, *k, false).is_some());
+            assert!(some_kind, "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn pin_mismatch_names_the_command_to_accept_the_new_certificate() {
+        let recorder = Arc::new(PinRecorder::default());
+        let verifier = PinnedVerifier {
+            expected: Some("00".repeat(32)),
+            recorder: Arc::clone(&recorder),
+        };
+        let der = CertificateDer::from(cert(V1_RSA));
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let err = verifier
+            .verify_server_cert(&der, &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        let changed = cert_changed(&err).unwrap().to_string();
+        assert!(changed.contains("certificate changed"), "{changed}");
+        assert!(
+            changed.contains("printcam printer forget-cert"),
+            "{changed}"
+        );
+        assert_eq!(recorder.seen().unwrap(), cert_sha256_hex(&der));
+
+        let ok = PinnedVerifier {
+            expected: Some(cert_sha256_hex(&der).to_uppercase()),
+            recorder,
+        };
+        assert!(ok
+            .verify_server_cert(&der, &[], &name, &[], UnixTime::now())
+            .is_ok());
+    }
+}
