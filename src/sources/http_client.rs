@@ -138,7 +138,7 @@ impl Resolver for GuardedResolver {
                 break;
             }
         }
-        if out.len() == 0 {
+        if out.is_empty() {
             return Err(ureq::Error::HostNotFound);
         }
         Ok(out)
@@ -180,11 +180,19 @@ impl Client<'_> {
         }
         let at = self.camera.label();
         match e {
-            ureq::Error::Timeout(_) => SourceError::transient(format!(
-                "the camera at {at} did not answer within {} s",
-                SILENCE_TIMEOUT.as_secs()
+            ureq::Error::Timeout(ureq::Timeout::Connect) => SourceError::transient(format!(
+                "the camera at {at} did not accept a connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
             )),
-            ureq::Error::Io(e) => self.io_error(e),
+            ureq::Error::Timeout(_) => silent(at),
+            ureq::Error::Io(e) => match e.downcast::<ureq::Error>() {
+                Ok(inner) => self.error(inner),
+                Err(e) if is_timeout(&e) => silent(at),
+                Err(e) => SourceError::transient(format!(
+                    "cannot reach the camera at {at}: {}",
+                    redact::url_passwords(&e.to_string())
+                )),
+            },
             ureq::Error::HostNotFound => {
                 SourceError::transient(format!("cannot find the camera host {at}"))
             }
@@ -210,17 +218,28 @@ impl Client<'_> {
             Ok(inner) => return self.error(inner),
             Err(e) => e,
         };
-        if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
-            return SourceError::transient(format!(
-                "the camera at {at} sent nothing for {} s",
-                SILENCE_TIMEOUT.as_secs()
-            ));
+        if is_timeout(&e) {
+            return silent(at);
         }
         SourceError::transient(format!(
             "lost the camera at {at}: {}",
             redact::url_passwords(&e.to_string())
         ))
     }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+fn silent(at: &str) -> SourceError {
+    SourceError::transient(format!(
+        "the camera at {at} sent nothing for {} s",
+        SILENCE_TIMEOUT.as_secs()
+    ))
 }
 
 fn status_error(at: &str, status: u16) -> SourceError {
