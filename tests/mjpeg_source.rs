@@ -467,33 +467,32 @@ fn have_ffmpeg() -> bool {
 
 #[test]
 fn real_ffmpeg_mjpeg_camera() {
+    ffmpeg_camera(Some("multipart/x-mixed-replace;boundary=ffmpeg"));
+}
+
+/// Without `-content_type` ffmpeg announces `application/octet-stream`, as
+/// some cheap cameras do.
+#[test]
+fn real_ffmpeg_camera_as_octet_stream() {
+    ffmpeg_camera(None);
+}
+
+fn ffmpeg_camera(content_type: Option<&str>) {
     if !have_ffmpeg() {
         return;
     }
     let port = free_port();
-    let _ffmpeg = Reaped(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args([
-                "-i",
-                "testsrc2=size=1280x720:rate=15",
-                "-c:v",
-                "mjpeg",
-                "-q:v",
-                "5",
-            ])
-            .args([
-                "-f",
-                "mpjpeg",
-                "-content_type",
-                "multipart/x-mixed-replace;boundary=ffmpeg",
-            ])
-            .args(["-listen", "1", &format!("http://127.0.0.1:{port}/stream")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=1280x720:rate=15"])
+        .args(["-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg"]);
+    if let Some(ct) = content_type {
+        cmd.args(["-content_type", ct]);
+    }
+    cmd.args(["-listen", "1", &format!("http://127.0.0.1:{port}/stream")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let _ffmpeg = Reaped(cmd.spawn().unwrap());
     let source = MjpegHttp::new(format!("http://127.0.0.1:{port}/stream"), LOOPBACK_OK);
     let up = Collector::new(3, 15);
     // ffmpeg takes a moment to listen; it serves exactly one client, so the
