@@ -1,8 +1,12 @@
 //! One module per camera protocol; each implements `crate::source::Source`.
 
 pub mod chamber;
+pub mod demo;
+mod http_client;
+pub mod mjpeg_http;
+pub mod snapshot_http;
 
-use crate::camera::BuiltIn;
+use crate::camera::{BuiltIn, CameraType};
 use crate::cameras::{CameraKind, Cameras};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
@@ -13,6 +17,14 @@ use std::sync::Arc;
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
         CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
+        CameraKind::Demo => Ok(Arc::new(demo::Demo::new())),
+        CameraKind::External(CameraType::Mjpeg) => Ok(Arc::new(mjpeg_http::MjpegHttp::new(
+            external_url(p),
+            cameras.settings().url_policy(),
+        ))),
+        CameraKind::External(CameraType::Snapshot) => Ok(Arc::new(
+            snapshot_http::SnapshotHttp::new(external_url(p), cameras.settings().url_policy()),
+        )),
         CameraKind::None => Err(Error::Unavailable(
             "this printer has no camera: give it an ip address and access code, or an external camera".into(),
         )),
@@ -54,4 +66,8 @@ fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
         p.cert_sha256.clone(),
         Some(on_pin),
     )
+}
+
+fn external_url(p: &Printer) -> String {
+    p.camera_url.clone().unwrap_or_default()
 }
