@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -15,6 +14,10 @@ use printcam::sources::demo::{demo_frames, Demo};
 use printcam::sources::mjpeg_http::MjpegHttp;
 use printcam::sources::snapshot_http::SnapshotHttp;
 use printcam::urlguard::Policy;
+
+#[path = "support/programs.rs"]
+mod programs;
+use programs::{ffmpeg_camera, free_port, have_ffmpeg, FFMPEG_MULTIPART};
 
 const F1: &[u8] = include_bytes!("data/f1.jpg");
 const F2: &[u8] = include_bytes!("data/f2.jpg");
@@ -431,68 +434,24 @@ fn demo_cycles_its_frames() {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Kills and reaps ffmpeg however the test ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have_ffmpeg() -> bool {
-    let found = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "ffmpeg is required under CI (Debian package: ffmpeg)"
-        );
-        eprintln!(
-            "SKIPPED: ffmpeg not found; install the Debian package `ffmpeg` to run this test"
-        );
-    }
-    found
-}
-
 #[test]
 fn real_ffmpeg_mjpeg_camera() {
-    ffmpeg_camera(Some("multipart/x-mixed-replace;boundary=ffmpeg"));
+    read_ffmpeg_camera(Some(FFMPEG_MULTIPART));
 }
 
 /// Without `-content_type` ffmpeg announces `application/octet-stream`, as
 /// some cheap cameras do.
 #[test]
 fn real_ffmpeg_camera_as_octet_stream() {
-    ffmpeg_camera(None);
+    read_ffmpeg_camera(None);
 }
 
-fn ffmpeg_camera(content_type: Option<&str>) {
+fn read_ffmpeg_camera(content_type: Option<&str>) {
     if !have_ffmpeg() {
         return;
     }
     let port = free_port();
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
-        .args(["-i", "testsrc2=size=1280x720:rate=15"])
-        .args(["-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg"]);
-    if let Some(ct) = content_type {
-        cmd.args(["-content_type", ct]);
-    }
-    cmd.args(["-listen", "1", &format!("http://127.0.0.1:{port}/stream")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let _ffmpeg = Reaped(cmd.spawn().unwrap());
+    let _ffmpeg = ffmpeg_camera(port, content_type);
     let source = MjpegHttp::new(format!("http://127.0.0.1:{port}/stream"), LOOPBACK_OK);
     let up = Collector::new(3, 15);
     // ffmpeg takes a moment to listen; it serves exactly one client, so the
