@@ -3,9 +3,11 @@
 
 pub mod camera;
 pub mod cameras;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod http;
 pub mod hub;
 pub mod jpeg;
 pub mod mjpeg;
@@ -14,4 +16,3 @@ pub mod registry;
 pub mod source;
 pub mod sources;
 pub mod urlguard;
-pub mod http;
