@@ -648,10 +648,12 @@ fn camera_enabled(topic: Topic, m: &Matches) -> Result<Option<bool>, CliError> {
 
 // ---------------------------------------------------------------- running
 
+/// Reads an environment variable.
+pub type EnvVar = Box<dyn Fn(&str) -> Option<String>>;
+
 /// What a command needs from the process besides its writers.
 pub struct Context {
-    /// Reads an environment variable.
-    pub var: Box<dyn Fn(&str) -> Option<String>>,
+    pub var: EnvVar,
     /// Whether stdout is a terminal (binary output is refused there).
     pub stdout_is_terminal: bool,
 }
@@ -1263,3 +1265,502 @@ Options:
 Example:
   printcam test 3
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn args(line: &[&str]) -> Vec<String> {
+        line.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn p(line: &[&str]) -> Result<Command, CliError> {
+        parse(&args(line))
+    }
+
+    fn usage_of(line: &[&str]) -> String {
+        match p(line) {
+            Err(CliError::Usage(m)) => m,
+            other => panic!("{line:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    fn added(line: &[&str]) -> Printer {
+        match p(line) {
+            Ok(Command::PrinterAdd(_, printer)) => *printer,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    fn patch_of(line: &[&str]) -> PrinterPatch {
+        match p(line) {
+            Ok(Command::PrinterSet(_, _, change)) => change.0,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_asks_for_the_overview_on_stderr() {
+        assert_eq!(p(&[]), Err(CliError::Help(Topic::Overview)));
+        assert_eq!(p(&["printer"]), Err(CliError::Help(Topic::Printer)));
+        assert_eq!(CliError::Help(Topic::Overview).exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(p(&["--version"]), Ok(Command::Version));
+        assert_eq!(p(&["-V"]), Ok(Command::Version));
+        assert_eq!(p(&["-h"]), Ok(Command::Help(Topic::Overview)));
+        assert_eq!(
+            p(&["help", "printer", "set"]),
+            Ok(Command::Help(Topic::PrinterSet))
+        );
+        assert_eq!(p(&["printer", "--help"]), Ok(Command::Help(Topic::Printer)));
+        // --help wins over anything else on the line, even a bad option.
+        assert_eq!(
+            p(&["printer", "add", "--bogus", "-h"]),
+            Ok(Command::Help(Topic::PrinterAdd))
+        );
+        assert_eq!(p(&["serve", "--help"]), Ok(Command::Help(Topic::Serve)));
+        assert_eq!(p(&["snapshot", "-h"]), Ok(Command::Help(Topic::Snapshot)));
+    }
+
+    #[test]
+    fn every_help_text_has_usage_and_an_example() {
+        let topics = [
+            Topic::Overview,
+            Topic::Serve,
+            Topic::Printer,
+            Topic::PrinterAdd,
+            Topic::PrinterList,
+            Topic::PrinterShow,
+            Topic::PrinterSet,
+            Topic::PrinterRemove,
+            Topic::PrinterForgetCert,
+            Topic::Snapshot,
+            Topic::Test,
+        ];
+        for t in topics {
+            assert!(t.text().contains("Usage: printcam"), "{t:?}");
+            assert!(t.text().contains("Example"), "{t:?}");
+            assert!(
+                t.text().contains(&format!("printcam {}", t.name())),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn add_takes_both_value_forms() {
+        let printer = added(&[
+            "printer",
+            "add",
+            "--name=P1S",
+            "--ip",
+            "192.168.1.50",
+            "--access-code=SECRETAC123",
+            "--model",
+            "P1S",
+            "--camera-port",
+            "6001",
+        ]);
+        assert_eq!(printer.name, "P1S");
+        assert_eq!(printer.ip.as_deref(), Some("192.168.1.50"));
+        assert_eq!(printer.access_code.as_deref(), Some("SECRETAC123"));
+        assert_eq!(printer.camera_port, Some(6001));
+        assert!(!printer.camera_enabled);
+    }
+
+    #[test]
+    fn a_camera_url_given_to_add_is_enabled_unless_disabled() {
+        let base = [
+            "printer",
+            "add",
+            "--name",
+            "Door",
+            "--camera-url",
+            "http://192.168.1.60/",
+            "--camera-type",
+            "MJPEG",
+        ];
+        let on = added(&base);
+        assert!(on.camera_enabled);
+        assert_eq!(on.camera_type, Some(CameraType::Mjpeg));
+        let off = added(&[&base[..], &["--camera-disabled"]].concat());
+        assert!(!off.camera_enabled);
+        assert_eq!(off.camera_url.as_deref(), Some("http://192.168.1.60/"));
+    }
+
+    #[test]
+    fn malformed_options_are_usage_errors() {
+        assert!(usage_of(&["printer", "add"]).contains("--name is required"));
+        assert!(usage_of(&["printer", "add", "--name"]).contains("--name needs a value"));
+        assert!(usage_of(&["printer", "add", "--name", "--ip", "x"]).contains("needs a value"));
+        assert!(
+            usage_of(&["printer", "add", "--name", "a", "--name", "b"]).contains("more than once")
+        );
+        assert!(usage_of(&["printer", "add", "--name", "a", "--bogus"])
+            .contains("unknown option --bogus"));
+        let t = usage_of(&["printer", "add", "--name", "a", "--camera-type", "webcam"]);
+        assert!(t.contains("unknown camera type"), "{t}");
+        for port in ["0", "70000", "abc"] {
+            let e = usage_of(&["printer", "add", "--name", "a", "--camera-port", port]);
+            assert!(e.contains("--camera-port"), "{e}");
+        }
+        let both = [
+            "printer",
+            "add",
+            "--name",
+            "a",
+            "--camera-enabled",
+            "--camera-disabled",
+        ];
+        assert!(usage_of(&both).contains("contradict"));
+        assert!(usage_of(&["serve", "--demo=1"]).contains("takes no value"));
+        assert!(usage_of(&["serve", "--grace", "soon"]).contains("--grace"));
+        assert!(usage_of(&["launch"]).contains("unknown command"));
+        assert!(usage_of(&["printer", "frobnicate"]).contains("unknown subcommand"));
+        assert!(usage_of(&["--bogus", "serve"]).contains("unknown option --bogus"));
+        assert!(usage_of(&["--db"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn secrets_in_bad_options_are_not_echoed() {
+        let e = usage_of(&["printer", "add", "--name", "a", "--acess-code=SECRETAC123"]);
+        assert!(!e.contains("SECRETAC123"), "{e}");
+        let e = usage_of(&["printer", "add", "--name", "a", "SECRETAC123"]);
+        assert!(!e.contains("SECRETAC123"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(usage_of(&["printer", "show", "abc"]).contains("must be a number"));
+        assert!(usage_of(&["printer", "show"]).contains("missing printer ID"));
+        assert!(usage_of(&["printer", "remove", "1", "2"]).contains("one printer ID"));
+        assert!(usage_of(&["test", "1.5"]).contains("must be a number"));
+        assert_eq!(
+            p(&["printer", "show", "--", "3"]),
+            Ok(Command::PrinterShow(Overrides::default(), 3))
+        );
+        assert_eq!(
+            p(&["printer", "forget-cert", "7"]),
+            Ok(Command::PrinterForgetCert(Overrides::default(), 7))
+        );
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command() {
+        let want = Overrides {
+            db: Some(PathBuf::from("x.db")),
+            allow_loopback: true,
+            ..Overrides::default()
+        };
+        let list = |opts: Overrides| Ok(Command::PrinterList { opts, json: false });
+        assert_eq!(
+            p(&["--db", "x.db", "--allow-loopback", "printer", "list"]),
+            list(want.clone())
+        );
+        assert_eq!(
+            p(&["printer", "list", "--db=x.db", "--allow-loopback"]),
+            list(want.clone())
+        );
+        assert_eq!(
+            p(&["--db=x.db", "printer", "ls", "--allow-loopback"]),
+            list(want)
+        );
+    }
+
+    #[test]
+    fn serve_options() {
+        let Ok(Command::Serve(o)) = p(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+            "--grace",
+            "2.5",
+            "--ffmpeg",
+            "/bin/ff",
+        ]) else {
+            panic!("serve did not parse");
+        };
+        assert_eq!(o.listen.as_deref(), Some("127.0.0.1:0"));
+        assert!(o.demo);
+        assert_eq!(o.grace, Some(Duration::from_millis(2500)));
+        assert_eq!(o.ffmpeg, Some(PathBuf::from("/bin/ff")));
+        assert!(usage_of(&["serve", "extra"]).contains("unexpected"));
+    }
+
+    #[test]
+    fn snapshot_output() {
+        let out = |line: &[&str]| match p(line) {
+            Ok(Command::Snapshot { output, .. }) => output,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            out(&["snapshot", "3", "-o", "a.jpg"]),
+            Some(PathBuf::from("a.jpg"))
+        );
+        assert_eq!(
+            out(&["snapshot", "--output=a.jpg", "3"]),
+            Some(PathBuf::from("a.jpg"))
+        );
+        assert_eq!(out(&["snapshot", "3", "-o", "-"]), None);
+        assert_eq!(out(&["snapshot", "3"]), None);
+    }
+
+    #[test]
+    fn set_changes_only_what_is_given_and_empty_clears() {
+        let patch = patch_of(&["printer", "set", "3", "--ip", "", "--model", "X1C"]);
+        assert_eq!(patch.ip, Some(None));
+        assert_eq!(patch.model, Some(Some("X1C".into())));
+        assert_eq!(patch.name, None);
+        assert_eq!(patch.access_code, None);
+        assert_eq!(patch.camera_enabled, None);
+        assert!(usage_of(&["printer", "set", "3"]).contains("nothing to change"));
+    }
+
+    #[test]
+    fn set_camera_url_implies_the_camera_switch() {
+        let on = patch_of(&["printer", "set", "3", "--camera-url", "rtsp://10.0.0.9/s"]);
+        assert_eq!(on.camera_enabled, Some(true));
+        assert_eq!(on.camera_type, None);
+        let off = patch_of(&["printer", "set", "3", "--camera-url="]);
+        assert_eq!(off.camera_url, Some(None));
+        assert_eq!(off.camera_type, Some(None));
+        assert_eq!(off.camera_enabled, Some(false));
+        let kept_off = patch_of(&[
+            "printer",
+            "set",
+            "3",
+            "--camera-url=http://a/",
+            "--camera-disabled",
+        ]);
+        assert_eq!(kept_off.camera_enabled, Some(false));
+    }
+
+    #[test]
+    fn change_debug_hides_the_access_code() {
+        let patch = patch_of(&["printer", "set", "3", "--access-code", "SECRETAC123"]);
+        let shown = format!("{:?}", Change(patch));
+        assert!(!shown.contains("SECRETAC123"), "{shown}");
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        let env = |k: &str| match k {
+            "PRINTCAM_DB" => Some("env.db".to_string()),
+            "PRINTCAM_LISTEN" => Some("127.0.0.1:1".to_string()),
+            _ => None,
+        };
+        let mut s = Settings::from_env(env).unwrap();
+        Overrides {
+            db: Some(PathBuf::from("flag.db")),
+            ..Overrides::default()
+        }
+        .apply(&mut s);
+        assert_eq!(s.db, PathBuf::from("flag.db"));
+        assert_eq!(s.listen, "127.0.0.1:1");
+    }
+
+    // ------------------------------------------------------------ running
+
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn new() -> TestDir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("printcam-cli-{}-{n}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            TestDir(dir)
+        }
+
+        fn db(&self) -> String {
+            self.0.join("p.db").display().to_string()
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ctx(env: &[(&'static str, String)], terminal: bool) -> Context {
+        let env = env.to_vec();
+        Context {
+            var: Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
+            stdout_is_terminal: terminal,
+        }
+    }
+
+    /// Parses and runs one command line: (exit code, stdout, stderr).
+    fn exec(c: &Context, line: &[&str]) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = match parse(&args(line)) {
+            Ok(cmd) => run(cmd, c, &mut out, &mut err),
+            Err(e) => report(&e, &mut err),
+        };
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (code, text(out), text(err))
+    }
+
+    #[test]
+    fn add_list_show_never_print_the_access_code() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let add = [
+            "printer",
+            "add",
+            "--name",
+            "P1S",
+            "--ip",
+            "192.168.1.50",
+            "--access-code",
+            "SECRETAC123",
+        ];
+        assert_eq!(exec(&c, &add), (0, "1\n".to_string(), String::new()));
+        for line in [
+            &["printer", "list"][..],
+            &["printer", "list", "--json"],
+            &["printer", "show", "1"],
+        ] {
+            let (code, out, err) = exec(&c, line);
+            assert_eq!(code, 0, "{line:?}: {err}");
+            assert!(out.contains("P1S"), "{out}");
+            assert!(
+                !out.contains("SECRETAC123") && !err.contains("SECRETAC123"),
+                "{out}"
+            );
+        }
+        let (_, show, _) = exec(&c, &["printer", "show", "1"]);
+        assert!(show.contains("access code:     set"), "{show}");
+    }
+
+    #[test]
+    fn the_db_flag_wins_over_the_environment() {
+        let (env_dir, flag_dir) = (TestDir::new(), TestDir::new());
+        let c = ctx(&[("PRINTCAM_DB", env_dir.db())], false);
+        let db = flag_dir.db();
+        assert_eq!(
+            exec(&c, &["printer", "add", "--name", "a", "--db", &db]).0,
+            0
+        );
+        assert!(Path::new(&db).exists());
+        assert!(!Path::new(&env_dir.db()).exists());
+    }
+
+    #[test]
+    fn runtime_errors_are_one_line_and_exit_1() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let (code, _, err) = exec(&c, &["printer", "show", "1"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("does not exist"), "{err}");
+        exec(&c, &["printer", "add", "--name", "a"]);
+        let (code, out, err) = exec(&c, &["printer", "remove", "9"]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(err, "printcam: error: Printer not found\n");
+        let (code, _, err) = exec(&c, &["printer", "add", "--name", "b", "--ip", "10.0.0.5"]);
+        assert_eq!(code, 1);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("access code"), "{err}");
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_exit_2() {
+        let c = ctx(&[], false);
+        let (code, out, err) = exec(&c, &["printer", "show", "abc"]);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("printcam: error: "), "{err}");
+    }
+
+    #[test]
+    fn set_and_remove() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "a",
+                "--ip",
+                "10.0.0.5",
+                "--access-code",
+                "x1",
+            ],
+        );
+        assert_eq!(exec(&c, &["printer", "set", "1", "--name", "renamed"]).0, 0);
+        let (_, show, _) = exec(&c, &["printer", "show", "1"]);
+        assert!(
+            show.contains("renamed") && show.contains("10.0.0.5"),
+            "{show}"
+        );
+        assert_eq!(exec(&c, &["printer", "forget-cert", "1"]).0, 0);
+        assert_eq!(exec(&c, &["printer", "remove", "1"]).0, 0);
+        assert_eq!(exec(&c, &["printer", "show", "1"]).0, 1);
+    }
+
+    #[test]
+    fn snapshot_refuses_a_terminal_before_connecting() {
+        let c = ctx(&[("PRINTCAM_DB", "/nonexistent/p.db".into())], true);
+        let (code, out, err) = exec(&c, &["snapshot", "1"]);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert!(err.contains("terminal"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_leaves_only_the_file() {
+        let dir = TestDir::new();
+        let path = dir.0.join("a.jpg");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 1);
+        assert!(write_atomically(&dir.0.join("no/such/dir.jpg"), b"x").is_err());
+    }
+
+    #[test]
+    fn output_is_escaped() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1b}"), "\"a\\\"b\\\\c\\nd\\u001b\"");
+        assert_eq!(printable("x\u{1b}[31my"), "x?[31my");
+        let p = Printer {
+            id: 4,
+            name: "Door".into(),
+            camera_url: Some("rtsp://u:SECRETPW@10.0.0.9/s".into()),
+            camera_type: Some(CameraType::Rtsp),
+            camera_enabled: true,
+            ..Printer::default()
+        };
+        for text in [
+            list_table(std::slice::from_ref(&p)),
+            list_json(std::slice::from_ref(&p)),
+            show(&p),
+        ] {
+            assert!(!text.contains("SECRETPW"), "{text}");
+            assert!(text.contains("rtsp://u:****@10.0.0.9/s"), "{text}");
+        }
+        assert_eq!(list_json(&[]), "[]\n");
+    }
+
+    #[test]
+    fn test_lines() {
+        let ok = TestResult {
+            success: true,
+            resolution: Some("1280x720".into()),
+            error: None,
+        };
+        assert_eq!(test_line(&ok), "ok: 1280x720\n");
+        let failed = TestResult {
+            success: false,
+            resolution: None,
+            error: Some("no\nframe".into()),
+        };
+        assert_eq!(test_line(&failed), "failed: no frame\n");
+    }
+}
