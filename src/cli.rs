@@ -656,13 +656,22 @@ pub struct Context {
     pub var: EnvVar,
     /// Whether stdout is a terminal (binary output is refused there).
     pub stdout_is_terminal: bool,
+    /// Reads one line from stdin (`--access-code -`).
+    pub read_line: LineReader,
 }
+
+/// Reads one line of input.
+pub type LineReader = Box<dyn Fn() -> io::Result<String>>;
 
 impl Context {
     pub fn from_process() -> Context {
         Context {
             var: Box::new(|k| std::env::var(k).ok()),
             stdout_is_terminal: io::stdout().is_terminal(),
+            read_line: Box::new(|| {
+                let mut line = String::new();
+                io::stdin().read_line(&mut line).map(|_| line)
+            }),
         }
     }
 }
@@ -725,7 +734,8 @@ fn execute(
             write_out(out, line.as_bytes())?
         }
         Command::Serve(opts) => serve_now(&opts, ctx, err)?,
-        Command::PrinterAdd(opts, p) => {
+        Command::PrinterAdd(opts, mut p) => {
+            code_from_stdin(&mut p.access_code, ctx)?;
             let id = cameras(&opts, ctx, true)?.add_printer(&p)?;
             write_out(out, format!("{id}\n").as_bytes())?
         }
@@ -742,7 +752,10 @@ fn execute(
             let p = cameras(&opts, ctx, false)?.printer(id)?;
             write_out(out, show(&p).as_bytes())?
         }
-        Command::PrinterSet(opts, id, patch) => {
+        Command::PrinterSet(opts, id, mut patch) => {
+            if let Some(code) = &mut patch.0.access_code {
+                code_from_stdin(code, ctx)?;
+            }
             cameras(&opts, ctx, false)?.update_printer(id, &patch.0)?;
         }
         Command::PrinterRemove(opts, id) => cameras(&opts, ctx, false)?.remove_printer(id)?,
@@ -752,6 +765,25 @@ fn execute(
     }
     Ok(0)
 }
+
+/// `--access-code -` reads the code from stdin, keeping it out of the
+/// process list and the shell history.
+fn code_from_stdin(code: &mut Option<String>, ctx: &Context) -> Result<(), CliError> {
+    if code.as_deref() != Some(STDIN) {
+        return Ok(());
+    }
+    let line = (ctx.read_line)()
+        .map_err(|e| CliError::Failed(format!("could not read the access code from stdin: {e}")))?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.is_empty() {
+        return Err(CliError::Failed("no access code on stdin".into()));
+    }
+    *code = Some(line.to_string());
+    Ok(())
+}
+
+/// The value that means "read it from stdin".
+const STDIN: &str = "-";
 
 fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
     out.write_all(bytes)
@@ -1123,7 +1155,8 @@ Registers a printer and prints its new ID alone on stdout.
 Fields:
   --name NAME            a name to show (required)
   --ip ADDR              a Bambu Lab printer's address (needs --access-code)
-  --access-code CODE     the printer's LAN access code (shown on its screen)
+  --access-code CODE     the printer's LAN access code (shown on its screen);
+                         '-' reads it from stdin
   --model MODEL          the printer model (X1C, P1S, A1, …): picks the camera protocol
   --serial SERIAL        the printer's serial number
   --camera-port PORT     replace the built-in camera's port (6000 or 322)
@@ -1137,7 +1170,8 @@ Options:
   --allow-loopback       allow camera URLs on this box
   -h, --help             show this help
 
-Note: a code given on the command line may stay in your shell's history.
+A code typed on the command line stays in your shell's history and shows in
+the process list: prefer '--access-code -' and type or pipe it in.
 
 Examples:
   printcam printer add --name P1S --ip 192.168.1.50 --access-code 12345678 --model P1S
@@ -1184,7 +1218,7 @@ switches the external camera on unless --camera-disabled is given too.
 Fields:
   --name NAME            a name to show
   --ip ADDR              a Bambu Lab printer's address (needs an access code)
-  --access-code CODE     the printer's LAN access code
+  --access-code CODE     the printer's LAN access code; '-' reads it from stdin
   --model MODEL          the printer model (X1C, P1S, A1, …)
   --serial SERIAL        the printer's serial number
   --camera-port PORT     replace the built-in camera's port
@@ -1199,7 +1233,7 @@ Options:
   -h, --help             show this help
 
 Examples:
-  printcam printer set 3 --access-code 87654321
+  printcam printer set 3 --access-code - < code.txt
   printcam printer set 3 --camera-url \"\"
 ";
 
@@ -1566,6 +1600,8 @@ mod tests {
 
     // ------------------------------------------------------------ running
 
+    const STDIN_CODE: &str = "FROMSTDIN42";
+
     struct TestDir(PathBuf);
 
     impl TestDir {
@@ -1593,6 +1629,7 @@ mod tests {
         Context {
             var: Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
             stdout_is_terminal: terminal,
+            read_line: Box::new(|| Ok(format!("{STDIN_CODE}\n"))),
         }
     }
 
@@ -1637,6 +1674,46 @@ mod tests {
         }
         let (_, show, _) = exec(&c, &["printer", "show", "1"]);
         assert!(show.contains("access code:     set"), "{show}");
+    }
+
+    #[test]
+    fn a_dash_reads_the_access_code_from_stdin() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let add = [
+            "printer",
+            "add",
+            "--name",
+            "a",
+            "--ip",
+            "10.0.0.5",
+            "--access-code",
+            "-",
+        ];
+        assert_eq!(exec(&c, &add).0, 0);
+        let stored = |id| {
+            Registry::open(Path::new(&dir.db()))
+                .unwrap()
+                .get(id)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(stored(1).access_code.as_deref(), Some(STDIN_CODE));
+        exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "b",
+                "--ip",
+                "10.0.0.6",
+                "--access-code",
+                "x",
+            ],
+        );
+        assert_eq!(exec(&c, &["printer", "set", "2", "--access-code=-"]).0, 0);
+        assert_eq!(stored(2).access_code.as_deref(), Some(STDIN_CODE));
     }
 
     #[test]

@@ -427,3 +427,28 @@ fn bad_environment_is_reported_by_name() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("PRINTCAM_GRACE"));
 }
+
+#[test]
+fn the_access_code_can_come_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = TestDir::new();
+    let db = dir.db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_printcam"))
+        .args(["printer", "add", "--name", "p", "--ip", "10.0.0.5"])
+        .args(["--access-code", "-", "--db", &db])
+        .env_remove("PRINTCAM_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{SECRET}").unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let show = with_db(&dir, &["printer", "show", "1"]);
+    assert!(show.out.contains("access code:     set"), "{}", show.out);
+    assert!(!show.out.contains(SECRET));
+}
