@@ -382,7 +382,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         "serve" => leaf(Topic::Serve, &tokens(), serve),
         "printer" => printer(global, rest),
         "snapshot" => leaf(Topic::Snapshot, &tokens(), snapshot),
-        "test" => leaf(Topic::Test, &tokens(), test),
+        "test" => by_id(Topic::Test, &tokens(), Command::Test),
         "help" => help(rest),
         "version" => Ok(Command::Version),
         other => Err(Topic::Overview.usage(format!("unknown command {other:?}"))),
@@ -429,23 +429,14 @@ fn printer(global: &[String], rest: &[String]) -> Result<Command, CliError> {
         "-h" | "--help" => Ok(Command::Help(Topic::Printer)),
         "add" => leaf(Topic::PrinterAdd, &tokens, add),
         "list" | "ls" => leaf(Topic::PrinterList, &tokens, list),
-        "show" => leaf(Topic::PrinterShow, &tokens, |m| {
-            Ok(Command::PrinterShow(
-                overrides(m)?,
-                m.id(Topic::PrinterShow)?,
-            ))
-        }),
+        "show" => by_id(Topic::PrinterShow, &tokens, Command::PrinterShow),
         "set" => leaf(Topic::PrinterSet, &tokens, set),
-        "remove" | "rm" => leaf(Topic::PrinterRemove, &tokens, |m| {
-            Ok(Command::PrinterRemove(
-                overrides(m)?,
-                m.id(Topic::PrinterRemove)?,
-            ))
-        }),
-        "forget-cert" => leaf(Topic::PrinterForgetCert, &tokens, |m| {
-            let id = m.id(Topic::PrinterForgetCert)?;
-            Ok(Command::PrinterForgetCert(overrides(m)?, id))
-        }),
+        "remove" | "rm" => by_id(Topic::PrinterRemove, &tokens, Command::PrinterRemove),
+        "forget-cert" => by_id(
+            Topic::PrinterForgetCert,
+            &tokens,
+            Command::PrinterForgetCert,
+        ),
         other if is_option(other) => Err(Topic::Printer.usage(
             "expected a subcommand (add, list, show, set, remove, forget-cert) before options",
         )),
@@ -477,6 +468,15 @@ fn leaf(
     }
     let m = scan(topic, tokens, &[GLOBAL, specs(topic)])?;
     build(&m)
+}
+
+/// A command that takes one printer ID and the settings options.
+fn by_id(
+    topic: Topic,
+    tokens: &[String],
+    make: fn(Overrides, i64) -> Command,
+) -> Result<Command, CliError> {
+    leaf(topic, tokens, |m| Ok(make(overrides(m)?, m.id(topic)?)))
 }
 
 fn help(rest: &[String]) -> Result<Command, CliError> {
@@ -538,11 +538,6 @@ fn snapshot(m: &Matches) -> Result<Command, CliError> {
         id,
         output,
     })
-}
-
-fn test(m: &Matches) -> Result<Command, CliError> {
-    let id = m.id(Topic::Test)?;
-    Ok(Command::Test(overrides(m)?, id))
 }
 
 fn add(m: &Matches) -> Result<Command, CliError> {
@@ -1135,10 +1130,10 @@ Usage: printcam printer SUBCOMMAND [OPTIONS]
 
 Subcommands:
   add                    register a printer or an external camera; prints the new ID
-  list                   list the printers (--json for JSON)
+  list (ls)              list the printers (--json for JSON)
   show ID                show one printer's settings
   set ID                 change a printer's settings
-  remove ID              delete a printer
+  remove (rm) ID         delete a printer
   forget-cert ID         forget the printer's pinned TLS certificate
 
 Each takes --db PATH and -h/--help.
