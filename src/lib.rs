@@ -3,6 +3,7 @@
 
 pub mod camera;
 pub mod cameras;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod frame;
