@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod config;
 pub mod error;
+pub mod ffmpeg;
 pub mod frame;
 pub mod hub;
 pub mod jpeg;
@@ -12,4 +13,5 @@ pub mod redact;
 pub mod registry;
 pub mod source;
 pub mod sources;
+pub mod tls_proxy;
 pub mod urlguard;

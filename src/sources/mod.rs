@@ -1,1 +1,2 @@
 //! One module per camera protocol; each implements `crate::source::Source`.
+pub mod rtsp;
