@@ -260,6 +260,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A running child process whose stderr is drained into a small ring of
 /// redacted lines. Dropping it stops and reaps it.
+///
+/// On Linux the child is killed when the thread that spawned it exits
+/// (PR_SET_PDEATHSIG follows the thread, not the process): spawn it on the
+/// thread that owns it, as sources do.
 pub struct Child {
     inner: std::process::Child,
     pid: u32,
@@ -340,7 +344,10 @@ impl Child {
     /// The last lines of stderr, passwords in URLs redacted, joined by "; ".
     pub fn tail(&self) -> String {
         let ring = lock(&self.tail);
-        ring.iter().map(String::as_str).collect::<Vec<_>>().join("; ")
+        ring.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The exit status if the child has exited (it is then reaped).
@@ -384,7 +391,10 @@ impl Child {
             if h.is_finished() {
                 let _ = h.join();
             } else {
-                log::warn!("a child of ffmpeg (pid {}) still holds its stderr open", self.pid);
+                log::warn!(
+                    "a child of ffmpeg (pid {}) still holds its stderr open",
+                    self.pid
+                );
             }
         }
         self.status
@@ -401,9 +411,12 @@ impl Drop for Child {
 /// unreaped, so the group id still belongs to our child.
 fn signal_group(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: plain syscall; a negative pid addresses the process group.
+        // SAFETY: plain syscalls; a negative pid addresses the process group.
+        // If the child left its group (setsid), signal it alone.
         unsafe {
-            libc::kill(-pid, sig);
+            if libc::kill(-pid, sig) != 0 {
+                libc::kill(pid, sig);
+            }
         }
     }
 }
@@ -563,7 +576,10 @@ mod tests {
 
     #[test]
     fn helper_output_and_timeout() {
-        let out = run_with_timeout(Command::new("/bin/sh").args(["-c", "echo hi"]), HELPER_TIMEOUT);
+        let out = run_with_timeout(
+            Command::new("/bin/sh").args(["-c", "echo hi"]),
+            HELPER_TIMEOUT,
+        );
         assert_eq!(out.as_deref(), Some("hi\n"));
         let t = Instant::now();
         let out = run_with_timeout(

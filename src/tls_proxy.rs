@@ -60,7 +60,10 @@ enum State {
     /// Collecting a request head up to `\r\n\r\n`.
     Head,
     /// Inside the 4-byte interleaved header; `got` bytes of it seen.
-    Interleaved { got: u8, len: [u8; 2] },
+    Interleaved {
+        got: u8,
+        len: [u8; 2],
+    },
     /// Passing this many more bytes through untouched (payload or body).
     Pass(u64),
     Failed,
@@ -337,7 +340,9 @@ impl TlsProxy {
 
     /// The last failure reaching the camera (no secrets: host and port only).
     pub fn last_error(&self) -> Option<String> {
-        lock(&self.shared.last_error).as_ref().map(|(_, m)| m.clone())
+        lock(&self.shared.last_error)
+            .as_ref()
+            .map(|(_, m)| m.clone())
     }
 
     /// True if the last attempt to reach the camera was refused (a printer
@@ -523,7 +528,10 @@ fn client_to_camera(
             let written = side.conn.writer().write(rest)?;
             side.flush()?;
             if written == 0 && !side.conn.wants_write() {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "TLS send buffer full"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "TLS send buffer full",
+                ));
             }
             rest = &rest[written..];
         }
@@ -641,19 +649,27 @@ mod tests {
         }
         // RTCP receiver reports interleaved with a keep-alive whose body and
         // frames contain things that look like requests and like `$`.
-        let rtcp = interleaved(1, b"\x81\xc9\x00\x07GET_PARAMETER rtsp://127.0.0.1:40123/ RTSP/1.0\r\n\r\n$");
+        let rtcp = interleaved(
+            1,
+            b"\x81\xc9\x00\x07GET_PARAMETER rtsp://127.0.0.1:40123/ RTSP/1.0\r\n\r\n$",
+        );
         let big = interleaved(0, &vec![b'$'; 70_000 % 65_536]);
         let keepalive = "GET_PARAMETER rtsp://127.0.0.1:40123/streaming/live/1/ RTSP/1.0\r\nCSeq: 6\r\nContent-Type: text/parameters\r\nContent-Length: 30\r\n\r\nrtsp://127.0.0.1:40123/x\r\n$\x00\x00\x01";
         let keepalive_out = "GET_PARAMETER rtsps://192.168.1.50:322/streaming/live/1/ RTSP/1.0\r\nCSeq: 6\r\nContent-Type: text/parameters\r\nContent-Length: 30\r\n\r\nrtsp://127.0.0.1:40123/x\r\n$\x00\x00\x01";
         assert_eq!(keepalive.split("\r\n\r\n").nth(1).unwrap().len(), 30);
         for (i, o) in [
             (rtcp.clone(), rtcp.clone()),
-            (keepalive.as_bytes().to_vec(), keepalive_out.as_bytes().to_vec()),
+            (
+                keepalive.as_bytes().to_vec(),
+                keepalive_out.as_bytes().to_vec(),
+            ),
             (big.clone(), big.clone()),
             (b"\r\n".to_vec(), b"\r\n".to_vec()),
             (
-                b"TEARDOWN rtsp://127.0.0.1:40123/streaming/live/1/ RTSP/1.0\r\nCSeq: 7\r\n\r\n".to_vec(),
-                b"TEARDOWN rtsps://192.168.1.50:322/streaming/live/1/ RTSP/1.0\r\nCSeq: 7\r\n\r\n".to_vec(),
+                b"TEARDOWN rtsp://127.0.0.1:40123/streaming/live/1/ RTSP/1.0\r\nCSeq: 7\r\n\r\n"
+                    .to_vec(),
+                b"TEARDOWN rtsps://192.168.1.50:322/streaming/live/1/ RTSP/1.0\r\nCSeq: 7\r\n\r\n"
+                    .to_vec(),
             ),
         ] {
             input.extend_from_slice(&i);
@@ -672,7 +688,10 @@ mod tests {
     fn every_split_point_gives_the_same_output() {
         let (input, want) = session();
         // Every two-way split, plus byte-by-byte.
-        for cut in (0..=input.len()).step_by(7).chain(input.len().saturating_sub(300)..=input.len()) {
+        for cut in (0..=input.len())
+            .step_by(7)
+            .chain(input.len().saturating_sub(300)..=input.len())
+        {
             let mut r = rewriter();
             let mut out = Vec::new();
             r.push(&input[..cut], &mut out).unwrap();
@@ -737,7 +756,10 @@ mod tests {
     fn bad_content_length_is_refused() {
         let mut out = Vec::new();
         assert_eq!(
-            rewriter().push(b"SET_PARAMETER rtsp://127.0.0.1:40123/ RTSP/1.0\r\nContent-Length: x\r\n\r\n", &mut out),
+            rewriter().push(
+                b"SET_PARAMETER rtsp://127.0.0.1:40123/ RTSP/1.0\r\nContent-Length: x\r\n\r\n",
+                &mut out
+            ),
             Err(RewriteError::BadContentLength)
         );
     }

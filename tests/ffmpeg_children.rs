@@ -32,10 +32,7 @@ struct Fake {
 
 impl Fake {
     fn new(name: &str, script: &str, env: &[(&str, &str)]) -> Fake {
-        let dir = std::env::temp_dir().join(format!(
-            "printcam-fake-{name}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("printcam-fake-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut wrapper = format!(
@@ -112,8 +109,23 @@ fn usb_arguments_and_frames() {
     assert_eq!(
         recorded,
         [
-            "-hide_banner", "-loglevel", "error", "-f", "v4l2", "-framerate", "7", "-i",
-            "/dev/video3", "-an", "-f", "mjpeg", "-q:v", "5", "-r", "7", "-"
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "v4l2",
+            "-framerate",
+            "7",
+            "-i",
+            "/dev/video3",
+            "-an",
+            "-f",
+            "mjpeg",
+            "-q:v",
+            "5",
+            "-r",
+            "7",
+            "-"
         ]
     );
     assert_no_children();
@@ -189,7 +201,12 @@ fn hub_cancel_ends_a_stubborn_ffmpeg() {
         .name("test-run".into())
         .spawn(move || s.run(&*u))
         .unwrap();
-    assert!(wait_until(Duration::from_secs(20), || up.frames.lock().unwrap().len() >= 2));
+    assert!(wait_until(Duration::from_secs(20), || up
+        .frames
+        .lock()
+        .unwrap()
+        .len()
+        >= 2));
     up.cancel();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !runner.is_finished() {
@@ -295,8 +312,18 @@ fn real_ffmpeg_reads_a_real_rtsp_server() {
         }
 
         // A wrong password: ffmpeg fails, the error is redacted.
-        let url = format!("rtsp://bblp:wrong-one@127.0.0.1:{}/streaming/live/1", server.port);
-        let source = Rtsp::url(url, Some(real), Policy { allow_loopback: true }, None);
+        let url = format!(
+            "rtsp://bblp:wrong-one@127.0.0.1:{}/streaming/live/1",
+            server.port
+        );
+        let source = Rtsp::url(
+            url,
+            Some(real),
+            Policy {
+                allow_loopback: true,
+            },
+            None,
+        );
         let err = source.run(&TestUp::new(1, 5)).unwrap_err();
         assert!(err.retry);
         assert!(err.message.contains("401"), "{err}");

@@ -95,14 +95,21 @@ fn requests_are_rewritten_and_both_directions_flow() {
     // Split awkwardly: inside the URL and inside the interleaved header.
     let mut bytes = request.into_bytes();
     bytes.extend_from_slice(frame);
-    for part in [&bytes[..12], &bytes[12..bytes.len() - 7], &bytes[bytes.len() - 7..]] {
+    for part in [
+        &bytes[..12],
+        &bytes[12..bytes.len() - 7],
+        &bytes[bytes.len() - 7..],
+    ] {
         client.write_all(part).unwrap();
         thread::sleep(Duration::from_millis(30));
     }
     assert_eq!(read_exactly(&mut client, REPLY.len()), REPLY);
     drop(client);
     let received = got.recv_timeout(TIMEOUT * 2).expect("backend saw no EOF");
-    assert_eq!(String::from_utf8_lossy(&received), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&received),
+        String::from_utf8_lossy(&expected)
+    );
     assert_eq!(proxy.connections(), 1);
     assert_eq!(proxy.last_error(), None);
     let t = Instant::now();
@@ -134,7 +141,9 @@ fn stop_closes_a_live_connection() {
     let mut proxy = start_proxy(front.port);
     let mut client = TcpStream::connect(("127.0.0.1", proxy.local_port())).unwrap();
     client.set_read_timeout(Some(TIMEOUT)).unwrap();
-    client.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+    client
+        .write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .unwrap();
     let deadline = Instant::now() + TIMEOUT;
     while front.accepted.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline);

@@ -24,7 +24,7 @@ use url::Url;
 use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
-use crate::source::{SourceError, Source, Upstream};
+use crate::source::{Source, SourceError, Upstream};
 use crate::tls_proxy::TlsProxy;
 use crate::urlguard::{self, Policy};
 
@@ -277,7 +277,8 @@ fn local_url(
     userinfo: Option<(&str, &str)>,
 ) -> Result<String, SourceError> {
     let bad = || SourceError::fatal("cannot build the local camera URL");
-    let mut u = Url::parse(&format!("rtsp://127.0.0.1:{port}{path_and_query}")).map_err(|_| bad())?;
+    let mut u =
+        Url::parse(&format!("rtsp://127.0.0.1:{port}{path_and_query}")).map_err(|_| bad())?;
     if let Some((user, pass)) = userinfo {
         u.set_username(user).map_err(|_| bad())?;
         u.set_password(Some(pass)).map_err(|_| bad())?;

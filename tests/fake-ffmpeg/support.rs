@@ -46,7 +46,8 @@ pub fn require_gst_rtsp() -> bool {
     let Some(python) = require("/usr/bin/python3", "python3") else {
         return false;
     };
-    let check = "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
+    let check =
+        "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
                  from gi.repository import Gst, GstRtspServer; Gst.init(None); \
                  assert Gst.ElementFactory.find('x264enc')";
     let ok = std::process::Command::new(python)
@@ -56,7 +57,8 @@ pub fn require_gst_rtsp() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        let msg = "GStreamer's RTSP server is missing: install python3-gi gir1.2-gst-rtsp-server-1.0 \
+        let msg =
+            "GStreamer's RTSP server is missing: install python3-gi gir1.2-gst-rtsp-server-1.0 \
                    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly";
         if std::env::var_os("CI").is_some() {
             panic!("{msg}");
@@ -138,7 +140,11 @@ pub fn child_pids() -> Vec<u32> {
         };
         let ppid: Option<u32> = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
         if ppid == Some(me) {
-            pids.extend(stat.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()));
+            pids.extend(
+                stat.split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     pids
@@ -153,7 +159,9 @@ pub struct RtspServer {
 impl RtspServer {
     pub fn start(user: &str, password: &str, width: u32, height: u32) -> RtspServer {
         let args: Vec<String> = vec![
-            manifest("tests/rtsp_server.py").to_string_lossy().into_owned(),
+            manifest("tests/rtsp_server.py")
+                .to_string_lossy()
+                .into_owned(),
             user.into(),
             password.into(),
             width.to_string(),
@@ -164,7 +172,11 @@ impl RtspServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut line = Vec::new();
         while !line.ends_with(b"\n") {
-            assert!(Instant::now() < deadline, "RTSP server did not start: {}", child.tail());
+            assert!(
+                Instant::now() < deadline,
+                "RTSP server did not start: {}",
+                child.tail()
+            );
             if ffmpeg::wait_readable(out.as_raw_fd(), Duration::from_millis(200)).unwrap() {
                 let mut b = [0u8; 1];
                 let n = out.read(&mut b).unwrap();
@@ -303,7 +315,10 @@ impl Drop for TlsFront {
 }
 
 fn idle(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn relay(
