@@ -364,7 +364,7 @@ fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
         ));
     };
     match kind {
-        CameraType::Usb => usb_path_ok(url).map_err(Error::Invalid),
+        CameraType::Usb => crate::ffmpeg::usb_device_ok(url).map_err(Error::Invalid),
         CameraType::Mjpeg | CameraType::Snapshot | CameraType::Rtsp => {
             let checked = urlguard::check_resolved(url, policy)
                 .map_err(|why| Error::Invalid(format!("camera url refused: {why}")))?;
@@ -385,20 +385,5 @@ fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-/// `/dev/videoN` with N from 0 to 99, written without leading zeros.
-pub fn usb_path_ok(path: &str) -> std::result::Result<(), String> {
-    let ok = path
-        .strip_prefix("/dev/video")
-        .filter(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
-        .is_some_and(|n| n == "0" || !n.starts_with('0'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "a usb camera is a device /dev/video0 to /dev/video99, not {path:?}"
-        ))
     }
 }

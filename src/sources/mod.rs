@@ -4,19 +4,45 @@ pub mod chamber;
 pub mod demo;
 mod http_client;
 pub mod mjpeg_http;
+pub mod rtsp;
 pub mod snapshot_http;
 
 use crate::camera::{BuiltIn, CameraType};
 use crate::cameras::{CameraKind, Cameras};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
-use crate::source::{Source, SourceError, Upstream};
+use crate::source::Source;
 use std::sync::Arc;
 
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
         CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
+        CameraKind::BuiltIn(BuiltIn::Rtsps) => {
+            let (tls, _) = crate::tls::client_config(p.cert_sha256.clone());
+            Ok(Arc::new(rtsp::Rtsp::bambu(
+                p.ip.clone().unwrap_or_default(),
+                p.camera_port.unwrap_or(BuiltIn::Rtsps.default_port()),
+                p.access_code.clone().unwrap_or_default(),
+                tls,
+                cameras.settings().ffmpeg.clone(),
+            )))
+        }
+        CameraKind::External(CameraType::Rtsp) => {
+            // An rtsps camera's certificate is accepted as presented, as a
+            // printer's is: such cameras rarely chain to a public CA.
+            let (tls, _) = crate::tls::client_config(None);
+            Ok(Arc::new(rtsp::Rtsp::url(
+                external_url(p),
+                cameras.settings().ffmpeg.clone(),
+                cameras.settings().url_policy(),
+                Some(tls),
+            )))
+        }
+        CameraKind::External(CameraType::Usb) => Ok(Arc::new(rtsp::Rtsp::usb(
+            external_url(p),
+            cameras.settings().ffmpeg.clone(),
+        ))),
         CameraKind::Demo => Ok(Arc::new(demo::Demo::new())),
         CameraKind::External(CameraType::Mjpeg) => Ok(Arc::new(mjpeg_http::MjpegHttp::new(
             external_url(p),
@@ -28,23 +54,6 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
         CameraKind::None => Err(Error::Unavailable(
             "this printer has no camera: give it an ip address and access code, or an external camera".into(),
         )),
-        kind => Ok(Arc::new(NotYet(kind.as_str()))),
-    }
-}
-
-/// Placeholder while the protocol modules are merged.
-struct NotYet(&'static str);
-
-impl Source for NotYet {
-    fn describe(&self) -> String {
-        self.0.to_string()
-    }
-
-    fn run(&self, _up: &dyn Upstream) -> std::result::Result<(), SourceError> {
-        Err(SourceError::fatal(format!(
-            "{} cameras are not supported yet",
-            self.0
-        )))
     }
 }
 

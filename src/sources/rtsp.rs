@@ -1,0 +1,435 @@
+//! ffmpeg-fed cameras: external rtsp:// and rtsps:// URLs, the RTSPS camera
+//! of X1/H2/P2 printers (port 322), and local V4L2 (USB) devices.
+//!
+//! ffmpeg decodes and re-encodes to MJPEG on its stdout, which is split into
+//! JPEGs here. RTSPS always goes through the in-process TLS proxy, so ffmpeg
+//! only ever speaks plain RTSP to 127.0.0.1.
+//!
+//! The frame rate is fixed when ffmpeg starts (the fastest viewer's wish at
+//! that moment, at most 30): restarting ffmpeg on every change would cost a
+//! printer reconnection and a few seconds without picture, while viewers that
+//! want fewer frames simply skip some.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::ChildStdout;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use url::Url;
+
+use crate::ffmpeg::{self, Child};
+use crate::jpeg::{Splitter, MAX_FRAME};
+use crate::redact;
+use crate::source::{Source, SourceError, Upstream};
+use crate::tls_proxy::TlsProxy;
+use crate::urlguard::{self, Policy};
+
+const MAX_FPS: u32 = 30;
+/// No byte from ffmpeg for this long means the camera is gone (ffmpeg's own
+/// RTSP socket timeout is 10 s; a V4L2 device has none).
+const STALL: Duration = Duration::from_secs(30);
+/// How often the read loop looks at `up.stopping()`.
+const POLL: Duration = Duration::from_millis(500);
+const READ_CHUNK: usize = 64 * 1024;
+const BAMBU_PATH: &str = "/streaming/live/1";
+
+const LIVEVIEW_OFF: &str = "the printer refused the camera connection: enable LAN mode liveview in the printer's network settings";
+
+enum Kind {
+    Url {
+        url: String,
+        policy: Policy,
+        tls: Option<Arc<ClientConfig>>,
+    },
+    Bambu {
+        host: String,
+        port: u16,
+        access_code: String,
+        tls: Arc<ClientConfig>,
+    },
+    Usb {
+        device: String,
+    },
+}
+
+/// A camera read through ffmpeg.
+pub struct Rtsp {
+    kind: Kind,
+    ffmpeg: Option<PathBuf>,
+}
+
+impl Rtsp {
+    /// An external rtsp:// or rtsps:// camera. rtsps needs `tls` (the caller
+    /// decides how the camera's certificate is checked).
+    pub fn url(
+        url: String,
+        ffmpeg: Option<PathBuf>,
+        policy: Policy,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Rtsp {
+        Rtsp {
+            kind: Kind::Url { url, policy, tls },
+            ffmpeg,
+        }
+    }
+
+    /// A printer's own RTSPS camera:
+    /// `rtsps://bblp:<access code>@host:port/streaming/live/1`.
+    pub fn bambu(
+        host: String,
+        port: u16,
+        access_code: String,
+        tls: Arc<ClientConfig>,
+        ffmpeg: Option<PathBuf>,
+    ) -> Rtsp {
+        Rtsp {
+            kind: Kind::Bambu {
+                host,
+                port,
+                access_code,
+                tls,
+            },
+            ffmpeg,
+        }
+    }
+
+    /// A local V4L2 device, `/dev/videoN`.
+    pub fn usb(device: String, ffmpeg: Option<PathBuf>) -> Rtsp {
+        Rtsp {
+            kind: Kind::Usb { device },
+            ffmpeg,
+        }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Bambu { access_code, .. } => vec![access_code.clone()],
+            Kind::Url { url, .. } => Url::parse(url)
+                .ok()
+                .and_then(|u| u.password().map(|p| p.to_string()))
+                .into_iter()
+                .flat_map(|p| {
+                    let decoded = url::form_urlencoded::parse(format!("p={p}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned());
+                    std::iter::once(p).chain(decoded)
+                })
+                .collect(),
+            Kind::Usb { .. } => Vec::new(),
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets();
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        redact::secrets(text, &refs)
+    }
+
+    /// What to run: ffmpeg's input arguments and the proxy it goes through.
+    fn prepare(&self, ffmpeg_path: &Path, fps: u32) -> Result<Prepared, SourceError> {
+        match &self.kind {
+            Kind::Usb { device } => {
+                ffmpeg::usb_device_ok(device).map_err(SourceError::fatal)?;
+                Ok(Prepared {
+                    args: ffmpeg::usb_args(device, fps),
+                    proxy: None,
+                })
+            }
+            Kind::Bambu {
+                host,
+                port,
+                access_code,
+                tls,
+            } => {
+                let proxy = start_proxy(host, *port, tls)?;
+                // The access code is in ffmpeg's argument list, which local
+                // users can read (/proc/<pid>/cmdline); the README says so.
+                let local = local_url(proxy.local_port(), BAMBU_PATH, Some(("bblp", access_code)))?;
+                Ok(Prepared {
+                    args: rtsp_args(ffmpeg_path, &local, fps),
+                    proxy: Some(proxy),
+                })
+            }
+            Kind::Url { url, policy, tls } => {
+                let parsed = urlguard::check_text(url, *policy)
+                    .map_err(|e| SourceError::fatal(self.redact(&e)))?;
+                urlguard::check_resolved(url, *policy)
+                    .map_err(|e| SourceError::transient(self.redact(&e)))?;
+                match parsed.scheme() {
+                    "rtsp" => Ok(Prepared {
+                        args: rtsp_args(ffmpeg_path, url, fps),
+                        proxy: None,
+                    }),
+                    "rtsps" => {
+                        let tls = tls.as_ref().ok_or_else(|| {
+                            SourceError::fatal("rtsps cameras need TLS settings (internal error)")
+                        })?;
+                        prepare_rtsps_url(&parsed, tls, ffmpeg_path, fps)
+                    }
+                    _ => Err(SourceError::fatal(
+                        "an rtsp camera needs an rtsp:// or rtsps:// URL",
+                    )),
+                }
+            }
+        }
+    }
+
+    fn is_printer(&self) -> bool {
+        matches!(self.kind, Kind::Bambu { .. })
+    }
+
+    /// Runs ffmpeg and hands its frames to `up` until told to stop or
+    /// ffmpeg ends. The child is always stopped and reaped before returning.
+    fn stream(
+        &self,
+        ffmpeg_path: &Path,
+        args: &[String],
+        proxy: Option<&TlsProxy>,
+        up: &dyn Upstream,
+    ) -> Result<(), SourceError> {
+        let mut child = Child::spawn(ffmpeg_path, args).map_err(|e| {
+            SourceError::transient(format!("cannot start {}: {e}", ffmpeg_path.display()))
+        })?;
+        let stdout = child.take_stdout();
+        let child = Arc::new(Mutex::new(child));
+        let cancel_child = Arc::clone(&child);
+        // Only a signal here: the hub's thread must not wait 2 s, and the
+        // read loop below notices the stop and does the full stop and reap.
+        up.on_cancel(Box::new(move || lock(&cancel_child).terminate()));
+        let read = match stdout {
+            Some(out) => read_frames(out, up),
+            None => Err(SourceError::transient("ffmpeg has no stdout")),
+        };
+        let status = lock(&child).stop();
+        let tail = lock(&child).tail();
+        if up.stopping() {
+            return Ok(());
+        }
+        match read {
+            Ok(Ended::Stopped) => Ok(()),
+            Err(e) => Err(SourceError {
+                message: self.redact(&e.message),
+                ..e
+            }),
+            Ok(Ended::Eof { frames }) => Err(self.ended_error(proxy, status, &tail, frames)),
+        }
+    }
+
+    /// Why ffmpeg ended, in words a user can act on.
+    fn ended_error(
+        &self,
+        proxy: Option<&TlsProxy>,
+        status: Option<std::process::ExitStatus>,
+        tail: &str,
+        frames: u64,
+    ) -> SourceError {
+        let refused = proxy.is_some_and(TlsProxy::refused)
+            || (frames == 0 && tail.contains("Connection refused"));
+        if self.is_printer() && refused {
+            return SourceError::transient(LIVEVIEW_OFF);
+        }
+        let proxy_error = proxy.and_then(TlsProxy::last_error);
+        let status = status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
+        let detail = match (proxy_error, tail.is_empty()) {
+            (Some(p), _) => format!("camera connection failed: {p}"),
+            (None, false) => tail.to_string(),
+            (None, true) => "no error message".to_string(),
+        };
+        SourceError::transient(self.redact(&format!(
+            "ffmpeg ended ({status}) after {frames} frames: {detail}"
+        )))
+    }
+}
+
+struct Prepared {
+    args: Vec<String>,
+    proxy: Option<TlsProxy>,
+}
+
+enum Ended {
+    Stopped,
+    Eof { frames: u64 },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn rtsp_args(ffmpeg_path: &Path, url: &str, fps: u32) -> Vec<String> {
+    ffmpeg::rtsp_args(ffmpeg::rtsp_timeout_flag(ffmpeg_path), url, fps)
+}
+
+fn start_proxy(host: &str, port: u16, tls: &Arc<ClientConfig>) -> Result<TlsProxy, SourceError> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| SourceError::fatal(format!("{host} is not a valid host name")))?;
+    TlsProxy::start(host.to_string(), port, Arc::clone(tls), name)
+        .map_err(|e| SourceError::transient(format!("cannot start the local TLS proxy: {e}")))
+}
+
+/// `rtsp://[user:pass@]127.0.0.1:<port><path>`, userinfo percent-encoded.
+fn local_url(
+    port: u16,
+    path_and_query: &str,
+    userinfo: Option<(&str, &str)>,
+) -> Result<String, SourceError> {
+    let bad = || SourceError::fatal("cannot build the local camera URL");
+    let mut u =
+        Url::parse(&format!("rtsp://127.0.0.1:{port}{path_and_query}")).map_err(|_| bad())?;
+    if let Some((user, pass)) = userinfo {
+        u.set_username(user).map_err(|_| bad())?;
+        u.set_password(Some(pass)).map_err(|_| bad())?;
+    }
+    Ok(u.to_string())
+}
+
+fn prepare_rtsps_url(
+    parsed: &Url,
+    tls: &Arc<ClientConfig>,
+    ffmpeg_path: &Path,
+    fps: u32,
+) -> Result<Prepared, SourceError> {
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(SourceError::fatal("the camera URL has no host")),
+    };
+    let port = parsed.port().unwrap_or(322);
+    let proxy = start_proxy(&host, port, tls)?;
+    let mut local = parsed.clone();
+    let moved = local.set_scheme("rtsp").is_ok()
+        && local.set_host(Some("127.0.0.1")).is_ok()
+        && local.set_port(Some(proxy.local_port())).is_ok();
+    if !moved {
+        return Err(SourceError::fatal("cannot build the local camera URL"));
+    }
+    Ok(Prepared {
+        args: rtsp_args(ffmpeg_path, local.as_str(), fps),
+        proxy: Some(proxy),
+    })
+}
+
+/// Reads ffmpeg's stdout into JPEGs for `up` until the hub stops, ffmpeg's
+/// stdout ends, or nothing arrives for `STALL`.
+fn read_frames(mut stdout: ChildStdout, up: &dyn Upstream) -> Result<Ended, SourceError> {
+    let fd = stdout.as_raw_fd();
+    let mut splitter = Splitter::new(MAX_FRAME);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut frames = Vec::new();
+    let mut count = 0u64;
+    let mut last_data = Instant::now();
+    loop {
+        if up.stopping() {
+            return Ok(Ended::Stopped);
+        }
+        // poll() first: a pipe read has no timeout of its own.
+        let readable = ffmpeg::wait_readable(fd, POLL)
+            .map_err(|e| SourceError::transient(format!("reading ffmpeg: {e}")))?;
+        if !readable {
+            if last_data.elapsed() > STALL {
+                return Err(SourceError::transient(format!(
+                    "no video from the camera for {} s",
+                    STALL.as_secs()
+                )));
+            }
+            continue;
+        }
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => return Ok(Ended::Eof { frames: count }),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SourceError::transient(format!("reading ffmpeg: {e}"))),
+        };
+        last_data = Instant::now();
+        splitter.push(&buf[..n], &mut frames);
+        for jpeg in frames.drain(..) {
+            count += 1;
+            if !up.emit(jpeg) {
+                return Ok(Ended::Stopped);
+            }
+        }
+    }
+}
+
+impl Source for Rtsp {
+    fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Url { url, .. } => format!("rtsp camera {}", self.redact(url)),
+            Kind::Bambu { host, port, .. } => {
+                format!("printer camera rtsps://{host}:{port}{BAMBU_PATH}")
+            }
+            Kind::Usb { device } => format!("USB camera {device}"),
+        }
+    }
+
+    fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
+        let ffmpeg_path = ffmpeg::find(self.ffmpeg.as_deref()).map_err(SourceError::fatal)?;
+        let fps = up.wanted_fps().clamp(1, MAX_FPS);
+        let Prepared { args, mut proxy } = self.prepare(&ffmpeg_path, fps)?;
+        let result = self.stream(&ffmpeg_path, &args, proxy.as_ref(), up);
+        if let Some(p) = proxy.as_mut() {
+            p.stop();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_url_encodes_userinfo() {
+        assert_eq!(
+            local_url(4000, BAMBU_PATH, Some(("bblp", "12345678"))).unwrap(),
+            "rtsp://bblp:12345678@127.0.0.1:4000/streaming/live/1"
+        );
+        assert_eq!(
+            local_url(4000, "/a", Some(("bblp", "a@b:c/d"))).unwrap(),
+            "rtsp://bblp:a%40b%3Ac%2Fd@127.0.0.1:4000/a"
+        );
+    }
+
+    #[test]
+    fn descriptions_hide_secrets() {
+        let s = Rtsp::url(
+            "rtsp://admin:hunter2@10.0.0.9:554/live".into(),
+            None,
+            Policy::default(),
+            None,
+        );
+        assert!(!s.describe().contains("hunter2"), "{}", s.describe());
+        assert!(!s
+            .redact("error opening rtsp://admin:hunter2@10.0.0.9 hunter2")
+            .contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_ffmpeg_is_fatal() {
+        struct Up;
+        impl Upstream for Up {
+            fn emit(&self, _: Vec<u8>) -> bool {
+                true
+            }
+            fn stopping(&self) -> bool {
+                false
+            }
+            fn sleep(&self, _: Duration) -> bool {
+                true
+            }
+            fn wanted_fps(&self) -> u32 {
+                5
+            }
+            fn on_cancel(&self, _: Box<dyn Fn() + Send + Sync>) {}
+        }
+        let s = Rtsp::usb("/dev/video0".into(), Some("/nonexistent/ffmpeg".into()));
+        let e = s.run(&Up).unwrap_err();
+        assert!(!e.retry);
+        let s = Rtsp::usb("/dev/video001".into(), Some("/bin/sh".into()));
+        let e = s.run(&Up).unwrap_err();
+        assert!(!e.retry && e.message.contains("/dev/videoN"), "{e}");
+    }
+}

@@ -1,0 +1,355 @@
+//! Shared by tests/ffmpeg_children.rs and tests/tls_proxy.rs (included with
+//! `#[path]`): a recording Upstream, required external programs, a real RTSP
+//! server (GStreamer through python3-gi) and a test TLS terminator in front
+//! of it, standing in for a printer's port 322.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use printcam::ffmpeg::{self, Child};
+use printcam::source::Upstream;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+
+pub fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The program's path, or None after a loud skip message; panics under CI.
+pub fn require(program: &str, package: &str) -> Option<PathBuf> {
+    let found = if program.starts_with('/') {
+        Some(PathBuf::from(program)).filter(|p| p.exists())
+    } else {
+        ffmpeg::find_program(program)
+    };
+    if found.is_none() {
+        let msg = format!("{program} is missing: install the Debian package {package}");
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
+/// True if python3-gi with GStreamer's RTSP server and x264enc is usable.
+pub fn require_gst_rtsp() -> bool {
+    let Some(python) = require("/usr/bin/python3", "python3") else {
+        return false;
+    };
+    let check =
+        "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
+                 from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+                 assert Gst.ElementFactory.find('x264enc')";
+    let ok = std::process::Command::new(python)
+        .args(["-c", check])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let msg =
+            "GStreamer's RTSP server is missing: install python3-gi gir1.2-gst-rtsp-server-1.0 \
+                   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    ok
+}
+
+/// An Upstream that keeps the frames it gets and says stop after `limit`.
+pub struct TestUp {
+    pub frames: Mutex<Vec<Vec<u8>>>,
+    limit: usize,
+    fps: u32,
+    stopping: AtomicBool,
+    cancel: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    pub emitted: AtomicU64,
+}
+
+impl TestUp {
+    pub fn new(limit: usize, fps: u32) -> Self {
+        TestUp {
+            frames: Mutex::new(Vec::new()),
+            limit,
+            fps,
+            stopping: AtomicBool::new(false),
+            cancel: Mutex::new(None),
+            emitted: AtomicU64::new(0),
+        }
+    }
+
+    /// What the hub does on stop: flag, then the registered canceller.
+    pub fn cancel(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(c) = self.cancel.lock().unwrap().as_ref() {
+            c();
+        }
+    }
+}
+
+impl Upstream for TestUp {
+    fn emit(&self, jpeg: Vec<u8>) -> bool {
+        self.emitted.fetch_add(1, Ordering::SeqCst);
+        let mut frames = self.frames.lock().unwrap();
+        if frames.len() < self.limit {
+            frames.push(jpeg);
+        }
+        if frames.len() >= self.limit {
+            self.stopping.store(true, Ordering::SeqCst);
+        }
+        !self.stopping.load(Ordering::SeqCst)
+    }
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+    fn sleep(&self, d: Duration) -> bool {
+        thread::sleep(d);
+        !self.stopping()
+    }
+    fn wanted_fps(&self) -> u32 {
+        self.fps
+    }
+    fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {
+        *self.cancel.lock().unwrap() = Some(cancel);
+    }
+}
+
+/// Pids of this process's children, zombies included.
+pub fn child_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces, so split after ')'.
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+            continue;
+        };
+        let ppid: Option<u32> = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(me) {
+            pids.extend(
+                stat.split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// GStreamer's RTSP server (tests/rtsp_server.py), stopped and reaped on drop.
+pub struct RtspServer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl RtspServer {
+    pub fn start(user: &str, password: &str, width: u32, height: u32) -> RtspServer {
+        let args: Vec<String> = vec![
+            manifest("tests/rtsp_server.py")
+                .to_string_lossy()
+                .into_owned(),
+            user.into(),
+            password.into(),
+            width.to_string(),
+            height.to_string(),
+        ];
+        let mut child = Child::spawn(Path::new("/usr/bin/python3"), &args).unwrap();
+        let mut out = child.take_stdout().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut line = Vec::new();
+        while !line.ends_with(b"\n") {
+            assert!(
+                Instant::now() < deadline,
+                "RTSP server did not start: {}",
+                child.tail()
+            );
+            if ffmpeg::wait_readable(out.as_raw_fd(), Duration::from_millis(200)).unwrap() {
+                let mut b = [0u8; 1];
+                let n = out.read(&mut b).unwrap();
+                assert!(n == 1, "RTSP server exited: {}", child.tail());
+                line.push(b[0]);
+            }
+        }
+        let port = String::from_utf8(line).unwrap().trim().parse().unwrap();
+        RtspServer { child, port }
+    }
+}
+
+/// Accepts any server certificate: the tests' printers are self-signed.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+pub fn accept_any_client() -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+pub fn test_server_config() -> Arc<ServerConfig> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(manifest("tests/data/rtsps_test_cert.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(manifest("tests/data/rtsps_test_key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// A TLS terminator in front of a plain TCP backend (a printer's port 322 is
+/// an RTSP server behind TLS). Written differently from printcam's proxy on
+/// purpose: one thread alternating short reads over a rustls StreamOwned.
+pub struct TlsFront {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    pub accepted: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TlsFront {
+    pub fn start(backend_port: u16) -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let config = test_server_config();
+        let (s, a) = (Arc::clone(&stop), Arc::clone(&accepted));
+        let thread = thread::Builder::new()
+            .name("test-tls-front".into())
+            .spawn(move || {
+                while !s.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((tcp, _)) => {
+                            a.fetch_add(1, Ordering::SeqCst);
+                            let _ = relay(tcp, backend_port, &config, &s);
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+            .unwrap();
+        TlsFront {
+            port,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn idle(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn relay(
+    tcp: TcpStream,
+    backend_port: u16,
+    config: &Arc<ServerConfig>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let short = Some(Duration::from_millis(5));
+    tcp.set_nonblocking(false)?;
+    tcp.set_read_timeout(short)?;
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut backend = TcpStream::connect(("127.0.0.1", backend_port))?;
+    backend.set_read_timeout(short)?;
+    backend.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = vec![0u8; 32 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        match tls.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => backend.write_all(&buf[..n])?,
+            Err(e) if idle(&e) => {}
+            Err(e) => return Err(e),
+        }
+        match backend.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => tls.write_all(&buf[..n])?,
+            Err(e) if idle(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""A real RTSP server for printcam's tests: H.264 test video at
+/streaming/live/1 on 127.0.0.1, an ephemeral port, Digest auth, TCP only
+(like a Bambu printer's port 322 behind its TLS).
+
+usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT]
+Prints the bound port on stdout, then serves until killed.
+Needs python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-ugly (x264enc).
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def main():
+    user, password = sys.argv[1], sys.argv[2]
+    width, height = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("640", "360")
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service("0")
+
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        "( videotestsrc is-live=true "
+        f"! video/x-raw,width={width},height={height},framerate=15/1 "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    factory.set_shared(True)
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+    factory.add_role_from_structure(
+        Gst.Structure.new_from_string(
+            "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )
+    )
+
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    auth.add_digest(user, password, token)
+    server.set_auth(auth)
+
+    server.get_mount_points().add_factory("/streaming/live/1", factory)
+    if server.attach(None) == 0:
+        sys.exit("cannot start the RTSP server")
+    print(server.get_bound_port(), flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
