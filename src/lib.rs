@@ -14,6 +14,7 @@ pub mod jpeg;
 pub mod mjpeg;
 pub mod redact;
 pub mod registry;
+pub mod signals;
 pub mod source;
 pub mod sources;
 pub mod tls;
