@@ -54,7 +54,11 @@ fn printer_crud_round_trip_never_shows_the_access_code() {
     let body = format!(
         r#"{{"name":"Garage P1S","ip":"192.168.1.50","access_code":"{SECRET}","model":"P1S","serial":"01P00A000000001"}}"#
     );
-    let created = create(&srv, &body);
+    let r = srv.send_json("POST", "/api/v1/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let location = format!("/printers/{}", id_of(&created));
+    assert_eq!(r.header("Location"), Some(location.as_str()));
     bodies.push(created.to_json());
     let id = id_of(&created);
     assert!(id >= 1);
@@ -325,10 +329,15 @@ fn shutdown_returns_promptly_with_an_open_stream() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
     if viewer.status == 200 {
-        // The stream ends: the server closes the connection.
-        viewer
+        // The stream ends with the closing delimiter, then the connection closes.
+        let rest = viewer
             .read_to_end()
             .expect("the stream ends after shutdown");
+        assert!(
+            rest.ends_with(b"--frame--\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
     // Both return at once now; shutdown is idempotent.
     srv.server.wait();
@@ -447,5 +456,27 @@ fn demo_stop_ends_a_stream() {
     viewer.next_part().expect("a first part");
     let r = srv.get("/printers/0/camera/stop").json();
     assert_eq!(r.get("stopped").and_then(Value::as_i64), Some(1));
-    viewer.read_to_end().expect("the stream ends");
+    let rest = viewer.read_to_end().expect("the stream ends");
+    assert!(rest.ends_with(b"--frame--\r\n"));
+}
+
+#[test]
+fn a_keep_alive_connection_serves_several_requests() {
+    let srv = TestServer::start();
+    let s = support::connect(srv.addr);
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    for path in ["/healthz", "/api/v1/printers/0", "/nope"] {
+        write!(w, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, headers) = support::read_head(&mut r).unwrap();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("a length");
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        assert_eq!(status, if path == "/nope" { 404 } else { 200 }, "{path}");
+        printcam::json::parse_bytes(&body).expect("JSON");
+    }
 }

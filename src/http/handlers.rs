@@ -44,7 +44,7 @@ fn answer(
             let v = body::read_json(request, max_body)?;
             let p = printers::new_from_json(&v).map_err(invalid)?;
             let id = cameras.add_printer(&p).map_err(err)?;
-            printer_reply(201, cameras, id)?
+            printer_reply(201, cameras, id)?.with_header("Location", format!("/printers/{id}"))
         }
         Route::UpdatePrinter(id) => {
             let v = body::read_json(request, max_body)?;

@@ -73,24 +73,37 @@ pub fn serve(
         return;
     }
     let mut sent = 0u64;
-    while !stopping.load(Ordering::Relaxed) {
+    let viewer_left = loop {
+        if stopping.load(Ordering::Relaxed) {
+            break false;
+        }
         match sub.recv(POLL) {
             Ok(frame) => {
                 if mjpeg::write_part(&mut out, &frame.jpeg).is_err() {
-                    break;
+                    break true;
                 }
                 sent += 1;
             }
             // The hub may be reconnecting to the camera: keep the viewer.
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break false,
         }
+    };
+    if !viewer_left {
+        // tiny_http keeps a keep-alive connection open after the response;
+        // the closing delimiter tells the viewer the stream is over.
+        let _ = write_close_delimiter(&mut out);
     }
     log::debug!(
-        "{}: viewer {} left after {sent} frames",
+        "{}: viewer {} done after {sent} frames",
         hub.name(),
         sub.id()
     );
+}
+
+fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {
+    write!(out, "--{}--\r\n", mjpeg::BOUNDARY)?;
+    out.flush()
 }
 
 fn write_head(out: &mut dyn Write) -> std::io::Result<()> {

@@ -277,9 +277,10 @@ impl MjpegReader {
     }
 
     /// Reads until the server closes the connection; error on timeout.
-    pub fn read_to_end(&mut self) -> io::Result<usize> {
-        let mut sink = Vec::new();
-        self.reader.read_to_end(&mut sink)
+    pub fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest)?;
+        Ok(rest)
     }
 }
 
