@@ -241,19 +241,24 @@ fn dispatch(shared: &Shared, mut request: Request) {
     let method = request.method().clone();
     let target = request.url().to_string();
     let (path, query) = router::split_target(&target);
-    let log = |status: u16| log_request(&method, path, status);
+    let log_status = |status: u16| log_request(&method, path, status);
     match router::route(&method, path) {
-        Ok(Route::Stream(id)) => {
-            stream::serve(&shared.cameras, id, query, request, &shared.stopping, log)
-        }
+        Ok(Route::Stream(id)) => stream::serve(
+            &shared.cameras,
+            id,
+            query,
+            request,
+            &shared.stopping,
+            log_status,
+        ),
         Ok(route) => {
             let reply =
                 handlers::handle(&shared.cameras, route, &mut request, shared.limits.max_body);
-            log(reply.status);
+            log_status(reply.status);
             reply.send(request);
         }
         Err(reply) => {
-            log(reply.status);
+            log_status(reply.status);
             reply.send(request);
         }
     }
