@@ -11,6 +11,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+pub mod json;
 pub mod mjpeg;
 pub mod redact;
 pub mod registry;

@@ -1,32 +1,346 @@
-//! The HTTP server. (STUB: being written; API fixed.)
+//! The HTTP server: tiny_http for parsing, one accept loop, one small thread
+//! per request. See `router` for the paths, `handlers` and `stream` for the
+//! answers.
+
+mod body;
+mod handlers;
+mod page;
+mod printers;
+mod reply;
+mod router;
+mod stream;
 
 use crate::cameras::Cameras;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use reply::Reply;
+use router::Route;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tiny_http::Request;
+
+/// Stack of a request thread. Handlers run SQLite queries and, when a camera
+/// URL is saved, a DNS lookup; 64 KB was enough for both in a debug build
+/// (tests/http_api.rs saves a host name), 128 KB leaves headroom. Only
+/// touched pages cost memory.
+const HANDLER_STACK: usize = 128 * 1024;
+
+/// Bounds on what clients can make the server hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Requests handled at once (each open stream counts); more get a 503.
+    pub max_handlers: usize,
+    /// How long a client may take to send a request (or stay idle between
+    /// requests); applies to every read from a client socket.
+    pub read_timeout: Duration,
+    /// How long a write to a client may block (a viewer that stopped
+    /// reading is dropped after this).
+    pub write_timeout: Duration,
+    /// How long `shutdown` waits for request threads to finish.
+    pub stop_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 64 * 1024,
+            max_handlers: 256,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            stop_wait: Duration::from_secs(5),
+        }
+    }
+}
 
 /// A running server: one accept loop, one thread per request.
-pub struct Server {}
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Stopping,
+    Stopped,
+}
+
+struct Shared {
+    cameras: Arc<Cameras>,
+    limits: Limits,
+    /// Set first thing on shutdown; streams check it between frames.
+    stopping: AtomicBool,
+    phase: Mutex<Phase>,
+    phase_changed: Condvar,
+    /// Taken on shutdown to unblock the accept loop.
+    http: Mutex<Option<Arc<tiny_http::Server>>>,
+    accept: Mutex<Option<JoinHandle<()>>>,
+    handlers: Handlers,
+}
 
 impl Server {
     /// Binds `listen` (e.g. `0.0.0.0:8080`, `127.0.0.1:0`) and starts serving
     /// in background threads. The error names the address and the cause.
-    pub fn start(_cameras: Arc<Cameras>, _listen: &str) -> Result<Server, String> {
-        todo!()
+    pub fn start(cameras: Arc<Cameras>, listen: &str) -> Result<Server, String> {
+        Server::start_with(cameras, listen, Limits::default())
+    }
+
+    /// `start` with explicit limits.
+    pub fn start_with(
+        cameras: Arc<Cameras>,
+        listen: &str,
+        limits: Limits,
+    ) -> Result<Server, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {listen}: {e}");
+        let listener = TcpListener::bind(listen).map_err(|e| fail(&e))?;
+        let addr = listener.local_addr().map_err(|e| fail(&e))?;
+        inherit_timeouts(&listener, limits.read_timeout, limits.write_timeout)
+            .map_err(|e| fail(&e))?;
+        let http =
+            Arc::new(tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e))?);
+        let shared = Arc::new(Shared {
+            cameras,
+            limits,
+            stopping: AtomicBool::new(false),
+            phase: Mutex::new(Phase::Running),
+            phase_changed: Condvar::new(),
+            http: Mutex::new(Some(http.clone())),
+            accept: Mutex::new(None),
+            handlers: Handlers::default(),
+        });
+        let looping = shared.clone();
+        let handle = thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(http, looping))
+            .map_err(|e| fail(&format!("could not start the accept thread: {e}")))?;
+        *lock(&shared.accept) = Some(handle);
+        log::info!("listening on http://{addr}");
+        Ok(Server { shared, addr })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
-        todo!()
+        self.addr
     }
 
-    /// Blocks until the server stops (after `shutdown` from another thread).
+    /// Blocks until the server stops (after `shutdown` from another thread,
+    /// or when the listener fails).
     pub fn wait(&self) {
-        todo!()
+        let mut phase = lock(&self.shared.phase);
+        while *phase != Phase::Stopped {
+            phase = self
+                .shared
+                .phase_changed
+                .wait(phase)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Stops accepting, ends every stream, closes every upstream, and waits
     /// for the server's threads. Idempotent.
     pub fn shutdown(&self) {
-        todo!()
+        self.shared.shutdown(true);
     }
+}
+
+impl Shared {
+    /// `wait_for_other`: when another thread is already shutting down, wait
+    /// for it to finish (false from the accept thread, which that other
+    /// thread joins).
+    fn shutdown(&self, wait_for_other: bool) {
+        {
+            let mut phase = lock(&self.phase);
+            loop {
+                match *phase {
+                    Phase::Running => break,
+                    Phase::Stopping if wait_for_other => {
+                        phase = self
+                            .phase_changed
+                            .wait(phase)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                    Phase::Stopping | Phase::Stopped => return,
+                }
+            }
+            *phase = Phase::Stopping;
+        }
+        log::info!("http: shutting down");
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(http) = lock(&self.http).take() {
+            http.unblock();
+        }
+        let accept = lock(&self.accept).take();
+        if let Some(accept) = accept {
+            if accept.thread().id() != thread::current().id() {
+                let _ = accept.join();
+            }
+        }
+        // Ends every stream: their subscriptions disconnect.
+        self.cameras.shutdown();
+        let left = self.handlers.wait_idle(self.limits.stop_wait);
+        if left > 0 {
+            log::warn!(
+                "http: {left} request(s) still running after {:?}",
+                self.limits.stop_wait
+            );
+        }
+        // A request that was between lookup and subscribe may have made a hub anew.
+        self.cameras.shutdown();
+        *lock(&self.phase) = Phase::Stopped;
+        self.phase_changed.notify_all();
+        log::info!("http: stopped");
+    }
+}
+
+fn accept_loop(http: Arc<tiny_http::Server>, shared: Arc<Shared>) {
+    loop {
+        let request = match http.recv() {
+            Ok(request) => request,
+            Err(e) => {
+                if !shared.stopping.load(Ordering::SeqCst) {
+                    // tiny_http stops accepting after any accept error; end
+                    // cleanly so a supervisor can restart us.
+                    log::error!("http: the listener failed ({e}); stopping");
+                }
+                break;
+            }
+        };
+        if shared.stopping.load(Ordering::SeqCst) {
+            Reply::detail(503, "printcam is shutting down").send(request);
+            continue;
+        }
+        spawn_handler(&shared, request);
+    }
+    drop(http);
+    shared.shutdown(false);
+}
+
+fn spawn_handler(shared: &Arc<Shared>, request: Request) {
+    let Some(slot) = shared.handlers.enter(shared.clone()) else {
+        log_request(request.method(), request.url(), 503);
+        Reply::detail(503, "too many requests at once; try again later").send(request);
+        return;
+    };
+    let spawned = thread::Builder::new()
+        .name("http-req".into())
+        .stack_size(HANDLER_STACK)
+        .spawn(move || {
+            dispatch(&slot.0, request);
+            drop(slot);
+        });
+    if let Err(e) = spawned {
+        // The request, dropped with the closure, gets tiny_http's empty 500.
+        log::error!("http: could not start a request thread: {e}");
+    }
+}
+
+fn dispatch(shared: &Shared, mut request: Request) {
+    let method = request.method().clone();
+    let target = request.url().to_string();
+    let (path, query) = router::split_target(&target);
+    let log_status = |status: u16| log_request(&method, path, status);
+    match router::route(&method, path) {
+        Ok(Route::Stream(id)) => stream::serve(
+            &shared.cameras,
+            id,
+            query,
+            request,
+            &shared.stopping,
+            log_status,
+        ),
+        Ok(route) => {
+            let reply =
+                handlers::handle(&shared.cameras, route, &mut request, shared.limits.max_body);
+            log_status(reply.status);
+            reply.send(request);
+        }
+        Err(reply) => {
+            log_status(reply.status);
+            reply.send(request);
+        }
+    }
+}
+
+/// One line per request. Never the query string: it may carry a token.
+fn log_request(method: &tiny_http::Method, target: &str, status: u16) {
+    let (path, _) = router::split_target(target);
+    let path: String = path
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    log::info!("{method} {path} {status}");
+}
+
+/// Counts running request threads so shutdown can wait for them.
+#[derive(Default)]
+struct Handlers {
+    running: Mutex<usize>,
+    finished: Condvar,
+}
+
+/// A running request's place; gives it back when dropped (also on panic).
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let h = &self.0.handlers;
+        *lock(&h.running) -= 1;
+        h.finished.notify_all();
+    }
+}
+
+impl Handlers {
+    fn enter(&self, shared: Arc<Shared>) -> Option<Slot> {
+        let mut running = lock(&self.running);
+        if *running >= shared.limits.max_handlers {
+            return None;
+        }
+        *running += 1;
+        drop(running);
+        Some(Slot(shared))
+    }
+
+    /// Waits up to `bound` for every request to finish; returns how many remain.
+    fn wait_idle(&self, bound: Duration) -> usize {
+        let deadline = Instant::now() + bound;
+        let mut running = lock(&self.running);
+        while *running > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            running = match self.finished.wait_timeout(running, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        *running
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets read and write timeouts on the listening socket. tiny_http offers no
+/// way to set them on the connections it accepts, but Linux copies them to
+/// every accepted socket, so every client read and write is bounded.
+fn inherit_timeouts(
+    listener: &TcpListener,
+    read: Duration,
+    write: Duration,
+) -> std::io::Result<()> {
+    use std::mem::ManuallyDrop;
+    use std::net::TcpStream;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: the descriptor stays open and owned by `listener` for the
+    // whole borrow; ManuallyDrop keeps this alias from closing it.
+    // SO_RCVTIMEO/SO_SNDTIMEO are plain socket options, valid on a listener.
+    let alias = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
+    alias.set_read_timeout(Some(read))?;
+    alias.set_write_timeout(Some(write))
 }

@@ -1,0 +1,143 @@
+//! The answers to every route except the stream: printers, camera snapshot,
+//! test, status and stop, health and the page.
+
+use super::body;
+use super::page;
+use super::printers;
+use super::reply::Reply;
+use super::router::Route;
+use crate::cameras::{Cameras, TestResult};
+use crate::error::Error;
+use crate::hub::{HubStats, UpstreamState, ViewerStats};
+use crate::json::Value;
+use std::sync::Arc;
+use tiny_http::Request;
+
+/// Answers `route`; `max_body` bounds a request body in bytes.
+pub fn handle(
+    cameras: &Arc<Cameras>,
+    route: Route,
+    request: &mut Request,
+    max_body: usize,
+) -> Reply {
+    answer(cameras, route, request, max_body).unwrap_or_else(|reply| reply)
+}
+
+fn answer(
+    cameras: &Arc<Cameras>,
+    route: Route,
+    request: &mut Request,
+    max_body: usize,
+) -> Result<Reply, Reply> {
+    let reply = match route {
+        Route::Page => Reply::html(page::render(&cameras.printers().map_err(err)?)),
+        Route::Health => Reply::json(200, &Value::object([("status", Value::from("ok"))])),
+        Route::ListPrinters => {
+            let all = cameras.printers().map_err(err)?;
+            Reply::json(
+                200,
+                &Value::Array(all.iter().map(printers::to_json).collect()),
+            )
+        }
+        Route::GetPrinter(id) => printer_reply(200, cameras, id)?,
+        Route::CreatePrinter => {
+            let v = body::read_json(request, max_body)?;
+            let p = printers::new_from_json(&v).map_err(invalid)?;
+            let id = cameras.add_printer(&p).map_err(err)?;
+            printer_reply(201, cameras, id)?.with_header("Location", format!("/printers/{id}"))
+        }
+        Route::UpdatePrinter(id) => {
+            let v = body::read_json(request, max_body)?;
+            let patch = printers::update_from_json(&v).map_err(invalid)?;
+            let p = cameras.update_printer(id, &patch).map_err(err)?;
+            Reply::json(200, &printers::to_json(&p))
+        }
+        Route::DeletePrinter(id) => {
+            cameras.remove_printer(id).map_err(err)?;
+            Reply::json(200, &Value::object([("deleted", Value::from(id))]))
+        }
+        Route::ForgetCert(id) => {
+            cameras.forget_cert(id).map_err(err)?;
+            printer_reply(200, cameras, id)?
+        }
+        Route::Snapshot(id) => Reply::jpeg(&cameras.snapshot(id).map_err(err)?, id),
+        Route::Test(id) => Reply::json(200, &test_json(&cameras.test(id).map_err(err)?)),
+        Route::Status(id) => Reply::json(200, &status_json(id, cameras.status(id).map_err(err)?)),
+        Route::Stop(id) => {
+            let n = cameras.stop(id).map_err(err)?;
+            Reply::json(200, &Value::object([("stopped", Value::from(n))]))
+        }
+        // Streams take the request itself; the dispatcher never sends them here.
+        Route::Stream(_) => Reply::not_found(),
+    };
+    Ok(reply)
+}
+
+fn err(e: Error) -> Reply {
+    Reply::error(&e)
+}
+
+fn invalid(why: String) -> Reply {
+    Reply::detail(400, &why)
+}
+
+fn printer_reply(status: u16, cameras: &Cameras, id: i64) -> Result<Reply, Reply> {
+    let p = cameras.printer(id).map_err(err)?;
+    Ok(Reply::json(status, &printers::to_json(&p)))
+}
+
+fn test_json(t: &TestResult) -> Value {
+    let mut members = vec![("success", Value::from(t.success))];
+    if let Some(r) = &t.resolution {
+        members.push(("resolution", Value::from(r.as_str())));
+    }
+    if let Some(e) = &t.error {
+        members.push(("error", Value::from(crate::redact::url_passwords(e))));
+    }
+    Value::object(members)
+}
+
+/// The hub's figures; a camera nobody has used yet is idle with zeros.
+fn status_json(id: i64, stats: Option<HubStats>) -> Value {
+    let s = stats.unwrap_or_else(|| HubStats {
+        state: UpstreamState::Idle,
+        viewers: 0,
+        frames_in: 0,
+        frames_out: 0,
+        frames_dropped: 0,
+        last_frame_age_ms: None,
+        connects: 0,
+        reconnects: 0,
+        last_error: None,
+        viewer_stats: Vec::new(),
+    });
+    Value::object([
+        ("id", Value::from(id)),
+        ("state", Value::from(s.state.as_str())),
+        ("viewers", Value::from(s.viewers)),
+        ("frames_in", Value::from(s.frames_in)),
+        ("frames_out", Value::from(s.frames_out)),
+        ("frames_dropped", Value::from(s.frames_dropped)),
+        ("last_frame_age_ms", Value::from(s.last_frame_age_ms)),
+        ("connects", Value::from(s.connects)),
+        ("reconnects", Value::from(s.reconnects)),
+        (
+            "last_error",
+            Value::from(s.last_error.as_deref().map(crate::redact::url_passwords)),
+        ),
+        (
+            "viewer_list",
+            Value::Array(s.viewer_stats.iter().map(viewer_json).collect()),
+        ),
+    ])
+}
+
+fn viewer_json(v: &ViewerStats) -> Value {
+    Value::object([
+        ("id", Value::from(v.id)),
+        ("fps", Value::from(v.fps)),
+        ("frames_out", Value::from(v.frames_out)),
+        ("frames_dropped", Value::from(v.frames_dropped)),
+        ("connected_ms", Value::from(v.connected_ms)),
+    ])
+}

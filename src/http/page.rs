@@ -1,0 +1,96 @@
+//! The viewing page: every printer with its live stream and a snapshot link.
+
+use crate::cameras::CameraKind;
+use crate::registry::Printer;
+
+/// Low enough that a page of several cameras does not flood a small box.
+const PAGE_FPS: u32 = 5;
+
+/// A self-contained HTML page (no scripts, no external resources).
+pub fn render(printers: &[Printer]) -> String {
+    let mut cards = String::new();
+    for p in printers {
+        cards.push_str(&card(p));
+    }
+    if printers.is_empty() {
+        cards.push_str("<p>No printers yet. Add one with <code>printcam add</code> or <code>POST /printers</code>.</p>");
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>printcam</title><style>{STYLE}</style></head>\
+         <body><h1>printcam</h1><div class=\"grid\">{cards}</div></body></html>\n"
+    )
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1em;background:#111;color:#eee}\
+    .grid{display:flex;flex-wrap:wrap;gap:1em}\
+    .card{background:#222;padding:.5em;border-radius:6px;width:min(100%,640px)}\
+    .card img{width:100%;background:#000;aspect-ratio:16/9}\
+    a{color:#8cf}";
+
+fn card(p: &Printer) -> String {
+    let name = escape(&p.name);
+    let kind = CameraKind::of(p);
+    let id = p.id;
+    let body = if kind == CameraKind::None {
+        "<p>No camera configured.</p>".to_string()
+    } else {
+        format!(
+            "<img src=\"/printers/{id}/camera/stream?fps={PAGE_FPS}\" alt=\"{name} camera\">\
+             <p><a href=\"/printers/{id}/camera/snapshot\">snapshot</a> · \
+             <a href=\"/printers/{id}/camera/status\">status</a></p>"
+        )
+    };
+    format!(
+        "<div class=\"card\"><h2>{name} <small>({})</small></h2>{body}</div>",
+        kind.as_str()
+    )
+}
+
+/// Text safe inside HTML elements and double-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped() {
+        let p = Printer {
+            id: 3,
+            name: "<script>alert(\"x\")</script>&'".into(),
+            ip: Some("10.0.0.2".into()),
+            ..Printer::default()
+        };
+        let html = render(&[p]);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"));
+        assert!(html.contains("/printers/3/camera/stream?fps=5"));
+    }
+
+    #[test]
+    fn a_printer_without_camera_has_no_stream() {
+        let p = Printer {
+            id: 1,
+            name: "bare".into(),
+            ..Printer::default()
+        };
+        let html = render(&[p]);
+        assert!(!html.contains("<img"));
+        assert!(render(&[]).contains("No printers yet"));
+    }
+}

@@ -1,0 +1,231 @@
+//! From method and path to what the request asks for. Every path is served
+//! both at the root and under `/api/v1`.
+
+use super::reply::Reply;
+use tiny_http::Method;
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Page,
+    Health,
+    ListPrinters,
+    CreatePrinter,
+    GetPrinter(i64),
+    UpdatePrinter(i64),
+    DeletePrinter(i64),
+    ForgetCert(i64),
+    Stream(i64),
+    Snapshot(i64),
+    Test(i64),
+    Status(i64),
+    Stop(i64),
+}
+
+const API_PREFIX: &str = "/api/v1";
+/// Long enough for any real id, short enough to quote in an error.
+const MAX_QUOTED: usize = 40;
+
+/// Splits a request target into path and query (without the `?`).
+pub fn split_target(target: &str) -> (&str, &str) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (target, ""),
+    }
+}
+
+/// The route for `method` and `path` (no query), or the error reply: 404 for
+/// an unknown path, 405 for a known path with another method, 400 for an id
+/// that is not a whole number.
+pub fn route(method: &Method, path: &str) -> Result<Route, Reply> {
+    let path = strip_prefix(path);
+    let path = if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    };
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let m = method;
+    match segments.as_slice() {
+        [""] => only_get(m, Route::Page),
+        ["healthz"] => only_get(m, Route::Health),
+        ["printers"] => match m {
+            Method::Get => Ok(Route::ListPrinters),
+            Method::Post => Ok(Route::CreatePrinter),
+            _ => Err(Reply::method_not_allowed("GET POST")),
+        },
+        ["printers", id] => {
+            let make = match m {
+                Method::Get => Route::GetPrinter,
+                Method::Patch | Method::Put => Route::UpdatePrinter,
+                Method::Delete => Route::DeletePrinter,
+                _ => return Err(Reply::method_not_allowed("GET PATCH PUT DELETE")),
+            };
+            Ok(make(parse_id(id)?))
+        }
+        ["printers", id, "forget-cert"] => match m {
+            Method::Post => Ok(Route::ForgetCert(parse_id(id)?)),
+            _ => Err(Reply::method_not_allowed("POST")),
+        },
+        ["printers", id, "camera", action] => camera_route(m, id, action),
+        _ => Err(Reply::not_found()),
+    }
+}
+
+fn camera_route(m: &Method, id: &str, action: &str) -> Result<Route, Reply> {
+    let make = match action {
+        "stream" => Route::Stream,
+        "snapshot" => Route::Snapshot,
+        "test" => Route::Test,
+        "status" => Route::Status,
+        "stop" => {
+            return match m {
+                Method::Get | Method::Post => Ok(Route::Stop(parse_id(id)?)),
+                _ => Err(Reply::method_not_allowed("GET POST")),
+            };
+        }
+        _ => return Err(Reply::not_found()),
+    };
+    match m {
+        Method::Get => Ok(make(parse_id(id)?)),
+        _ => Err(Reply::method_not_allowed("GET")),
+    }
+}
+
+fn only_get(m: &Method, r: Route) -> Result<Route, Reply> {
+    match m {
+        Method::Get => Ok(r),
+        _ => Err(Reply::method_not_allowed("GET")),
+    }
+}
+
+fn strip_prefix(path: &str) -> &str {
+    match path.strip_prefix(API_PREFIX) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+/// A printer id: a whole number that fits in an i64.
+fn parse_id(text: &str) -> Result<i64, Reply> {
+    text.parse::<i64>().map_err(|_| {
+        Reply::detail(
+            400,
+            &format!(
+                "printer id must be a whole number, not \"{}\"",
+                quote_safely(text)
+            ),
+        )
+    })
+}
+
+/// Client text fit to quote in an error: short, no control characters.
+pub fn quote_safely(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_QUOTED)
+        .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+        .collect();
+    if text.chars().count() > MAX_QUOTED {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(m: Method, p: &str) -> Route {
+        route(&m, p).unwrap_or_else(|r| panic!("{p}: {}", r.status))
+    }
+
+    fn status(m: Method, p: &str) -> u16 {
+        match route(&m, p) {
+            Ok(r) => panic!("{p}: routed to {r:?}"),
+            Err(reply) => reply.status,
+        }
+    }
+
+    #[test]
+    fn routes_at_root_and_under_api_v1() {
+        for prefix in ["", "/api/v1"] {
+            let p = |s: &str| format!("{prefix}{s}");
+            assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/stream")),
+                Route::Stream(3)
+            );
+            assert_eq!(
+                ok(Method::Post, &p("/printers/3/camera/stop")),
+                Route::Stop(3)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/stop")),
+                Route::Stop(3)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/0/camera/snapshot")),
+                Route::Snapshot(0)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/-1/camera/test")),
+                Route::Test(-1)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/2/camera/status")),
+                Route::Status(2)
+            );
+            assert_eq!(ok(Method::Get, &p("/printers")), Route::ListPrinters);
+            assert_eq!(ok(Method::Get, &p("/printers/")), Route::ListPrinters);
+            assert_eq!(ok(Method::Post, &p("/printers")), Route::CreatePrinter);
+            assert_eq!(
+                ok(Method::Patch, &p("/printers/5")),
+                Route::UpdatePrinter(5)
+            );
+            assert_eq!(ok(Method::Put, &p("/printers/5")), Route::UpdatePrinter(5));
+            assert_eq!(
+                ok(Method::Delete, &p("/printers/5")),
+                Route::DeletePrinter(5)
+            );
+            assert_eq!(
+                ok(Method::Post, &p("/printers/5/forget-cert")),
+                Route::ForgetCert(5)
+            );
+            assert_eq!(ok(Method::Get, &p("/healthz")), Route::Health);
+        }
+        assert_eq!(ok(Method::Get, "/"), Route::Page);
+        assert_eq!(ok(Method::Get, "/api/v1"), Route::Page);
+    }
+
+    #[test]
+    fn misses_are_404_405_or_400() {
+        assert_eq!(status(Method::Get, "/nope"), 404);
+        assert_eq!(status(Method::Get, "/api/v1x/printers"), 404);
+        assert_eq!(status(Method::Get, "/printers/1/camera/nope"), 404);
+        assert_eq!(status(Method::Get, "/printers/1/camera"), 404);
+        assert_eq!(status(Method::Get, "//printers"), 404);
+        assert_eq!(status(Method::Delete, "/printers"), 405);
+        assert_eq!(status(Method::Post, "/printers/1/camera/stream"), 405);
+        assert_eq!(status(Method::Get, "/printers/1/forget-cert"), 405);
+        assert_eq!(status(Method::Get, "/printers/abc/camera/stream"), 400);
+        assert_eq!(status(Method::Get, "/printers/99999999999999999999"), 400);
+        assert_eq!(status(Method::Get, "/printers/1.5/camera/test"), 400);
+        assert_eq!(status(Method::Get, "/printers/%31"), 400);
+    }
+
+    #[test]
+    fn quotes_are_short_and_clean() {
+        assert_eq!(quote_safely("a\"b\nc"), "a?b?c");
+        assert_eq!(
+            quote_safely(&"x".repeat(100)).chars().count(),
+            MAX_QUOTED + 1
+        );
+    }
+
+    #[test]
+    fn target_splits_at_the_first_question_mark() {
+        assert_eq!(split_target("/a?fps=3?x"), ("/a", "fps=3?x"));
+        assert_eq!(split_target("/a"), ("/a", ""));
+    }
+}

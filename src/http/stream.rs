@@ -1,0 +1,145 @@
+//! The MJPEG stream: one multipart part per frame on the raw connection
+//! until the viewer leaves, the stream is stopped or printcam shuts down.
+
+use super::reply::Reply;
+use crate::cameras::Cameras;
+use crate::hub::{self, RecvTimeoutError};
+use crate::mjpeg;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tiny_http::Request;
+
+/// How long to wait for a frame before checking for shutdown again; also
+/// how late a stream may notice that the server is stopping.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The frame rate a viewer asked for: missing means the default, anything
+/// numeric is clamped to 1–30, anything else is refused.
+pub fn parse_fps(query: &str) -> Result<u32, Reply> {
+    let given = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "fps")
+        .map(|(_, v)| v.into_owned());
+    let Some(text) = given else {
+        return Ok(hub::DEFAULT_FPS);
+    };
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Reply::detail(
+            400,
+            &format!(
+                "fps must be a whole number from {} to {}, not \"{}\"",
+                hub::MIN_FPS,
+                hub::MAX_FPS,
+                super::router::quote_safely(&text)
+            ),
+        ));
+    }
+    // All digits: only overflow can fail, and a huge rate clamps to the maximum.
+    let n = digits.parse::<u32>().unwrap_or(u32::MAX);
+    Ok(hub::clamp_fps(n))
+}
+
+/// Serves the stream of printer `id`. Errors before the first byte (bad fps,
+/// unknown printer, no camera) are ordinary JSON replies. `on_status` is
+/// told the status as soon as it is known, for the request log.
+pub fn serve(
+    cameras: &Arc<Cameras>,
+    id: i64,
+    query: &str,
+    request: Request,
+    stopping: &AtomicBool,
+    on_status: impl FnOnce(u16),
+) {
+    let hub = match parse_fps(query).and_then(|fps| {
+        cameras
+            .hub(id)
+            .map(|hub| (hub, fps))
+            .map_err(|e| Reply::error(&e))
+    }) {
+        Ok(found) => found,
+        Err(reply) => {
+            on_status(reply.status);
+            reply.send(request);
+            return;
+        }
+    };
+    let (hub, fps) = hub;
+    let sub = hub.subscribe(fps);
+    let mut out = request.into_writer();
+    on_status(200);
+    if write_head(&mut out).is_err() {
+        return;
+    }
+    let mut sent = 0u64;
+    let viewer_left = loop {
+        if stopping.load(Ordering::Relaxed) {
+            break false;
+        }
+        match sub.recv(POLL) {
+            Ok(frame) => {
+                if mjpeg::write_part(&mut out, &frame.jpeg).is_err() {
+                    break true;
+                }
+                sent += 1;
+            }
+            // The hub may be reconnecting to the camera: keep the viewer.
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break false,
+        }
+    };
+    if !viewer_left {
+        // tiny_http keeps a keep-alive connection open after the response;
+        // the closing delimiter tells the viewer the stream is over.
+        let _ = write_close_delimiter(&mut out);
+    }
+    log::debug!(
+        "{}: viewer {} done after {sent} frames",
+        hub.name(),
+        sub.id()
+    );
+}
+
+fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {
+    write!(out, "--{}--\r\n", mjpeg::BOUNDARY)?;
+    out.flush()
+}
+
+fn write_head(out: &mut dyn Write) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\n\
+         Content-Type: {}\r\n\
+         Cache-Control: no-cache, no-store, must-revalidate\r\n\
+         Pragma: no-cache\r\n\
+         X-Content-Type-Options: nosniff\r\n\
+         Connection: close\r\n\r\n",
+        mjpeg::CONTENT_TYPE
+    );
+    out.write_all(head.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fps(q: &str) -> Result<u32, u16> {
+        parse_fps(q).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn fps_is_defaulted_clamped_or_refused() {
+        assert_eq!(fps(""), Ok(hub::DEFAULT_FPS));
+        assert_eq!(fps("token=x"), Ok(hub::DEFAULT_FPS));
+        assert_eq!(fps("fps=5"), Ok(5));
+        assert_eq!(fps("fps=0"), Ok(1));
+        assert_eq!(fps("fps=99"), Ok(30));
+        assert_eq!(fps("fps=99999999999999999999"), Ok(30));
+        assert_eq!(fps("fps=%32"), Ok(2));
+        assert_eq!(fps("fps=abc"), Err(400));
+        assert_eq!(fps("fps=-3"), Err(400));
+        assert_eq!(fps("fps=1.5"), Err(400));
+        assert_eq!(fps("fps="), Err(400));
+    }
+}

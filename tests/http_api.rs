@@ -1,0 +1,482 @@
+//! The HTTP API end to end: a real server on loopback, a raw HTTP client.
+
+mod support;
+
+use printcam::http::Limits;
+use printcam::json::Value;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use support::{is_jpeg, MjpegReader, TestServer};
+
+const PREFIXES: [&str; 2] = ["", "/api/v1"];
+const CAMERA_ROUTES: [&str; 5] = ["stream", "snapshot", "test", "status", "stop"];
+const SECRET: &str = "s3cretAccess";
+
+fn create(srv: &TestServer, body: &str) -> Value {
+    let r = srv.send_json("POST", "/printers", body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+fn id_of(v: &Value) -> i64 {
+    v.get("id").and_then(Value::as_i64).expect("id")
+}
+
+#[test]
+fn unknown_printer_is_404_json_on_every_camera_route() {
+    let srv = TestServer::start();
+    for prefix in PREFIXES {
+        for action in CAMERA_ROUTES {
+            let r = srv.get(&format!("{prefix}/printers/4242/camera/{action}"));
+            assert_eq!(r.status, 404, "{action}: {}", r.text());
+            assert_eq!(r.detail(), "Printer not found");
+        }
+        let r = support::request(
+            srv.addr,
+            "POST",
+            &format!("{prefix}/printers/4242/camera/stop"),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 404);
+        assert_eq!(r.detail(), "Printer not found");
+        assert_eq!(
+            srv.get(&format!("{prefix}/printers/4242")).detail(),
+            "Printer not found"
+        );
+    }
+}
+
+#[test]
+fn printer_crud_round_trip_never_shows_the_access_code() {
+    let srv = TestServer::start();
+    let mut bodies = Vec::new();
+    let body = format!(
+        r#"{{"name":"Garage P1S","ip":"192.168.1.50","access_code":"{SECRET}","model":"P1S","serial":"01P00A000000001"}}"#
+    );
+    let r = srv.send_json("POST", "/api/v1/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let location = format!("/printers/{}", id_of(&created));
+    assert_eq!(r.header("Location"), Some(location.as_str()));
+    bodies.push(created.to_json());
+    let id = id_of(&created);
+    assert!(id >= 1);
+    assert_eq!(created.get("has_access_code"), Some(&Value::Bool(true)));
+    assert_eq!(created.get("cert_pinned"), Some(&Value::Bool(false)));
+    let camera = created.get("camera").unwrap();
+    assert_eq!(camera.get("kind").and_then(Value::as_str), Some("chamber"));
+    assert_eq!(camera.get("enabled"), Some(&Value::Bool(false)));
+
+    for prefix in PREFIXES {
+        let list = srv.get(&format!("{prefix}/printers"));
+        assert_eq!(list.status, 200);
+        bodies.push(list.text());
+        let all = list.json();
+        let ids: Vec<i64> = all.as_array().unwrap().iter().map(id_of).collect();
+        assert_eq!(ids, vec![0, id], "the demo camera first, then ours");
+        let one = srv.get(&format!("{prefix}/printers/{id}"));
+        assert_eq!(one.status, 200);
+        bodies.push(one.text());
+        assert_eq!(one.json(), created);
+    }
+
+    let patched = srv.send_json(
+        "PATCH",
+        &format!("/printers/{id}"),
+        r#"{"name":"Attic","model":null,"camera_url":"http://cam:pw9876@192.168.1.60/video","camera_type":"mjpeg"}"#,
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    bodies.push(patched.text());
+    let p = patched.json();
+    assert_eq!(p.get("name").and_then(Value::as_str), Some("Attic"));
+    assert_eq!(p.get("model"), Some(&Value::Null));
+    assert_eq!(
+        p.get("serial").and_then(Value::as_str),
+        Some("01P00A000000001")
+    );
+    let camera = p.get("camera").unwrap();
+    assert_eq!(camera.get("kind").and_then(Value::as_str), Some("mjpeg"));
+    assert_eq!(camera.get("enabled"), Some(&Value::Bool(true)));
+    let url = camera.get("url").and_then(Value::as_str).unwrap();
+    assert!(
+        !url.contains("pw9876") && url.contains("192.168.1.60"),
+        "{url}"
+    );
+
+    let put = srv.send_json(
+        "PUT",
+        &format!("/api/v1/printers/{id}"),
+        r#"{"camera_enabled":false}"#,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    bodies.push(put.text());
+    let forget = support::request(
+        srv.addr,
+        "POST",
+        &format!("/printers/{id}/forget-cert"),
+        &[],
+        None,
+    );
+    assert_eq!(forget.status, 200, "{}", forget.text());
+    bodies.push(forget.text());
+
+    let del = support::request(srv.addr, "DELETE", &format!("/printers/{id}"), &[], None);
+    assert_eq!(del.status, 200);
+    assert_eq!(del.json().get("deleted").and_then(Value::as_i64), Some(id));
+    assert_eq!(srv.get(&format!("/printers/{id}")).status, 404);
+    let again = support::request(srv.addr, "DELETE", &format!("/printers/{id}"), &[], None);
+    assert_eq!(again.status, 404);
+
+    for b in &bodies {
+        assert!(!b.contains(SECRET), "access code leaked: {b}");
+        assert!(!b.contains("pw9876"), "URL password leaked: {b}");
+    }
+}
+
+#[test]
+fn validation_errors_are_400_json_saying_what_is_wrong() {
+    let srv = TestServer::start();
+    let cases: &[(&str, &str, &str)] = &[
+        ("POST", r#"{"ip":"192.168.1.5"}"#, "name"),
+        ("POST", r#"{"name":"a","nmae":"b"}"#, "nmae"),
+        (
+            "POST",
+            r#"{"name":"a","camera_type":"webcam","camera_url":"http://10.0.0.1/"}"#,
+            "webcam",
+        ),
+        ("POST", r#"{"name":"a","ip":"192.168.1.5"}"#, "access code"),
+        ("POST", r#"{"name":"a","camera_port":"322"}"#, "camera_port"),
+        (
+            "POST",
+            r#"{"name":"a","camera_url":"ftp://10.0.0.1/x","camera_type":"mjpeg"}"#,
+            "camera url",
+        ),
+        ("POST", r#"{"name":"a""#, "not valid JSON"),
+        ("POST", r#"["name"]"#, "object"),
+        ("POST", "", "empty"),
+        ("PATCH", r#"{"name":"x"}"#, "demo"),
+    ];
+    for (method, body, want) in cases {
+        let path = if *method == "POST" {
+            "/printers"
+        } else {
+            "/printers/0"
+        };
+        let r = srv.send_json(method, path, body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        let detail = r.detail();
+        assert!(
+            detail.contains(want),
+            "{body}: {detail:?} should mention {want:?}"
+        );
+    }
+    let r = support::request(
+        srv.addr,
+        "POST",
+        "/printers",
+        &[("Content-Type", "text/plain")],
+        Some(br#"{"name":"a"}"#),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.detail().contains("application/json"), "{}", r.text());
+    let r = support::request(srv.addr, "POST", "/printers", &[], Some(br#"{"name":"a"}"#));
+    assert_eq!(r.status, 400);
+    assert!(r.detail().contains("application/json"));
+    let r = srv.send_json("PATCH", "/printers/77", r#"{"name":"x"}"#);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn bad_ids_and_parameters_are_400_json() {
+    let srv = TestServer::start();
+    for path in [
+        "/printers/abc",
+        "/printers/1.5/camera/test",
+        "/api/v1/printers/99999999999999999999/camera/stream",
+        "/printers/0/camera/stream?fps=abc",
+        "/printers/0/camera/stream?fps=-1",
+    ] {
+        let r = srv.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(!r.detail().is_empty());
+    }
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405() {
+    let srv = TestServer::start();
+    for path in [
+        "/nope",
+        "/printers/1/camera/nope",
+        "/api/v2/printers",
+        "/printers/1/camera",
+    ] {
+        let r = srv.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.detail(), "Not found");
+    }
+    let r = support::request(srv.addr, "DELETE", "/printers", &[], None);
+    assert_eq!(r.status, 405);
+    assert!(r.header("Allow").unwrap().contains("POST"));
+    assert!(r.detail().contains("GET"));
+    let r = support::request(
+        srv.addr,
+        "POST",
+        "/api/v1/printers/0/camera/snapshot",
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 405);
+    let r = support::request(srv.addr, "PATCH", "/healthz", &[], None);
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413() {
+    let srv = TestServer::start();
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(70 * 1024));
+    let r = srv.send_json("POST", "/printers", &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.detail().contains("larger"));
+}
+
+#[test]
+fn health_answers_ok() {
+    let srv = TestServer::start();
+    for path in ["/healthz", "/api/v1/healthz"] {
+        let r = srv.get(path);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.json().get("status").and_then(Value::as_str), Some("ok"));
+    }
+}
+
+#[test]
+fn stop_without_viewers_stops_none_and_status_is_idle() {
+    let srv = TestServer::start();
+    let id = id_of(&create(&srv, r#"{"name":"No camera yet"}"#));
+    for path in [
+        "/printers/0/camera/stop".to_string(),
+        format!("/api/v1/printers/{id}/camera/stop"),
+    ] {
+        let r = srv.get(&path);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json().get("stopped").and_then(Value::as_i64), Some(0));
+        let r = support::request(srv.addr, "POST", &path, &[], None);
+        assert_eq!(r.json().get("stopped").and_then(Value::as_i64), Some(0));
+    }
+    let status = srv.get(&format!("/printers/{id}/camera/status")).json();
+    assert_eq!(status.get("state").and_then(Value::as_str), Some("idle"));
+    assert_eq!(status.get("viewers").and_then(Value::as_i64), Some(0));
+    assert_eq!(status.get("frames_in").and_then(Value::as_i64), Some(0));
+    assert_eq!(status.get("last_frame_age_ms"), Some(&Value::Null));
+    assert_eq!(
+        status
+            .get("viewer_list")
+            .and_then(Value::as_array)
+            .map(<[Value]>::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_printer_without_camera_answers_503_json_before_streaming() {
+    let srv = TestServer::start();
+    let id = id_of(&create(&srv, r#"{"name":"Bare"}"#));
+    for action in ["stream", "snapshot"] {
+        let r = srv.get(&format!("/printers/{id}/camera/{action}"));
+        assert_eq!(r.status, 503, "{action}: {}", r.text());
+        assert!(r.detail().contains("no camera"));
+    }
+    let r = srv.get(&format!("/printers/{id}/camera/test")).json();
+    assert_eq!(r.get("success"), Some(&Value::Bool(false)));
+    assert!(r.get("error").and_then(Value::as_str).is_some());
+}
+
+#[test]
+fn the_page_escapes_printer_names() {
+    let srv = TestServer::start();
+    create(&srv, r#"{"name":"<script>alert(1)</script>"}"#);
+    let r = srv.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    let html = r.text();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("/printers/0/camera/stream"));
+}
+
+#[test]
+fn saving_a_camera_host_name_fits_the_request_thread_stack() {
+    // Resolving a name runs glibc's resolver inside the request thread.
+    let srv = TestServer::start();
+    let r = srv.send_json(
+        "POST",
+        "/printers",
+        r#"{"name":"cam","camera_url":"http://localhost:9/video","camera_type":"mjpeg"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(srv.get("/healthz").status, 200, "the server survived");
+}
+
+#[test]
+fn shutdown_returns_promptly_with_an_open_stream() {
+    let srv = TestServer::start();
+    let mut viewer = MjpegReader::open(srv.addr, "/printers/0/camera/stream?fps=2");
+    let started = Instant::now();
+    srv.server.shutdown();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
+    if viewer.status == 200 {
+        // The stream ends with the closing delimiter, then the connection closes.
+        let rest = viewer
+            .read_to_end()
+            .expect("the stream ends after shutdown");
+        assert!(
+            rest.ends_with(b"--frame--\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    // Both return at once now; shutdown is idempotent.
+    srv.server.wait();
+    srv.server.shutdown();
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_is_cut_off() {
+    let srv = TestServer::start_with(Limits {
+        read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    });
+    let mut s = support::connect(srv.addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    // Either a 408 or a plain close; the client's own 20 s timeout would fail the test.
+    s.read_to_end(&mut rest)
+        .expect("the server closes the connection");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
+#[test]
+fn too_many_requests_at_once_get_503() {
+    let srv = TestServer::start_with(Limits {
+        max_handlers: 0,
+        ..Limits::default()
+    });
+    let r = srv.get("/healthz");
+    assert_eq!(r.status, 503);
+    assert!(r.detail().contains("too many"));
+}
+
+#[test]
+fn camera_test_answers_200_with_a_verdict() {
+    let srv = TestServer::start();
+    let r = srv.get("/printers/0/camera/test");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    match v.get("success").and_then(Value::as_bool) {
+        Some(true) => assert!(v.get("resolution").and_then(Value::as_str).is_some()),
+        Some(false) => assert!(v.get("error").and_then(Value::as_str).is_some()),
+        None => panic!("no verdict: {v}"),
+    }
+}
+
+// The demo source lands in another branch; these need its frames.
+
+#[test]
+#[ignore = "needs the demo source; lead un-ignores after merge"]
+fn demo_stream_sends_jpeg_parts() {
+    let srv = TestServer::start();
+    for prefix in PREFIXES {
+        let mut viewer = MjpegReader::open(
+            srv.addr,
+            &format!("{prefix}/printers/0/camera/stream?fps=30"),
+        );
+        assert_eq!(viewer.status, 200);
+        assert_eq!(
+            viewer.header("Content-Type"),
+            Some(printcam::mjpeg::CONTENT_TYPE)
+        );
+        assert_eq!(
+            viewer.header("Cache-Control"),
+            Some("no-cache, no-store, must-revalidate")
+        );
+        assert_eq!(viewer.header("Pragma"), Some("no-cache"));
+        for _ in 0..3 {
+            let jpeg = viewer.next_part().expect("a part");
+            assert!(is_jpeg(&jpeg));
+        }
+    }
+    let status = srv.get("/printers/0/camera/status").json();
+    assert!(status.get("frames_in").and_then(Value::as_i64).unwrap_or(0) > 0);
+}
+
+#[test]
+#[ignore = "needs the demo source; lead un-ignores after merge"]
+fn demo_snapshot_is_a_jpeg_with_its_age() {
+    let srv = TestServer::start();
+    let r = srv.get("/printers/0/camera/snapshot");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
+    assert_eq!(
+        r.header("Content-Disposition"),
+        Some("inline; filename=\"snapshot_0.jpg\"")
+    );
+    assert!(r
+        .header("X-Frame-Age-Ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some());
+    assert!(is_jpeg(&r.body));
+}
+
+#[test]
+#[ignore = "needs the demo source; lead un-ignores after merge"]
+fn demo_test_reports_a_resolution() {
+    let srv = TestServer::start();
+    let v = srv.get("/printers/0/camera/test").json();
+    assert_eq!(v.get("success"), Some(&Value::Bool(true)), "{v}");
+    let res = v.get("resolution").and_then(Value::as_str).unwrap();
+    assert!(res.contains('x'), "{res}");
+}
+
+#[test]
+#[ignore = "needs the demo source; lead un-ignores after merge"]
+fn demo_stop_ends_a_stream() {
+    let srv = TestServer::start();
+    let mut viewer = MjpegReader::open(srv.addr, "/printers/0/camera/stream");
+    viewer.next_part().expect("a first part");
+    let r = srv.get("/printers/0/camera/stop").json();
+    assert_eq!(r.get("stopped").and_then(Value::as_i64), Some(1));
+    let rest = viewer.read_to_end().expect("the stream ends");
+    assert!(rest.ends_with(b"--frame--\r\n"));
+}
+
+#[test]
+fn a_keep_alive_connection_serves_several_requests() {
+    let srv = TestServer::start();
+    let s = support::connect(srv.addr);
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    for path in ["/healthz", "/api/v1/printers/0", "/nope"] {
+        write!(w, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, headers) = support::read_head(&mut r).unwrap();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("a length");
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        assert_eq!(status, if path == "/nope" { 404 } else { 200 }, "{path}");
+        printcam::json::parse_bytes(&body).expect("JSON");
+    }
+}
