@@ -815,6 +815,10 @@ fn init_logging(default_filter: &str) {
 
 fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(), CliError> {
     init_logging("info");
+    // Before any thread starts, so every thread inherits the blocked mask
+    // and only the signal thread receives SIGTERM/SIGINT.
+    crate::signals::block_stop_signals()
+        .map_err(|e| CliError::Failed(format!("cannot set up signal handling: {e}")))?;
     let s = settings(opts, ctx)?;
     let explicit_db = opts.db.is_some() || (ctx.var)("PRINTCAM_DB").is_some_and(|v| !v.is_empty());
     let registry = if s.demo && !explicit_db {
@@ -829,11 +833,19 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
     let listen = s.listen.clone();
     let cameras = Cameras::new(Arc::new(registry), s);
     let server = crate::http::Server::start(Arc::clone(&cameras), &listen)
+        .map(Arc::new)
         .map_err(|e| CliError::Failed(one_line(&e)))?;
+    let stopper = Arc::clone(&server);
+    crate::signals::on_stop_signal(move |signal| {
+        log::info!("{signal}: shutting down");
+        stopper.shutdown();
+    })
+    .map_err(|e| CliError::Failed(format!("cannot start the signal thread: {e}")))?;
     let _ = writeln!(err, "printcam: listening on http://{}", server.addr());
     server.wait();
     server.shutdown();
     cameras.shutdown();
+    log::info!("stopped");
     Ok(())
 }
 

@@ -393,7 +393,6 @@ fn camera_test_answers_200_with_a_verdict() {
 // The demo source lands in another branch; these need its frames.
 
 #[test]
-#[ignore = "needs the demo source; lead un-ignores after merge"]
 fn demo_stream_sends_jpeg_parts() {
     let srv = TestServer::start();
     for prefix in PREFIXES {
@@ -421,7 +420,6 @@ fn demo_stream_sends_jpeg_parts() {
 }
 
 #[test]
-#[ignore = "needs the demo source; lead un-ignores after merge"]
 fn demo_snapshot_is_a_jpeg_with_its_age() {
     let srv = TestServer::start();
     let r = srv.get("/printers/0/camera/snapshot");
@@ -439,7 +437,6 @@ fn demo_snapshot_is_a_jpeg_with_its_age() {
 }
 
 #[test]
-#[ignore = "needs the demo source; lead un-ignores after merge"]
 fn demo_test_reports_a_resolution() {
     let srv = TestServer::start();
     let v = srv.get("/printers/0/camera/test").json();
@@ -449,7 +446,6 @@ fn demo_test_reports_a_resolution() {
 }
 
 #[test]
-#[ignore = "needs the demo source; lead un-ignores after merge"]
 fn demo_stop_ends_a_stream() {
     let srv = TestServer::start();
     let mut viewer = MjpegReader::open(srv.addr, "/printers/0/camera/stream");
