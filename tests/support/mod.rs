@@ -28,13 +28,10 @@ impl TestServer {
     }
 
     pub fn start_with(limits: Limits) -> TestServer {
-        let settings = Settings {
-            demo: true,
-            grace: Duration::from_millis(200),
-            allow_loopback: true,
-            snapshot_timeout: Duration::from_secs(10),
-            ..Settings::default()
-        };
+        TestServer::start_configured(test_settings(), limits)
+    }
+
+    pub fn start_configured(settings: Settings, limits: Limits) -> TestServer {
         let registry = Arc::new(Registry::open_in_memory().expect("in-memory registry"));
         let cameras = Cameras::new(registry, settings);
         let server =
@@ -59,6 +56,17 @@ impl TestServer {
             &[("Content-Type", "application/json")],
             Some(body.as_bytes()),
         )
+    }
+}
+
+/// Demo camera on, loopback cameras allowed, a short grace period.
+pub fn test_settings() -> Settings {
+    Settings {
+        demo: true,
+        grace: Duration::from_millis(200),
+        allow_loopback: true,
+        snapshot_timeout: Duration::from_secs(10),
+        ..Settings::default()
     }
 }
 

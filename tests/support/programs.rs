@@ -82,7 +82,25 @@ pub fn ffmpeg_camera(port: u16, content_type: Option<&str>) -> Reaped {
     cmd.args(["-listen", "1", &format!("http://127.0.0.1:{port}/stream")])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    Reaped(cmd.spawn().expect("spawn ffmpeg"))
+    let camera = Reaped(cmd.spawn().expect("spawn ffmpeg"));
+    wait_listening(port);
+    camera
+}
+
+/// Waits (up to 10 s) until something listens on 127.0.0.1:`port`, read
+/// from /proc/net/tcp: connecting to find out would use up the one client
+/// an `ffmpeg -listen 1` camera serves.
+pub fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    while Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if table.contains(&needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on port {port} after 10 s");
 }
 
 /// The multipart content type ffmpeg is told to announce.
