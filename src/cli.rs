@@ -49,6 +49,7 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     Test(Overrides, i64),
+    UsbCameras,
 }
 
 /// A `PrinterPatch` that can be debug-printed without its access code.
@@ -150,6 +151,7 @@ pub enum Topic {
     PrinterForgetCert,
     Snapshot,
     Test,
+    UsbCameras,
 }
 
 impl Topic {
@@ -167,6 +169,7 @@ impl Topic {
             Topic::PrinterForgetCert => "printer forget-cert",
             Topic::Snapshot => "snapshot",
             Topic::Test => "test",
+            Topic::UsbCameras => "usb-cameras",
         }
     }
 
@@ -183,6 +186,7 @@ impl Topic {
             Topic::PrinterForgetCert => HELP_FORGET_CERT,
             Topic::Snapshot => HELP_SNAPSHOT,
             Topic::Test => HELP_TEST,
+            Topic::UsbCameras => HELP_USB,
         }
     }
 
@@ -383,6 +387,10 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         "printer" => printer(global, rest),
         "snapshot" => leaf(Topic::Snapshot, &tokens(), snapshot),
         "test" => by_id(Topic::Test, &tokens(), Command::Test),
+        "usb-cameras" => leaf(Topic::UsbCameras, &tokens(), |m| {
+            m.no_positionals(Topic::UsbCameras)?;
+            Ok(Command::UsbCameras)
+        }),
         "help" => help(rest),
         "version" => Ok(Command::Version),
         other => Err(Topic::Overview.usage(format!("unknown command {other:?}"))),
@@ -493,6 +501,7 @@ fn help(rest: &[String]) -> Result<Command, CliError> {
         ["printer", "forget-cert"] => Topic::PrinterForgetCert,
         ["snapshot"] => Topic::Snapshot,
         ["test"] => Topic::Test,
+        ["usb-cameras"] => Topic::UsbCameras,
         _ => return Err(Topic::Overview.usage("no help for that: try 'printcam help'")),
     };
     Ok(Command::Help(topic))
@@ -757,6 +766,7 @@ fn execute(
         Command::PrinterForgetCert(opts, id) => cameras(&opts, ctx, false)?.forget_cert(id)?,
         Command::Snapshot { opts, id, output } => snapshot_now(&opts, ctx, id, output, out)?,
         Command::Test(opts, id) => return test_now(&opts, ctx, id, out),
+        Command::UsbCameras => usb_cameras_now(out)?,
     }
     Ok(0)
 }
@@ -811,6 +821,26 @@ fn init_logging(default_filter: &str) {
     let env = env_logger::Env::default().default_filter_or(default_filter);
     // Already initialised (a second command in one process) is fine.
     let _ = env_logger::Builder::from_env(env).try_init();
+}
+
+fn usb_cameras_now(out: &mut dyn Write) -> Result<(), CliError> {
+    let cams = crate::ffmpeg::list_usb_cameras();
+    let written = if cams.is_empty() {
+        writeln!(out, "no /dev/video* devices")
+    } else {
+        cams.iter().try_for_each(|c| {
+            let name = c.name.as_deref().unwrap_or("-");
+            let driver = c.driver.as_deref().unwrap_or("-");
+            writeln!(
+                out,
+                "{}\t{}\t{}",
+                c.device,
+                printable(name),
+                printable(driver)
+            )
+        })
+    };
+    written.map_err(|e| CliError::Failed(format!("cannot write the list: {e}")))
 }
 
 fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(), CliError> {
@@ -1100,6 +1130,7 @@ Commands:
                          manage the registered printers and cameras
   snapshot ID            save one JPEG from a printer's camera
   test ID                check that a printer's camera answers
+  usb-cameras            list the USB (V4L2) cameras on this box
   help [COMMAND]         show help for a command
 
 Global options (before or after the command):
@@ -1288,6 +1319,17 @@ Options:
 
 Example:
   printcam snapshot 3 -o now.jpg
+";
+
+const HELP_USB: &str = "\
+Usage: printcam usb-cameras
+
+Lists the V4L2 devices (/dev/video0 to /dev/video99) a usb camera can use,
+with their name and driver when v4l2-ctl is installed.
+
+Example:
+  printcam usb-cameras
+  printcam printer add --name Bench --camera-url /dev/video0 --camera-type usb
 ";
 
 const HELP_TEST: &str = "\

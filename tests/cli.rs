@@ -452,3 +452,23 @@ fn the_access_code_can_come_from_stdin() {
     assert!(show.out.contains("access code:     set"), "{}", show.out);
     assert!(!show.out.contains(SECRET));
 }
+
+#[test]
+fn usb_cameras_lists_devices_or_says_there_are_none() {
+    let dir = TestDir::new();
+    let r = run(&dir, &["usb-cameras"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let has_video = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("video"))
+        })
+        .unwrap_or(false);
+    if has_video {
+        assert!(r.out.contains("/dev/video"), "{}", r.out);
+    } else {
+        assert_eq!(r.out.trim(), "no /dev/video* devices");
+    }
+    assert_eq!(run(&dir, &["usb-cameras", "--help"]).code, 0);
+    assert_eq!(run(&dir, &["usb-cameras", "extra"]).code, 2);
+}

@@ -476,3 +476,30 @@ fn a_keep_alive_connection_serves_several_requests() {
         printcam::json::parse_bytes(&body).expect("JSON");
     }
 }
+
+#[test]
+fn usb_cameras_are_listed_as_on_this_box() {
+    let srv = TestServer::start();
+    let present: Vec<String> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+                .filter(|p| printcam::ffmpeg::usb_device_ok(p).is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for path in ["/usb-cameras", "/api/v1/usb-cameras"] {
+        let r = srv.get(path);
+        assert_eq!(r.status, 200);
+        let listed: Vec<String> = r
+            .json()
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|c| c.get("device").and_then(Value::as_str).unwrap().to_string())
+            .collect();
+        let mut want = present.clone();
+        want.sort_by_key(|p| p["/dev/video".len()..].parse::<u32>().unwrap_or(0));
+        assert_eq!(listed, want);
+    }
+}

@@ -32,6 +32,7 @@ fn answer(
     let reply = match route {
         Route::Page => Reply::html(page::render(&cameras.printers().map_err(err)?)),
         Route::Health => Reply::json(200, &Value::object([("status", Value::from("ok"))])),
+        Route::UsbCameras => Reply::json(200, &usb_cameras_json()),
         Route::ListPrinters => {
             let all = cameras.printers().map_err(err)?;
             Reply::json(
@@ -140,4 +141,21 @@ fn viewer_json(v: &ViewerStats) -> Value {
         ("frames_dropped", Value::from(v.frames_dropped)),
         ("connected_ms", Value::from(v.connected_ms)),
     ])
+}
+
+/// The V4L2 devices a usb camera can use.
+fn usb_cameras_json() -> Value {
+    let optional = |v: &Option<String>| v.as_deref().map_or(Value::Null, Value::from);
+    Value::Array(
+        crate::ffmpeg::list_usb_cameras()
+            .iter()
+            .map(|c| {
+                Value::object([
+                    ("device", Value::from(c.device.as_str())),
+                    ("name", optional(&c.name)),
+                    ("driver", optional(&c.driver)),
+                ])
+            })
+            .collect(),
+    )
 }

@@ -9,6 +9,7 @@ use tiny_http::Method;
 pub enum Route {
     Page,
     Health,
+    UsbCameras,
     ListPrinters,
     CreatePrinter,
     GetPrinter(i64),
@@ -49,6 +50,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Reply> {
     match segments.as_slice() {
         [""] => only_get(m, Route::Page),
         ["healthz"] => only_get(m, Route::Health),
+        ["usb-cameras"] => only_get(m, Route::UsbCameras),
         ["printers"] => match m {
             Method::Get => Ok(Route::ListPrinters),
             Method::Post => Ok(Route::CreatePrinter),
