@@ -1051,70 +1051,13 @@ fn set_or_not(b: bool) -> &'static str {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_opt(v: Option<&str>) -> String {
-    v.map_or("null".to_string(), json_str)
-}
-
-fn printer_json(p: &Printer) -> String {
-    let fields = [
-        ("id", p.id.to_string()),
-        ("name", json_str(&p.name)),
-        ("camera", json_str(CameraKind::of(p).as_str())),
-        ("ip", json_opt(p.ip.as_deref())),
-        ("access_code_set", p.access_code.is_some().to_string()),
-        ("model", json_opt(p.model.as_deref())),
-        ("serial", json_opt(p.serial.as_deref())),
-        (
-            "camera_port",
-            p.camera_port.map_or("null".to_string(), |v| v.to_string()),
-        ),
-        (
-            "camera_url",
-            json_opt(
-                p.camera_url
-                    .as_deref()
-                    .map(redact::url_passwords)
-                    .as_deref(),
-            ),
-        ),
-        (
-            "camera_type",
-            json_opt(p.camera_type.map(CameraType::as_str)),
-        ),
-        ("camera_enabled", p.camera_enabled.to_string()),
-        ("cert_sha256", json_opt(p.cert_sha256.as_deref())),
-    ];
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}: {v}", json_str(k)))
-        .collect();
-    format!("{{{}}}", body.join(", "))
-}
-
+/// The printers as the API lists them (no access code, URL passwords masked).
 fn list_json(printers: &[Printer]) -> String {
-    let items: Vec<String> = printers.iter().map(printer_json).collect();
-    if items.is_empty() {
-        return "[]\n".to_string();
-    }
-    format!("[\n  {}\n]\n", items.join(",\n  "))
+    let all = printers
+        .iter()
+        .map(crate::http::printers::to_json)
+        .collect();
+    format!("{}\n", crate::json::Value::Array(all))
 }
 
 // ---------------------------------------------------------------- help
@@ -1853,7 +1796,6 @@ mod tests {
 
     #[test]
     fn output_is_escaped() {
-        assert_eq!(json_str("a\"b\\c\nd\u{1b}"), "\"a\\\"b\\\\c\\nd\\u001b\"");
         assert_eq!(printable("x\u{1b}[31my"), "x?[31my");
         let p = Printer {
             id: 4,

@@ -173,7 +173,7 @@ fn list_and_show_never_print_the_access_code() {
     let json = with_db(&dir, &["printer", "list", "--json"]);
     assert!(json.out.trim_start().starts_with('['), "{}", json.out);
     assert!(
-        json.out.contains("\"access_code_set\": true"),
+        json.out.contains("\"has_access_code\":true"),
         "{}",
         json.out
     );

@@ -5,7 +5,7 @@
 mod body;
 mod handlers;
 mod page;
-mod printers;
+pub mod printers;
 mod reply;
 mod router;
 mod stream;
