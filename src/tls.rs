@@ -44,26 +44,46 @@ fn normalize_pin(pin: &str) -> String {
 
 /// Remembers the fingerprint of the certificate presented on the last
 /// handshake, so the caller can store it as the pin once the connection has
-/// proved useful.
+/// proved useful, and why the pin refused it if it did (for callers that only
+/// see the handshake fail from afar, such as ffmpeg behind the TLS proxy).
 #[derive(Debug, Default)]
 pub struct PinRecorder {
     seen: Mutex<Option<String>>,
+    refusal: Mutex<Option<String>>,
 }
 
 impl PinRecorder {
     /// The SHA-256 (lower-case hex) of the last certificate presented.
     pub fn seen(&self) -> Option<String> {
-        match self.seen.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read(&self.seen)
+    }
+
+    /// The "certificate changed" message if a handshake was refused because
+    /// the certificate did not match the pin.
+    pub fn refusal(&self) -> Option<String> {
+        read(&self.refusal)
     }
 
     fn record(&self, fingerprint: String) {
-        match self.seen.lock() {
-            Ok(mut g) => *g = Some(fingerprint),
-            Err(p) => *p.into_inner() = Some(fingerprint),
-        }
+        write(&self.seen, fingerprint);
+    }
+
+    fn refuse(&self, why: String) {
+        write(&self.refusal, why);
+    }
+}
+
+fn read(slot: &Mutex<Option<String>>) -> Option<String> {
+    match slot.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn write(slot: &Mutex<Option<String>>, value: String) {
+    match slot.lock() {
+        Ok(mut g) => *g = Some(value),
+        Err(p) => *p.into_inner() = Some(value),
     }
 }
 
@@ -121,11 +141,13 @@ impl ServerCertVerifier for PinnedVerifier {
         self.recorder.record(seen.clone());
         match &self.expected {
             Some(expected) if normalize_pin(expected) != seen => {
+                let changed = CertChanged {
+                    expected: normalize_pin(expected),
+                    seen,
+                };
+                self.recorder.refuse(changed.to_string());
                 Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                    OtherError(Arc::new(CertChanged {
-                        expected: normalize_pin(expected),
-                        seen,
-                    })),
+                    OtherError(Arc::new(changed)),
                 )))
             }
             _ => Ok(ServerCertVerified::assertion()),
@@ -695,6 +717,7 @@ mod tests {
             "{changed}"
         );
         assert_eq!(recorder.seen().unwrap(), cert_sha256_hex(&der));
+        assert_eq!(recorder.refusal().unwrap(), changed);
 
         let ok = PinnedVerifier {
             expected: Some(cert_sha256_hex(&der).to_uppercase()),

@@ -3,16 +3,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::tofu::{PinCheck, Tofu};
 use crate::jpeg::MAX_FRAME;
 use crate::source::{Source, SourceError, Upstream};
 use crate::tls::{self, ConnectErrorKind, TlsStream};
 
-/// Called with the certificate fingerprint to pin after the first useful
-/// connection to a printer that had no pin yet.
-pub type OnPin = Arc<dyn Fn(&str) + Send + Sync>;
+pub use super::tofu::OnPin;
 
 const AUTH_LEN: usize = 80;
 const HEADER_LEN: usize = 16;
@@ -23,10 +21,7 @@ pub struct Chamber {
     host: String,
     port: u16,
     access_code: String,
-    /// The pinned certificate; set after the first useful connection so a
-    /// reconnect does not trust a different certificate.
-    pin: Mutex<Option<String>>,
-    on_pin: Option<OnPin>,
+    tofu: Tofu,
     connect_timeout: Duration,
     read_timeout: Duration,
 }
@@ -43,8 +38,7 @@ impl Chamber {
             host,
             port,
             access_code,
-            pin: Mutex::new(pin),
-            on_pin,
+            tofu: Tofu::new(pin, on_pin),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
         }
@@ -58,40 +52,16 @@ impl Chamber {
         self
     }
 
-    fn pin(&self) -> Option<String> {
-        match self.pin.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// Trust on first use: the first connection that delivered a frame (so
-    /// the device also knew the access code) fixes the certificate.
-    fn remember_pin(&self, fingerprint: String) {
-        match self.pin.lock() {
-            Ok(mut g) => *g = Some(fingerprint.clone()),
-            Err(p) => *p.into_inner() = Some(fingerprint.clone()),
-        }
-        log::info!(
-            "{}: pinned the printer's certificate (SHA-256 {fingerprint})",
-            self.describe()
-        );
-        if let Some(cb) = &self.on_pin {
-            cb(&fingerprint);
-        }
-    }
-
-    fn open(&self) -> Result<(TlsStream, Option<Arc<tls::PinRecorder>>), SourceError> {
-        let pin = self.pin();
-        let unpinned = pin.is_none();
-        let (config, recorder) = tls::client_config(pin);
+    fn open(&self) -> Result<(TlsStream, PinCheck), SourceError> {
+        let check = self.tofu.check();
+        let config = check.config.clone();
         let stream = tls::connect(&self.host, self.port, config, self.connect_timeout).map_err(
             |e| match e.kind {
                 ConnectErrorKind::CertificateChanged => SourceError::fatal(e.message),
                 _ => SourceError::transient(e.message),
             },
         )?;
-        Ok((stream, if unpinned { Some(recorder) } else { None }))
+        Ok((stream, check))
     }
 
     fn read_error(&self, e: &io::Error, got_frame: bool) -> SourceError {
@@ -123,10 +93,9 @@ impl Chamber {
     fn stream_frames(
         &self,
         stream: &mut TlsStream,
-        recorder: Option<Arc<tls::PinRecorder>>,
+        check: &PinCheck,
         up: &dyn Upstream,
     ) -> Result<(), SourceError> {
-        let mut recorder = recorder;
         let mut got_frame = false;
         while !up.stopping() {
             let frame = match read_frame(stream, MAX_FRAME) {
@@ -141,10 +110,10 @@ impl Chamber {
                 Ok(None) => return Err(access_code_error()),
                 Err(e) => return Err(self.read_error(&e, got_frame)),
             };
-            got_frame = true;
-            if let Some(fingerprint) = recorder.take().and_then(|r| r.seen()) {
-                self.remember_pin(fingerprint);
+            if !got_frame {
+                self.tofu.confirm(check, &self.describe());
             }
+            got_frame = true;
             if !up.emit(frame) {
                 return Ok(());
             }
@@ -181,7 +150,7 @@ impl Source for Chamber {
 
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let packet = auth_packet(&self.access_code).map_err(SourceError::fatal)?;
-        let (mut stream, recorder) = self.open()?;
+        let (mut stream, check) = self.open()?;
         let canceller = stream.sock.try_clone().map_err(|e| {
             SourceError::transient(format!("cannot set up the camera connection: {e}"))
         })?;
@@ -203,7 +172,7 @@ impl Source for Chamber {
                 "sending the authentication to the printer failed: {e}"
             )));
         }
-        let result = self.stream_frames(&mut stream, recorder, up);
+        let result = self.stream_frames(&mut stream, &check, up);
         close_politely(&mut stream);
         result
     }

@@ -6,6 +6,7 @@ mod http_client;
 pub mod mjpeg_http;
 pub mod rtsp;
 pub mod snapshot_http;
+pub mod tofu;
 
 use crate::camera::{BuiltIn, CameraType};
 use crate::cameras::{CameraKind, Cameras};
@@ -18,16 +19,13 @@ use std::sync::Arc;
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
         CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
-        CameraKind::BuiltIn(BuiltIn::Rtsps) => {
-            let (tls, _) = crate::tls::client_config(p.cert_sha256.clone());
-            Ok(Arc::new(rtsp::Rtsp::bambu(
-                p.ip.clone().unwrap_or_default(),
-                p.camera_port.unwrap_or(BuiltIn::Rtsps.default_port()),
-                p.access_code.clone().unwrap_or_default(),
-                tls,
-                cameras.settings().ffmpeg.clone(),
-            )))
-        }
+        CameraKind::BuiltIn(BuiltIn::Rtsps) => Ok(Arc::new(rtsp::Rtsp::bambu_pinned(
+            p.ip.clone().unwrap_or_default(),
+            p.camera_port.unwrap_or(BuiltIn::Rtsps.default_port()),
+            p.access_code.clone().unwrap_or_default(),
+            printer_tofu(p, cameras),
+            cameras.settings().ffmpeg.clone(),
+        ))),
         CameraKind::External(CameraType::Rtsp) => {
             // An rtsps camera's certificate is accepted as presented, as a
             // printer's is: such cameras rarely chain to a public CA.
@@ -60,21 +58,30 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
 /// A P1/A1-style printer's port-6000 camera; the certificate it shows on
 /// its first good connection is pinned in the registry.
 fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
-    let id = p.id;
-    // Weak: the registry outlives hubs, and a strong link would be a cycle.
-    let weak = Arc::downgrade(cameras);
-    let on_pin: chamber::OnPin = Arc::new(move |sha256: &str| {
-        if let Some(cameras) = weak.upgrade() {
-            cameras.pin_cert(id, sha256);
-        }
-    });
     chamber::Chamber::new(
         p.ip.clone().unwrap_or_default(),
         p.camera_port.unwrap_or(BuiltIn::Chamber.default_port()),
         p.access_code.clone().unwrap_or_default(),
         p.cert_sha256.clone(),
-        Some(on_pin),
+        Some(pin_in_registry(p, cameras)),
     )
+}
+
+/// A printer's certificate check: its pin, or the first certificate of a
+/// connection that delivers a frame, which is then stored in the registry.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> tofu::Tofu {
+    tofu::Tofu::new(p.cert_sha256.clone(), Some(pin_in_registry(p, cameras)))
+}
+
+fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
+    let id = p.id;
+    // Weak: the registry outlives hubs, and a strong link would be a cycle.
+    let weak = Arc::downgrade(cameras);
+    Arc::new(move |sha256: &str| {
+        if let Some(cameras) = weak.upgrade() {
+            cameras.pin_cert(id, sha256);
+        }
+    })
 }
 
 fn external_url(p: &Printer) -> String {

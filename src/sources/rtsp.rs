@@ -10,6 +10,7 @@
 //! printer reconnection and a few seconds without picture, while viewers that
 //! want fewer frames simply skip some.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use url::Url;
 
+use super::tofu::{PinCheck, Tofu};
 use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
@@ -49,11 +51,19 @@ enum Kind {
         host: String,
         port: u16,
         access_code: String,
-        tls: Arc<ClientConfig>,
+        tls: PrinterTls,
     },
     Usb {
         device: String,
     },
+}
+
+/// How a printer's certificate is checked.
+enum PrinterTls {
+    /// As the given client configuration says.
+    Fixed(Arc<ClientConfig>),
+    /// Trust on first use, as for the chamber camera.
+    Tofu(Tofu),
 }
 
 /// A camera read through ffmpeg.
@@ -78,12 +88,36 @@ impl Rtsp {
     }
 
     /// A printer's own RTSPS camera:
-    /// `rtsps://bblp:<access code>@host:port/streaming/live/1`.
+    /// `rtsps://bblp:<access code>@host:port/streaming/live/1`, its
+    /// certificate checked by `tls`.
     pub fn bambu(
         host: String,
         port: u16,
         access_code: String,
         tls: Arc<ClientConfig>,
+        ffmpeg: Option<PathBuf>,
+    ) -> Rtsp {
+        Rtsp::printer(host, port, access_code, PrinterTls::Fixed(tls), ffmpeg)
+    }
+
+    /// A printer's own RTSPS camera whose certificate is pinned on first use
+    /// (`tofu`): a connection with a different certificate is refused for
+    /// good, with the message saying how to accept it.
+    pub fn bambu_pinned(
+        host: String,
+        port: u16,
+        access_code: String,
+        tofu: Tofu,
+        ffmpeg: Option<PathBuf>,
+    ) -> Rtsp {
+        Rtsp::printer(host, port, access_code, PrinterTls::Tofu(tofu), ffmpeg)
+    }
+
+    fn printer(
+        host: String,
+        port: u16,
+        access_code: String,
+        tls: PrinterTls,
         ffmpeg: Option<PathBuf>,
     ) -> Rtsp {
         Rtsp {
@@ -137,6 +171,7 @@ impl Rtsp {
                 Ok(Prepared {
                     args: ffmpeg::usb_args(device, fps),
                     proxy: None,
+                    pin: None,
                 })
             }
             Kind::Bambu {
@@ -145,13 +180,21 @@ impl Rtsp {
                 access_code,
                 tls,
             } => {
-                let proxy = start_proxy(host, *port, tls)?;
+                let (config, pin) = match tls {
+                    PrinterTls::Fixed(config) => (Arc::clone(config), None),
+                    PrinterTls::Tofu(tofu) => {
+                        let check = tofu.check();
+                        (Arc::clone(&check.config), Some(check))
+                    }
+                };
+                let proxy = start_proxy(host, *port, &config)?;
                 // The access code is in ffmpeg's argument list, which local
                 // users can read (/proc/<pid>/cmdline); the README says so.
                 let local = local_url(proxy.local_port(), BAMBU_PATH, Some(("bblp", access_code)))?;
                 Ok(Prepared {
                     args: rtsp_args(ffmpeg_path, &local, fps),
                     proxy: Some(proxy),
+                    pin,
                 })
             }
             Kind::Url { url, policy, tls } => {
@@ -163,6 +206,7 @@ impl Rtsp {
                     "rtsp" => Ok(Prepared {
                         args: rtsp_args(ffmpeg_path, url, fps),
                         proxy: None,
+                        pin: None,
                     }),
                     "rtsps" => {
                         let tls = tls.as_ref().ok_or_else(|| {
@@ -175,6 +219,16 @@ impl Rtsp {
                     )),
                 }
             }
+        }
+    }
+
+    fn confirm_pin(&self, check: &PinCheck) {
+        if let Kind::Bambu {
+            tls: PrinterTls::Tofu(tofu),
+            ..
+        } = &self.kind
+        {
+            tofu.confirm(check, &self.describe());
         }
     }
 
@@ -248,6 +302,37 @@ impl Rtsp {
 struct Prepared {
     args: Vec<String>,
     proxy: Option<TlsProxy>,
+    /// A printer's pin check, for certificates pinned on first use.
+    pin: Option<PinCheck>,
+}
+
+/// Passes everything on to the hub, running `pending` before the first
+/// frame: a connection that delivered a frame has shown that the printer
+/// knew the access code, so its certificate may be pinned.
+struct PinOnFirstFrame<'a> {
+    up: &'a dyn Upstream,
+    pending: Cell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl Upstream for PinOnFirstFrame<'_> {
+    fn emit(&self, jpeg: Vec<u8>) -> bool {
+        if let Some(first) = self.pending.take() {
+            first();
+        }
+        self.up.emit(jpeg)
+    }
+    fn stopping(&self) -> bool {
+        self.up.stopping()
+    }
+    fn sleep(&self, d: Duration) -> bool {
+        self.up.sleep(d)
+    }
+    fn wanted_fps(&self) -> u32 {
+        self.up.wanted_fps()
+    }
+    fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {
+        self.up.on_cancel(cancel);
+    }
 }
 
 enum Ended {
@@ -309,6 +394,7 @@ fn prepare_rtsps_url(
     Ok(Prepared {
         args: rtsp_args(ffmpeg_path, local.as_str(), fps),
         proxy: Some(proxy),
+        pin: None,
     })
 }
 
@@ -368,12 +454,30 @@ impl Source for Rtsp {
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let ffmpeg_path = ffmpeg::find(self.ffmpeg.as_deref()).map_err(SourceError::fatal)?;
         let fps = up.wanted_fps().clamp(1, MAX_FPS);
-        let Prepared { args, mut proxy } = self.prepare(&ffmpeg_path, fps)?;
-        let result = self.stream(&ffmpeg_path, &args, proxy.as_ref(), up);
+        let Prepared {
+            args,
+            mut proxy,
+            pin,
+        } = self.prepare(&ffmpeg_path, fps)?;
+        let result = match &pin {
+            Some(check) => {
+                let pinning = PinOnFirstFrame {
+                    up,
+                    pending: Cell::new(Some(Box::new(|| self.confirm_pin(check)))),
+                };
+                self.stream(&ffmpeg_path, &args, proxy.as_ref(), &pinning)
+            }
+            None => self.stream(&ffmpeg_path, &args, proxy.as_ref(), up),
+        };
         if let Some(p) = proxy.as_mut() {
             p.stop();
         }
-        result
+        // ffmpeg only saw the proxy hang up: the refusal itself is the news,
+        // and reconnecting cannot change the certificate.
+        match pin.and_then(|check| check.refusal()) {
+            Some(changed) if result.is_err() => Err(SourceError::fatal(changed)),
+            _ => result,
+        }
     }
 }
 

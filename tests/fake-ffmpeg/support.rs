@@ -18,6 +18,8 @@ use printcam::source::Upstream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 
 pub fn manifest(rel: &str) -> PathBuf {
@@ -247,20 +249,50 @@ pub fn accept_any_client() -> Arc<ClientConfig> {
 }
 
 pub fn test_server_config() -> Arc<ServerConfig> {
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(manifest("tests/data/rtsps_test_cert.pem"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_file(manifest("tests/data/rtsps_test_key.pem")).unwrap();
+    server_config(
+        "tests/data/rtsps_test_cert.pem",
+        "tests/data/rtsps_test_key.pem",
+    )
+}
+
+/// The DER of the first certificate in a PEM file under the crate root.
+pub fn first_cert_der(cert_pem: &str) -> Vec<u8> {
+    CertificateDer::pem_file_iter(manifest(cert_pem))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// A server configuration with the certificate chain and key in the given
+/// PEM files (paths relative to the crate root). X.509 v1 certificates, as
+/// printers have, are served too (`with_single_cert` would refuse them).
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Arc<ServerConfig> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(manifest(cert_pem))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(manifest(key_pem)).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let certified = Arc::new(CertifiedKey::new(certs, signing));
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        .with_cert_resolver(Arc::new(Fixed(certified)));
     Arc::new(config)
+}
+
+/// Always the one certificate and key.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
 }
 
 /// A TLS terminator in front of a plain TCP backend (a printer's port 322 is
@@ -275,12 +307,17 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub fn start(backend_port: u16) -> TlsFront {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TlsFront::start_on(0, backend_port, test_server_config())
+    }
+
+    /// Listens on `port` (0: any) with the given certificate, e.g. to stand
+    /// in for another device at an earlier front's address.
+    pub fn start_on(port: u16, backend_port: u16, config: Arc<ServerConfig>) -> TlsFront {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
-        let config = test_server_config();
         let (s, a) = (Arc::clone(&stop), Arc::clone(&accepted));
         let thread = thread::Builder::new()
             .name("test-tls-front".into())

@@ -45,6 +45,11 @@ pub enum Mode {
     Silent,
     /// Sends one frame and half of the next, then closes.
     DropMidFrame,
+    /// Sends jpegs() in turn every `interval` until the client leaves, like
+    /// a printer's live camera.
+    Endless,
+    /// Like DropMidFrame on the first connection, then Endless.
+    DropOnceThenEndless,
 }
 
 pub struct Options {
@@ -56,6 +61,8 @@ pub struct Options {
     pub mode: Mode,
     pub tls12_only: bool,
     pub frames: usize,
+    /// The pause between frames in the Endless modes.
+    pub interval: Duration,
 }
 
 impl Options {
@@ -67,6 +74,7 @@ impl Options {
             mode,
             tls12_only: false,
             frames: 60,
+            interval: Duration::from_millis(50),
         }
     }
 }
@@ -255,13 +263,19 @@ fn serve(sock: TcpStream, shared: &Shared) {
         shared.stats.auth_bad.fetch_add(1, Ordering::SeqCst);
         return;
     }
-    shared.stats.auth_ok.fetch_add(1, Ordering::SeqCst);
-    match shared.opts.mode {
+    let nth = shared.stats.auth_ok.fetch_add(1, Ordering::SeqCst);
+    let mode = match shared.opts.mode {
+        Mode::DropOnceThenEndless if nth == 0 => Mode::DropMidFrame,
+        Mode::DropOnceThenEndless => Mode::Endless,
+        mode => mode,
+    };
+    match mode {
         Mode::Normal => {
             send_frames(&mut tls, shared);
             wait_for_client_to_leave(&mut tls, &shared.stop);
         }
         Mode::Silent => wait_for_client_to_leave(&mut tls, &shared.stop),
+        Mode::Endless | Mode::DropOnceThenEndless => send_forever(&mut tls, shared),
         Mode::DropMidFrame => {
             let frames = jpegs();
             let _ = write_in_pieces(&mut tls, &encode(&frames[..1]), &[1000]);
@@ -335,6 +349,22 @@ fn write_in_pieces(tls: &mut Tls, bytes: &[u8], sizes: &[usize]) -> std::io::Res
         pos = end;
     }
     Ok(())
+}
+
+/// Sends whole frames every `interval` until a write fails (the client has
+/// gone), the double stops, or a minute has passed.
+fn send_forever(tls: &mut Tls, shared: &Shared) {
+    let frames = jpegs();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    while !shared.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let bytes = encode(&frames[i % frames.len()..][..1]);
+        if write_in_pieces(tls, &bytes, &[]).is_err() {
+            return;
+        }
+        i += 1;
+        thread::sleep(shared.opts.interval);
+    }
 }
 
 fn wait_for_client_to_leave(tls: &mut Tls, stop: &AtomicBool) {
