@@ -43,7 +43,10 @@ impl Fake {
             std::env::temp_dir().join(format!("printcam-lifecycle-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut wrapper = String::from("#!/bin/sh\n");
+        let mut wrapper = format!(
+            "#!/bin/sh\nFAKE_FFMPEG_ARGS='{}'; export FAKE_FFMPEG_ARGS\n",
+            dir.join("args").display()
+        );
         if let Some(n) = frames {
             wrapper.push_str(&format!(
                 "FAKE_FFMPEG_FRAMES={n}; export FAKE_FFMPEG_FRAMES\n"
@@ -60,6 +63,14 @@ impl Fake {
 
     fn ffmpeg(&self) -> PathBuf {
         self.dir.join("ffmpeg")
+    }
+
+    /// The frame rate the latest ffmpeg was started with (`-r N`).
+    fn last_fps(&self) -> Option<u32> {
+        let args = std::fs::read_to_string(self.dir.join("args")).ok()?;
+        let mut it = args.lines();
+        it.find(|a| *a == "-r")?;
+        it.next()?.parse().ok()
     }
 }
 
@@ -343,4 +354,32 @@ fn x1c_through_cameras_with_the_certificate_pinned() {
     assert!(impostor.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     cameras.shutdown();
     assert_eq!(ffmpegs(), 0);
+}
+
+/// ffmpeg follows the fastest viewer: a cold snapshot starts it slow, a
+/// viewer wanting more restarts it faster, one ffmpeg at a time.
+#[test]
+fn ffmpeg_is_restarted_for_a_faster_viewer() {
+    let _serial = serial();
+    let fake = Fake::new("fps", None);
+    let cameras = cameras(&fake.ffmpeg(), LONG);
+    let id = add_rtsp_camera(&cameras);
+    let hub = cameras.hub(id).unwrap();
+    hub.snapshot(LONG).unwrap();
+    let slow = fake.last_fps().unwrap();
+    assert!(slow < 15, "started at {slow} fps for a snapshot");
+    let viewer = hub.subscribe(15);
+    wait_until("ffmpeg restarted at 15 fps", || {
+        assert!(child_pids().len() <= 1, "two ffmpegs at once");
+        fake.last_fps() == Some(15)
+    });
+    viewer.recv(LONG).unwrap();
+    // A slower viewer changes nothing.
+    let slower = hub.subscribe(5);
+    viewer.recv(LONG).unwrap();
+    assert_eq!(fake.last_fps(), Some(15));
+    drop(viewer);
+    drop(slower);
+    cameras.shutdown();
+    no_children_left();
 }

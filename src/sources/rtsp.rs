@@ -238,13 +238,15 @@ impl Rtsp {
 
     /// Runs ffmpeg and hands its frames to `up` until told to stop or
     /// ffmpeg ends. The child is always stopped and reaped before returning.
+    /// `Ok(true)`: restart ffmpeg at a higher frame rate.
     fn stream(
         &self,
         ffmpeg_path: &Path,
-        args: &[String],
-        proxy: Option<&TlsProxy>,
+        run: &Prepared,
+        fps: u32,
         up: &dyn Upstream,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
+        let (args, proxy) = (&run.args, run.proxy.as_ref());
         let mut child = Child::spawn(ffmpeg_path, args).map_err(|e| {
             SourceError::transient(format!("cannot start {}: {e}", ffmpeg_path.display()))
         })?;
@@ -255,16 +257,17 @@ impl Rtsp {
         // read loop below notices the stop and does the full stop and reap.
         up.on_cancel(Box::new(move || lock(&cancel_child).terminate()));
         let read = match stdout {
-            Some(out) => read_frames(out, up),
+            Some(out) => read_frames(out, fps, up),
             None => Err(SourceError::transient("ffmpeg has no stdout")),
         };
         let status = lock(&child).stop();
         let tail = lock(&child).tail();
         if up.stopping() {
-            return Ok(());
+            return Ok(false);
         }
         match read {
-            Ok(Ended::Stopped) => Ok(()),
+            Ok(Ended::Stopped) => Ok(false),
+            Ok(Ended::FasterWanted) => Ok(true),
             Err(e) => Err(SourceError {
                 message: self.redact(&e.message),
                 ..e
@@ -337,7 +340,11 @@ impl Upstream for PinOnFirstFrame<'_> {
 
 enum Ended {
     Stopped,
-    Eof { frames: u64 },
+    Eof {
+        frames: u64,
+    },
+    /// A viewer wants more frames than ffmpeg was started for.
+    FasterWanted,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -400,7 +407,7 @@ fn prepare_rtsps_url(
 
 /// Reads ffmpeg's stdout into JPEGs for `up` until the hub stops, ffmpeg's
 /// stdout ends, or nothing arrives for `STALL`.
-fn read_frames(mut stdout: ChildStdout, up: &dyn Upstream) -> Result<Ended, SourceError> {
+fn read_frames(mut stdout: ChildStdout, fps: u32, up: &dyn Upstream) -> Result<Ended, SourceError> {
     let fd = stdout.as_raw_fd();
     let mut splitter = Splitter::new(MAX_FRAME);
     let mut buf = vec![0u8; READ_CHUNK];
@@ -437,6 +444,9 @@ fn read_frames(mut stdout: ChildStdout, up: &dyn Upstream) -> Result<Ended, Sour
                 return Ok(Ended::Stopped);
             }
         }
+        if up.wanted_fps().min(MAX_FPS) > fps {
+            return Ok(Ended::FasterWanted);
+        }
     }
 }
 
@@ -451,30 +461,45 @@ impl Source for Rtsp {
         }
     }
 
+    /// ffmpeg runs at the fastest viewer's frame rate: when a faster viewer
+    /// arrives it is restarted (after the old one is reaped and its camera
+    /// connection closed); a slower one changes nothing.
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let ffmpeg_path = ffmpeg::find(self.ffmpeg.as_deref()).map_err(SourceError::fatal)?;
-        let fps = up.wanted_fps().clamp(1, MAX_FPS);
-        let Prepared {
-            args,
-            mut proxy,
-            pin,
-        } = self.prepare(&ffmpeg_path, fps)?;
-        let result = match &pin {
+        loop {
+            let fps = up.wanted_fps().clamp(1, MAX_FPS);
+            if !self.run_at(&ffmpeg_path, fps, up)? {
+                return Ok(());
+            }
+            log::debug!(
+                "{}: restarting ffmpeg for {} fps",
+                self.describe(),
+                up.wanted_fps()
+            );
+        }
+    }
+}
+
+impl Rtsp {
+    /// One ffmpeg at `fps`; `Ok(true)` when it should be restarted faster.
+    fn run_at(&self, ffmpeg_path: &Path, fps: u32, up: &dyn Upstream) -> Result<bool, SourceError> {
+        let mut prepared = self.prepare(ffmpeg_path, fps)?;
+        let result = match &prepared.pin {
             Some(check) => {
                 let pinning = PinOnFirstFrame {
                     up,
                     pending: Cell::new(Some(Box::new(|| self.confirm_pin(check)))),
                 };
-                self.stream(&ffmpeg_path, &args, proxy.as_ref(), &pinning)
+                self.stream(ffmpeg_path, &prepared, fps, &pinning)
             }
-            None => self.stream(&ffmpeg_path, &args, proxy.as_ref(), up),
+            None => self.stream(ffmpeg_path, &prepared, fps, up),
         };
-        if let Some(p) = proxy.as_mut() {
+        if let Some(p) = prepared.proxy.as_mut() {
             p.stop();
         }
         // ffmpeg only saw the proxy hang up: the refusal itself is the news,
         // and reconnecting cannot change the certificate.
-        match pin.and_then(|check| check.refusal()) {
+        match prepared.pin.and_then(|check| check.refusal()) {
             Some(changed) if result.is_err() => Err(SourceError::fatal(changed)),
             _ => result,
         }
