@@ -36,6 +36,11 @@ impl Reply {
         Reply::detail(e.status(), e.message())
     }
 
+    /// A reply without a body (a CORS preflight's 204).
+    pub fn empty(status: u16) -> Reply {
+        Reply::new(status, "text/plain", Arc::from(&[][..]))
+    }
+
     pub fn not_found() -> Reply {
         Reply::detail(404, "Not found")
     }
