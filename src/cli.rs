@@ -420,7 +420,7 @@ fn wants_help(tokens: &[String]) -> bool {
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let (global, rest) = match leading_options(args)? {
-        Leading::Answer(cmd) => return Ok(cmd),
+        Leading::Answer(cmd) => return Ok(*cmd),
         Leading::Until(i) => args.split_at(i),
     };
     let Some((word, rest)) = rest.split_first() else {
@@ -448,7 +448,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
 /// What the options before the command name come to.
 enum Leading {
     /// `--help` or `--version`: nothing else matters.
-    Answer(Command),
+    Answer(Box<Command>),
     /// The command name is at this index.
     Until(usize),
 }
@@ -457,8 +457,10 @@ fn leading_options(args: &[String]) -> Result<Leading, CliError> {
     let mut i = 0;
     while let Some(token) = args.get(i).filter(|t| is_option(t)) {
         match token.as_str() {
-            "-h" | "--help" => return Ok(Leading::Answer(Command::Help(Topic::Overview))),
-            "-V" | "--version" => return Ok(Leading::Answer(Command::Version)),
+            "-h" | "--help" => {
+                return Ok(Leading::Answer(Box::new(Command::Help(Topic::Overview))))
+            }
+            "-V" | "--version" => return Ok(Leading::Answer(Box::new(Command::Version))),
             _ => {}
         }
         let (name, inline) = split_inline(token);
