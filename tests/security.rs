@@ -104,6 +104,15 @@ fn a_token_is_required_everywhere_but_healthz() {
     assert_eq!(stream.status, 200);
     assert!(support::is_jpeg(&stream.next_part().unwrap()));
 
+    // The page's streams carry the token it was opened with.
+    let page = get(&ts, &format!("/?token={TOKEN}"), &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("Referrer-Policy"), Some("no-referrer"));
+    let img = format!("/printers/0/camera/stream?fps=5&amp;token={TOKEN}");
+    assert!(page.text().contains(&img), "{}", page.text());
+    let plain = get(&ts, "/", &[("Authorization", &bearer)]);
+    assert!(!plain.text().contains(TOKEN));
+
     let health = get(&ts, "/healthz", &[]);
     assert_eq!((health.status, health.text().contains("ok")), (200, true));
     assert_eq!(get(&ts, "/api/v1/healthz", &[]).status, 200);

@@ -74,6 +74,15 @@ fn is_local(settings: &Settings, peer: Option<&SocketAddr>) -> bool {
     peer.is_some_and(|a| settings.is_local_client(a.ip()))
 }
 
+/// The token a page's links should carry: the one its own URL carried,
+/// when a token is required (the viewer has it already; a header-only
+/// client gets plain links).
+pub fn page_token(settings: &Settings, request: &Request) -> Option<String> {
+    settings.token.as_ref()?;
+    let (_, query) = super::router::split_target(request.url());
+    query_token(query)
+}
+
 fn query_token(query: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")

@@ -62,10 +62,13 @@ impl Reply {
     }
 
     pub fn html(page: String) -> Reply {
-        Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into()).with_header(
-            "Content-Security-Policy",
-            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'".into(),
-        )
+        Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
+            .with_header(
+                "Content-Security-Policy",
+                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'".into(),
+            )
+            // Its links may carry the viewer's token.
+            .with_header("Referrer-Policy", "no-referrer".into())
     }
 
     fn new(status: u16, content_type: &'static str, body: Arc<[u8]>) -> Reply {
