@@ -8,7 +8,7 @@
 
 use crate::camera::CameraType;
 use crate::cameras::{CameraKind, Cameras, TestResult};
-use crate::config::{parse_secs, Settings};
+use crate::config::{parse_count, parse_origin, parse_secs, parse_timeout, parse_token, Settings};
 use crate::error::Error;
 use crate::redact;
 use crate::registry::{Printer, PrinterPatch, Registry};
@@ -81,8 +81,9 @@ impl std::fmt::Debug for Change {
     }
 }
 
-/// Settings given as flags; they win over the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Settings given as flags; they win over the environment. Its `Debug`
+/// masks the token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub db: Option<PathBuf>,
     pub listen: Option<String>,
@@ -90,6 +91,29 @@ pub struct Overrides {
     pub allow_loopback: bool,
     pub ffmpeg: Option<PathBuf>,
     pub demo: bool,
+    pub token: Option<String>,
+    pub cors_origin: Option<String>,
+    pub max_viewers: Option<usize>,
+    pub max_viewers_per_camera: Option<usize>,
+    pub write_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("db", &self.db)
+            .field("listen", &self.listen)
+            .field("grace", &self.grace)
+            .field("allow_loopback", &self.allow_loopback)
+            .field("ffmpeg", &self.ffmpeg)
+            .field("demo", &self.demo)
+            .field("token", &crate::config::mask(&self.token))
+            .field("cors_origin", &self.cors_origin)
+            .field("max_viewers", &self.max_viewers)
+            .field("max_viewers_per_camera", &self.max_viewers_per_camera)
+            .field("write_timeout", &self.write_timeout)
+            .finish()
+    }
 }
 
 impl Overrides {
@@ -105,6 +129,21 @@ impl Overrides {
         }
         if let Some(ffmpeg) = &self.ffmpeg {
             s.ffmpeg = Some(ffmpeg.clone());
+        }
+        if let Some(token) = &self.token {
+            s.token = Some(token.clone());
+        }
+        if let Some(origin) = &self.cors_origin {
+            s.cors_origin = Some(origin.clone());
+        }
+        if let Some(n) = self.max_viewers {
+            s.max_viewers = n;
+        }
+        if let Some(n) = self.max_viewers_per_camera {
+            s.max_viewers_per_camera = n;
+        }
+        if let Some(t) = self.write_timeout {
+            s.write_timeout = t;
         }
         s.allow_loopback |= self.allow_loopback;
         s.demo |= self.demo;
@@ -228,7 +267,16 @@ const fn switch(long: &'static str) -> Flag {
 
 /// Accepted by every command, and before the command name.
 const GLOBAL: &[Flag] = &[opt("db"), switch("allow-loopback"), opt("ffmpeg")];
-const SERVE: &[Flag] = &[opt("listen"), switch("demo"), opt("grace")];
+const SERVE: &[Flag] = &[
+    opt("listen"),
+    switch("demo"),
+    opt("grace"),
+    opt("token"),
+    opt("cors-origin"),
+    opt("max-viewers"),
+    opt("max-viewers-per-camera"),
+    opt("write-timeout"),
+];
 const FIELDS: &[Flag] = &[
     opt("name"),
     opt("ip"),
@@ -372,7 +420,7 @@ fn wants_help(tokens: &[String]) -> bool {
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let (global, rest) = match leading_options(args)? {
-        Leading::Answer(cmd) => return Ok(cmd),
+        Leading::Answer(cmd) => return Ok(*cmd),
         Leading::Until(i) => args.split_at(i),
     };
     let Some((word, rest)) = rest.split_first() else {
@@ -400,7 +448,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
 /// What the options before the command name come to.
 enum Leading {
     /// `--help` or `--version`: nothing else matters.
-    Answer(Command),
+    Answer(Box<Command>),
     /// The command name is at this index.
     Until(usize),
 }
@@ -409,8 +457,10 @@ fn leading_options(args: &[String]) -> Result<Leading, CliError> {
     let mut i = 0;
     while let Some(token) = args.get(i).filter(|t| is_option(t)) {
         match token.as_str() {
-            "-h" | "--help" => return Ok(Leading::Answer(Command::Help(Topic::Overview))),
-            "-V" | "--version" => return Ok(Leading::Answer(Command::Version)),
+            "-h" | "--help" => {
+                return Ok(Leading::Answer(Box::new(Command::Help(Topic::Overview))))
+            }
+            "-V" | "--version" => return Ok(Leading::Answer(Box::new(Command::Version))),
             _ => {}
         }
         let (name, inline) = split_inline(token);
@@ -509,18 +559,30 @@ fn help(rest: &[String]) -> Result<Command, CliError> {
 
 /// The settings flags any command may carry.
 fn overrides(m: &Matches) -> Result<Overrides, CliError> {
-    let grace = m
-        .value("grace")
-        .map(|v| parse_secs("--grace", v).map_err(|e| Topic::Serve.usage(e)))
-        .transpose()?;
     Ok(Overrides {
         db: m.value("db").map(PathBuf::from),
         listen: m.value("listen").map(str::to_string),
-        grace,
+        grace: serve_value(m, "grace", parse_secs)?,
         allow_loopback: m.has("allow-loopback"),
         ffmpeg: m.value("ffmpeg").map(PathBuf::from),
         demo: m.has("demo"),
+        token: serve_value(m, "token", parse_token)?,
+        cors_origin: serve_value(m, "cors-origin", parse_origin)?,
+        max_viewers: serve_value(m, "max-viewers", parse_count)?,
+        max_viewers_per_camera: serve_value(m, "max-viewers-per-camera", parse_count)?,
+        write_timeout: serve_value(m, "write-timeout", parse_timeout)?,
     })
+}
+
+/// The value of serve option `--long`, checked by `parse`.
+fn serve_value<T>(
+    m: &Matches,
+    long: &str,
+    parse: fn(&str, &str) -> Result<T, String>,
+) -> Result<Option<T>, CliError> {
+    m.value(long)
+        .map(|v| parse(&format!("--{long}"), v).map_err(|e| Topic::Serve.usage(e)))
+        .transpose()
 }
 
 fn serve(m: &Matches) -> Result<Command, CliError> {
@@ -1105,6 +1167,17 @@ Options:
                          env PRINTCAM_GRACE)
   --allow-loopback       allow camera URLs on this box (env PRINTCAM_ALLOW_LOOPBACK)
   --ffmpeg PATH          the ffmpeg to run (env PRINTCAM_FFMPEG)
+  --token TOKEN          require this token (?token= or Authorization: Bearer) on every
+                         endpoint but /healthz; prefer env PRINTCAM_TOKEN, which the
+                         process list does not show
+  --cors-origin ORIGIN   send Access-Control-Allow-Origin: ORIGIN (env PRINTCAM_CORS_ORIGIN)
+  --max-viewers N        streams open at once, all cameras (default 32; env
+                         PRINTCAM_MAX_VIEWERS)
+  --max-viewers-per-camera N
+                         streams open at once per camera (default 8; env
+                         PRINTCAM_MAX_VIEWERS_PER_CAMERA)
+  --write-timeout SECS   drop a client that takes no data for this long (default 10;
+                         env PRINTCAM_WRITE_TIMEOUT)
   -h, --help             show this help
 
 Example:
@@ -1516,6 +1589,50 @@ mod tests {
         assert_eq!(o.grace, Some(Duration::from_millis(2500)));
         assert_eq!(o.ffmpeg, Some(PathBuf::from("/bin/ff")));
         assert!(usage_of(&["serve", "extra"]).contains("unexpected"));
+    }
+
+    #[test]
+    fn serve_security_options() {
+        let Ok(Command::Serve(o)) = p(&[
+            "serve",
+            "--token",
+            "T0KEN-x",
+            "--cors-origin=https://ha.lan:8123",
+            "--max-viewers",
+            "4",
+            "--max-viewers-per-camera",
+            "2",
+            "--write-timeout",
+            "1.5",
+        ]) else {
+            panic!("serve did not parse");
+        };
+        assert_eq!(o.token.as_deref(), Some("T0KEN-x"));
+        assert!(!format!("{o:?}").contains("T0KEN-x"));
+        let mut s = Settings::default();
+        o.apply(&mut s);
+        assert_eq!(s.token.as_deref(), Some("T0KEN-x"));
+        assert_eq!(s.cors_origin.as_deref(), Some("https://ha.lan:8123"));
+        assert_eq!((s.max_viewers, s.max_viewers_per_camera), (4, 2));
+        assert_eq!(s.write_timeout, Duration::from_millis(1500));
+        let e = usage_of(&["serve", "--token", "has space"]);
+        assert!(e.contains("--token") && !e.contains("has space"), "{e}");
+        assert!(usage_of(&["serve", "--max-viewers", "0"]).contains("--max-viewers"));
+        assert!(usage_of(&["printer", "list", "--token", "x"]).contains("unknown option"));
+    }
+
+    #[test]
+    fn token_comes_from_the_environment_and_the_flag_wins() {
+        let env = |token: &'static str| {
+            Settings::from_env(move |k| (k == "PRINTCAM_TOKEN").then(|| token.to_string())).unwrap()
+        };
+        assert_eq!(env("from-env").token.as_deref(), Some("from-env"));
+        let Ok(Command::Serve(o)) = p(&["serve", "--token", "from-flag"]) else {
+            panic!("serve did not parse");
+        };
+        let mut s = env("from-env");
+        o.apply(&mut s);
+        assert_eq!(s.token.as_deref(), Some("from-flag"));
     }
 
     #[test]

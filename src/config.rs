@@ -1,10 +1,11 @@
 //! Settings with their defaults; the environment fills them, flags override.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything a running printcam can be told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything a running printcam can be told. Its `Debug` masks the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Address the HTTP server listens on.
     pub listen: String,
@@ -20,6 +21,46 @@ pub struct Settings {
     pub demo: bool,
     /// How long a cold snapshot or test waits for a first frame.
     pub snapshot_timeout: Duration,
+    /// When set, every endpoint but `/healthz` asks for it.
+    pub token: Option<String>,
+    /// Sent as `Access-Control-Allow-Origin`; None sends no CORS header.
+    pub cors_origin: Option<String>,
+    /// Which client addresses count as this box, allowed to change things
+    /// when there is no token. None: every loopback address; Some: exactly
+    /// these (tests use it to play a remote client on loopback).
+    pub local_clients: Option<Vec<IpAddr>>,
+    /// Streams open at once, over all cameras; more get a 503.
+    pub max_viewers: usize,
+    /// Streams open at once of one camera; more get a 503.
+    pub max_viewers_per_camera: usize,
+    /// How long a write to a client may block: a viewer whose socket takes
+    /// no data is dropped after this.
+    pub write_timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("db", &self.db)
+            .field("grace", &self.grace)
+            .field("allow_loopback", &self.allow_loopback)
+            .field("ffmpeg", &self.ffmpeg)
+            .field("demo", &self.demo)
+            .field("snapshot_timeout", &self.snapshot_timeout)
+            .field("token", &mask(&self.token))
+            .field("cors_origin", &self.cors_origin)
+            .field("local_clients", &self.local_clients)
+            .field("max_viewers", &self.max_viewers)
+            .field("max_viewers_per_camera", &self.max_viewers_per_camera)
+            .field("write_timeout", &self.write_timeout)
+            .finish()
+    }
+}
+
+/// A secret as `Debug` may show it: whether it is set, never its value.
+pub fn mask(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "****")
 }
 
 impl Default for Settings {
@@ -32,6 +73,14 @@ impl Default for Settings {
             ffmpeg: None,
             demo: false,
             snapshot_timeout: Duration::from_secs(10),
+            token: None,
+            cors_origin: None,
+            local_clients: None,
+            // Each stream is a thread (a 128 KB stack, mostly untouched) and
+            // two socket buffers; frames are shared, not copied per viewer.
+            max_viewers: 32,
+            max_viewers_per_camera: 8,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -56,7 +105,31 @@ impl Settings {
         if let Some(v) = var("PRINTCAM_GRACE").filter(|v| !v.is_empty()) {
             s.grace = parse_secs("PRINTCAM_GRACE", &v)?;
         }
+        if let Some(v) = var("PRINTCAM_TOKEN").filter(|v| !v.is_empty()) {
+            s.token = Some(parse_token("PRINTCAM_TOKEN", &v)?);
+        }
+        if let Some(v) = var("PRINTCAM_CORS_ORIGIN").filter(|v| !v.is_empty()) {
+            s.cors_origin = Some(parse_origin("PRINTCAM_CORS_ORIGIN", &v)?);
+        }
+        if let Some(v) = var("PRINTCAM_MAX_VIEWERS").filter(|v| !v.is_empty()) {
+            s.max_viewers = parse_count("PRINTCAM_MAX_VIEWERS", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_MAX_VIEWERS_PER_CAMERA").filter(|v| !v.is_empty()) {
+            s.max_viewers_per_camera = parse_count("PRINTCAM_MAX_VIEWERS_PER_CAMERA", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_WRITE_TIMEOUT").filter(|v| !v.is_empty()) {
+            s.write_timeout = parse_timeout("PRINTCAM_WRITE_TIMEOUT", &v)?;
+        }
         Ok(s)
+    }
+
+    /// True when a client at `ip` counts as this box (see `local_clients`).
+    pub fn is_local_client(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match &self.local_clients {
+            None => ip.is_loopback(),
+            Some(list) => list.iter().any(|a| a.to_canonical() == ip),
+        }
     }
 
     pub fn url_policy(&self) -> crate::urlguard::Policy {
@@ -87,6 +160,46 @@ pub fn parse_secs(what: &str, v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// An access token: printable ASCII without spaces, so it fits a query
+/// string and a header unchanged. The error never quotes it.
+pub fn parse_token(what: &str, v: &str) -> Result<String, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{what}: a token must be printable ASCII without spaces (the value is not shown)"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// An origin for `Access-Control-Allow-Origin`, e.g. `https://ha.lan:8123`.
+pub fn parse_origin(what: &str, v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v == "*" || (v.contains("://") && v.bytes().all(|b| b.is_ascii_graphic())) {
+        return Ok(v.to_string());
+    }
+    Err(format!(
+        "{what}: expected an origin like https://host:port or *, got {v:?}"
+    ))
+}
+
+/// A limit: a whole number from 1 to 10000.
+pub fn parse_count(what: &str, v: &str) -> Result<usize, String> {
+    v.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("{what}: expected a whole number from 1 to 10000, got {v:?}"))
+}
+
+/// A socket timeout: seconds, more than zero (zero would mean none).
+pub fn parse_timeout(what: &str, v: &str) -> Result<Duration, String> {
+    let d = parse_secs(what, v)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{what}: must be at least 0.1 seconds"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +227,55 @@ mod tests {
         assert!(parse_bool("X", "maybe").is_err());
         assert!(parse_secs("X", "-1").is_err());
         assert!(parse_secs("X", "NaN").is_err());
+        assert!(parse_count("X", "0").is_err());
+        assert!(parse_timeout("X", "0").is_err());
+        assert!(parse_origin("X", "evil\r\nX-Bad: 1").is_err());
+        assert!(parse_origin("X", "ha.lan").is_err());
+    }
+
+    #[test]
+    fn security_settings_from_the_environment() {
+        let env = |k: &str| match k {
+            "PRINTCAM_TOKEN" => Some("s3cret-T".to_string()),
+            "PRINTCAM_CORS_ORIGIN" => Some("https://ha.lan:8123".to_string()),
+            "PRINTCAM_MAX_VIEWERS" => Some("5".to_string()),
+            "PRINTCAM_MAX_VIEWERS_PER_CAMERA" => Some("2".to_string()),
+            "PRINTCAM_WRITE_TIMEOUT" => Some("3".to_string()),
+            _ => None,
+        };
+        let s = Settings::from_env(env).unwrap();
+        assert_eq!(s.token.as_deref(), Some("s3cret-T"));
+        assert_eq!(s.cors_origin.as_deref(), Some("https://ha.lan:8123"));
+        assert_eq!((s.max_viewers, s.max_viewers_per_camera), (5, 2));
+        assert_eq!(s.write_timeout, Duration::from_secs(3));
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert_eq!(Settings::from_env(|_| None).unwrap().token, None);
+    }
+
+    #[test]
+    fn a_bad_token_is_refused_without_being_quoted() {
+        let err = Settings::from_env(|k| (k == "PRINTCAM_TOKEN").then(|| "with space".into()))
+            .unwrap_err();
+        assert!(
+            err.contains("PRINTCAM_TOKEN") && !err.contains("with space"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn local_clients_are_loopback_unless_listed() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let s = Settings::default();
+        assert!(s.is_local_client(ip("127.0.0.1")));
+        assert!(s.is_local_client(ip("127.0.0.2")));
+        assert!(s.is_local_client(ip("::1")));
+        assert!(s.is_local_client(ip("::ffff:127.0.0.1")));
+        assert!(!s.is_local_client(ip("192.168.1.5")));
+        let listed = Settings {
+            local_clients: Some(vec![ip("127.0.0.1")]),
+            ..Settings::default()
+        };
+        assert!(listed.is_local_client(ip("127.0.0.1")));
+        assert!(!listed.is_local_client(ip("127.0.0.2")));
     }
 }

@@ -30,7 +30,13 @@ fn answer(
     max_body: usize,
 ) -> Result<Reply, Reply> {
     let reply = match route {
-        Route::Page => Reply::html(page::render(&cameras.printers().map_err(err)?)),
+        Route::Page => {
+            let token = super::access::page_token(cameras.settings(), request);
+            Reply::html(page::render(
+                &cameras.printers().map_err(err)?,
+                token.as_deref(),
+            ))
+        }
         Route::Health => Reply::json(200, &Value::object([("status", Value::from("ok"))])),
         Route::UsbCameras => Reply::json(200, &usb_cameras_json()),
         Route::ListPrinters => {

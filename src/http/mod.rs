@@ -2,6 +2,7 @@
 //! per request. See `router` for the paths, `handlers` and `stream` for the
 //! answers.
 
+mod access;
 mod body;
 mod handlers;
 mod page;
@@ -9,6 +10,7 @@ pub mod printers;
 mod reply;
 mod router;
 mod stream;
+mod viewers;
 
 use crate::cameras::Cameras;
 use reply::Reply;
@@ -49,7 +51,7 @@ impl Default for Limits {
             max_body: 64 * 1024,
             max_handlers: 256,
             read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
             stop_wait: Duration::from_secs(5),
         }
     }
@@ -79,13 +81,19 @@ struct Shared {
     http: Mutex<Option<Arc<tiny_http::Server>>>,
     accept: Mutex<Option<JoinHandle<()>>>,
     handlers: Handlers,
+    viewers: viewers::Viewers,
 }
 
 impl Server {
     /// Binds `listen` (e.g. `0.0.0.0:8080`, `127.0.0.1:0`) and starts serving
     /// in background threads. The error names the address and the cause.
+    /// The write timeout comes from the cameras' settings.
     pub fn start(cameras: Arc<Cameras>, listen: &str) -> Result<Server, String> {
-        Server::start_with(cameras, listen, Limits::default())
+        let limits = Limits {
+            write_timeout: cameras.settings().write_timeout,
+            ..Limits::default()
+        };
+        Server::start_with(cameras, listen, limits)
     }
 
     /// `start` with explicit limits.
@@ -110,6 +118,7 @@ impl Server {
             http: Mutex::new(Some(http.clone())),
             accept: Mutex::new(None),
             handlers: Handlers::default(),
+            viewers: viewers::Viewers::default(),
         });
         let looping = shared.clone();
         let handle = thread::Builder::new()
@@ -118,6 +127,7 @@ impl Server {
             .map_err(|e| fail(&format!("could not start the accept thread: {e}")))?;
         *lock(&shared.accept) = Some(handle);
         log::info!("listening on http://{addr}");
+        warn_if_open(&shared.cameras.settings().token, addr);
         Ok(Server { shared, addr })
     }
 
@@ -237,14 +247,37 @@ fn spawn_handler(shared: &Arc<Shared>, request: Request) {
     }
 }
 
+fn warn_if_open(token: &Option<String>, addr: SocketAddr) {
+    if token.is_none() && !addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {addr} without a token: anyone who can reach this port can \
+             watch every camera (changes are refused from other machines); set \
+             PRINTCAM_TOKEN or --token"
+        );
+    }
+}
+
 fn dispatch(shared: &Shared, mut request: Request) {
+    let settings = shared.cameras.settings();
     let method = request.method().clone();
     let target = request.url().to_string();
     let (path, query) = router::split_target(&target);
     let log_status = |status: u16| log_request(&method, path, status);
-    match router::route(&method, path) {
+    let send = |reply: Reply, request: Request| {
+        log_status(reply.status);
+        access::with_cors(settings, reply).send(request);
+    };
+    if let Some(reply) = access::preflight(settings, &method) {
+        return send(reply, request);
+    }
+    let route = router::route(&method, path);
+    if let Err(reply) = access::check(settings, &route, &request, query) {
+        return send(reply, request);
+    }
+    match route {
         Ok(Route::Stream(id)) => stream::serve(
             &shared.cameras,
+            &shared.viewers,
             id,
             query,
             request,
@@ -254,13 +287,9 @@ fn dispatch(shared: &Shared, mut request: Request) {
         Ok(route) => {
             let reply =
                 handlers::handle(&shared.cameras, route, &mut request, shared.limits.max_body);
-            log_status(reply.status);
-            reply.send(request);
+            send(reply, request);
         }
-        Err(reply) => {
-            log_status(reply.status);
-            reply.send(request);
-        }
+        Err(reply) => send(reply, request),
     }
 }
 

@@ -7,10 +7,18 @@ use crate::registry::Printer;
 const PAGE_FPS: u32 = 5;
 
 /// A self-contained HTML page (no scripts, no external resources).
-pub fn render(printers: &[Printer]) -> String {
+/// `token`, when given, is the one the viewer opened the page with: its
+/// links carry it so the streams load where a token is required.
+pub fn render(printers: &[Printer], token: Option<&str>) -> String {
+    let auth = token.map_or(String::new(), |t| {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", t)
+            .finish();
+        escape(&q)
+    });
     let mut cards = String::new();
     for p in printers {
-        cards.push_str(&card(p));
+        cards.push_str(&card(p, &auth));
     }
     if printers.is_empty() {
         cards.push_str("<p>No printers yet. Add one with <code>printcam add</code> or <code>POST /printers</code>.</p>");
@@ -29,7 +37,16 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1em;background:#111;colo
     .card img{width:100%;background:#000;aspect-ratio:16/9}\
     a{color:#8cf}";
 
-fn card(p: &Printer) -> String {
+/// `auth` (`token=…`, escaped, or empty) goes into every link's query.
+fn card(p: &Printer, auth: &str) -> String {
+    let then = |sep: &str| {
+        if auth.is_empty() {
+            String::new()
+        } else {
+            format!("{sep}{auth}")
+        }
+    };
+    let (and_auth, only_auth) = (then("&amp;"), then("?"));
     let name = escape(&p.name);
     let kind = CameraKind::of(p);
     let id = p.id;
@@ -37,9 +54,9 @@ fn card(p: &Printer) -> String {
         "<p>No camera configured.</p>".to_string()
     } else {
         format!(
-            "<img src=\"/printers/{id}/camera/stream?fps={PAGE_FPS}\" alt=\"{name} camera\">\
-             <p><a href=\"/printers/{id}/camera/snapshot\">snapshot</a> · \
-             <a href=\"/printers/{id}/camera/status\">status</a></p>"
+            "<img src=\"/printers/{id}/camera/stream?fps={PAGE_FPS}{and_auth}\" alt=\"{name} camera\">\
+             <p><a href=\"/printers/{id}/camera/snapshot{only_auth}\">snapshot</a> · \
+             <a href=\"/printers/{id}/camera/status{only_auth}\">status</a></p>"
         )
     };
     format!(
@@ -76,7 +93,7 @@ mod tests {
             ip: Some("10.0.0.2".into()),
             ..Printer::default()
         };
-        let html = render(&[p]);
+        let html = render(&[p], None);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"));
         assert!(html.contains("/printers/3/camera/stream?fps=5"));
@@ -89,8 +106,24 @@ mod tests {
             name: "bare".into(),
             ..Printer::default()
         };
-        let html = render(&[p]);
+        let html = render(&[p], None);
         assert!(!html.contains("<img"));
-        assert!(render(&[]).contains("No printers yet"));
+        assert!(render(&[], None).contains("No printers yet"));
+    }
+
+    #[test]
+    fn links_carry_the_viewers_token() {
+        let p = Printer {
+            id: 2,
+            name: "cam".into(),
+            ip: Some("10.0.0.2".into()),
+            ..Printer::default()
+        };
+        let html = render(&[p], Some("a&b\"c"));
+        assert!(
+            html.contains("/printers/2/camera/stream?fps=5&amp;token=a%26b%22c\""),
+            "{html}"
+        );
+        assert!(html.contains("/printers/2/camera/snapshot?token=a%26b%22c\""));
     }
 }

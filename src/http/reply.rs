@@ -36,6 +36,11 @@ impl Reply {
         Reply::detail(e.status(), e.message())
     }
 
+    /// A reply without a body (a CORS preflight's 204).
+    pub fn empty(status: u16) -> Reply {
+        Reply::new(status, "text/plain", Arc::from(&[][..]))
+    }
+
     pub fn not_found() -> Reply {
         Reply::detail(404, "Not found")
     }
@@ -57,10 +62,13 @@ impl Reply {
     }
 
     pub fn html(page: String) -> Reply {
-        Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into()).with_header(
-            "Content-Security-Policy",
-            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'".into(),
-        )
+        Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
+            .with_header(
+                "Content-Security-Policy",
+                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'".into(),
+            )
+            // Its links may carry the viewer's token.
+            .with_header("Referrer-Policy", "no-referrer".into())
     }
 
     fn new(status: u16, content_type: &'static str, body: Arc<[u8]>) -> Reply {

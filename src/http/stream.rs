@@ -2,6 +2,7 @@
 //! until the viewer leaves, the stream is stopped or printcam shuts down.
 
 use super::reply::Reply;
+use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::hub::{self, RecvTimeoutError};
 use crate::mjpeg;
@@ -41,35 +42,37 @@ pub fn parse_fps(query: &str) -> Result<u32, Reply> {
     Ok(hub::clamp_fps(n))
 }
 
-/// Serves the stream of printer `id`. Errors before the first byte (bad fps,
-/// unknown printer, no camera) are ordinary JSON replies. `on_status` is
-/// told the status as soon as it is known, for the request log.
+/// Serves the stream of printer `id` while `viewers` has room for it.
+/// Errors before the first byte (bad fps, unknown printer, no camera, too
+/// many viewers) are ordinary JSON replies. `on_status` is told the status
+/// as soon as it is known, for the request log.
 pub fn serve(
     cameras: &Arc<Cameras>,
+    viewers: &Viewers,
     id: i64,
     query: &str,
     request: Request,
     stopping: &AtomicBool,
     on_status: impl FnOnce(u16),
 ) {
-    let hub = match parse_fps(query).and_then(|fps| {
-        cameras
-            .hub(id)
-            .map(|hub| (hub, fps))
-            .map_err(|e| Reply::error(&e))
-    }) {
-        Ok(found) => found,
+    let settings = cameras.settings();
+    let admitted = parse_fps(query).and_then(|fps| {
+        let hub = cameras.hub(id).map_err(|e| Reply::error(&e))?;
+        let pass = viewers.admit(id, settings.max_viewers, settings.max_viewers_per_camera)?;
+        Ok((hub, fps, pass))
+    });
+    let (hub, fps, _pass) = match admitted {
+        Ok(admitted) => admitted,
         Err(reply) => {
             on_status(reply.status);
-            reply.send(request);
+            super::access::with_cors(settings, reply).send(request);
             return;
         }
     };
-    let (hub, fps) = hub;
     let sub = hub.subscribe(fps);
     let mut out = request.into_writer();
     on_status(200);
-    if write_head(&mut out).is_err() {
+    if write_head(&mut out, settings.cors_origin.as_deref()).is_err() {
         return;
     }
     let mut sent = 0u64;
@@ -106,13 +109,18 @@ fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {
     out.flush()
 }
 
-fn write_head(out: &mut dyn Write) -> std::io::Result<()> {
+fn write_head(out: &mut dyn Write, cors_origin: Option<&str>) -> std::io::Result<()> {
+    // The origin was checked for header-safe characters when configured.
+    let cors = cors_origin.map_or(String::new(), |o| {
+        format!("Access-Control-Allow-Origin: {o}\r\nVary: Origin\r\n")
+    });
     let head = format!(
         "HTTP/1.1 200 OK\r\n\
          Content-Type: {}\r\n\
          Cache-Control: no-cache, no-store, must-revalidate\r\n\
          Pragma: no-cache\r\n\
          X-Content-Type-Options: nosniff\r\n\
+         {cors}\
          Connection: close\r\n\r\n",
         mjpeg::CONTENT_TYPE
     );

@@ -1,0 +1,443 @@
+//! Access control, CORS, viewer limits, stalled viewers and secrets in logs,
+//! against a real server on loopback.
+
+mod support;
+
+use printcam::config::Settings;
+use printcam::http::Limits;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{connect, read_head, request, test_settings, HttpResponse, MjpegReader, TestServer};
+
+const TOKEN: &str = "tok-SECRET-4711";
+const CAMERA: &str =
+    r#"{"name":"door","camera_type":"mjpeg","camera_url":"http://127.0.0.1:9/stream"}"#;
+
+fn server(settings: Settings) -> TestServer {
+    TestServer::start_configured(settings, Limits::default())
+}
+
+fn with_token() -> Settings {
+    Settings {
+        token: Some(TOKEN.into()),
+        ..test_settings()
+    }
+}
+
+/// No address counts as local, so this test's 127.0.0.1 client is "remote".
+fn everyone_remote(s: Settings) -> Settings {
+    Settings {
+        local_clients: Some(Vec::new()),
+        ..s
+    }
+}
+
+fn get(ts: &TestServer, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    request(ts.addr, "GET", path, headers, None)
+}
+
+fn send(ts: &TestServer, method: &str, path: &str, body: &str, auth: Option<&str>) -> HttpResponse {
+    let bearer = auth.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    request(ts.addr, method, path, &headers, Some(body.as_bytes()))
+}
+
+fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {bound:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_token_is_required_everywhere_but_healthz() {
+    let ts = server(with_token());
+    for path in [
+        "/printers",
+        "/api/v1/printers/0/camera/snapshot",
+        "/",
+        "/nope",
+    ] {
+        let r = get(&ts, path, &[]);
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(r.header("WWW-Authenticate"), Some("Bearer"));
+        assert!(r.detail().contains("token"), "{}", r.text());
+    }
+    let stream = MjpegReader::open(ts.addr, "/printers/0/camera/stream");
+    assert_eq!(stream.status, 401);
+
+    let wrong = get(&ts, "/printers?token=tok-SECRET-4712", &[]);
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.text().contains("4712"), "{}", wrong.text());
+    let wrong = get(&ts, "/printers", &[("Authorization", "Bearer nope")]);
+    assert_eq!(wrong.status, 401);
+    let short = get(&ts, "/printers?token=tok", &[]);
+    assert_eq!(short.status, 401);
+
+    assert_eq!(
+        get(&ts, &format!("/printers?token={TOKEN}"), &[]).status,
+        200
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        get(&ts, "/printers", &[("Authorization", &bearer)]).status,
+        200
+    );
+    let snap = get(
+        &ts,
+        &format!("/printers/0/camera/snapshot?token={TOKEN}"),
+        &[],
+    );
+    assert_eq!(snap.status, 200);
+    let mut stream = MjpegReader::open(
+        ts.addr,
+        &format!("/printers/0/camera/stream?fps=5&token={TOKEN}"),
+    );
+    assert_eq!(stream.status, 200);
+    assert!(support::is_jpeg(&stream.next_part().unwrap()));
+
+    // The page's streams carry the token it was opened with.
+    let page = get(&ts, &format!("/?token={TOKEN}"), &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("Referrer-Policy"), Some("no-referrer"));
+    let img = format!("/printers/0/camera/stream?fps=5&amp;token={TOKEN}");
+    assert!(page.text().contains(&img), "{}", page.text());
+    let plain = get(&ts, "/", &[("Authorization", &bearer)]);
+    assert!(!plain.text().contains(TOKEN));
+
+    let health = get(&ts, "/healthz", &[]);
+    assert_eq!((health.status, health.text().contains("ok")), (200, true));
+    assert_eq!(get(&ts, "/api/v1/healthz", &[]).status, 200);
+}
+
+#[test]
+fn without_a_token_only_local_clients_may_change_things() {
+    let ts = server(everyone_remote(test_settings()));
+    let refused = [
+        ("POST", "/printers", CAMERA),
+        ("PATCH", "/printers/1", r#"{"name":"x"}"#),
+        ("PUT", "/printers/1", r#"{"name":"x"}"#),
+        ("DELETE", "/printers/1", ""),
+        ("POST", "/printers/1/forget-cert", ""),
+        ("POST", "/printers/0/camera/stop", ""),
+        ("GET", "/api/v1/printers/0/camera/stop", ""),
+    ];
+    for (method, path, body) in refused {
+        let r = send(&ts, method, path, body, None);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        let detail = r.detail();
+        assert!(
+            detail.contains("--token") && detail.contains("PRINTCAM_TOKEN"),
+            "{detail}"
+        );
+    }
+    // Reading stays open.
+    assert_eq!(get(&ts, "/printers", &[]).status, 200);
+    assert_eq!(get(&ts, "/printers/0/camera/snapshot", &[]).status, 200);
+    assert_eq!(get(&ts, "/printers/0/camera/status", &[]).status, 200);
+}
+
+#[test]
+fn local_clients_may_change_things_without_a_token() {
+    for local in [None, Some(vec![IpAddr::from([127, 0, 0, 1])])] {
+        let ts = server(Settings {
+            local_clients: local,
+            ..test_settings()
+        });
+        let r = send(&ts, "POST", "/printers", CAMERA, None);
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(
+            send(&ts, "PATCH", "/printers/1", r#"{"name":"y"}"#, None).status,
+            200
+        );
+        assert_eq!(get(&ts, "/printers/0/camera/stop", &[]).status, 200);
+        assert_eq!(send(&ts, "DELETE", "/printers/1", "", None).status, 200);
+    }
+}
+
+#[test]
+fn with_a_token_remote_clients_may_change_things() {
+    let ts = server(everyone_remote(with_token()));
+    assert_eq!(send(&ts, "POST", "/printers", CAMERA, None).status, 401);
+    let r = send(&ts, "POST", "/printers", CAMERA, Some(TOKEN));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let stop = send(
+        &ts,
+        "POST",
+        &format!("/printers/0/camera/stop?token={TOKEN}"),
+        "",
+        None,
+    );
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    assert_eq!(
+        send(&ts, "DELETE", "/printers/1", "", Some(TOKEN)).status,
+        200
+    );
+}
+
+#[test]
+fn cors_header_only_when_configured() {
+    let plain = server(test_settings());
+    let r = get(&plain, "/printers", &[("Origin", "https://evil.example")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+    let stream = MjpegReader::open(plain.addr, "/printers/0/camera/stream");
+    assert_eq!(stream.header("Access-Control-Allow-Origin"), None);
+    drop(stream);
+    assert_eq!(
+        request(plain.addr, "OPTIONS", "/printers", &[], None).status,
+        405
+    );
+
+    let origin = "https://ha.lan:8123";
+    let ts = server(Settings {
+        cors_origin: Some(origin.into()),
+        ..with_token()
+    });
+    let ok = get(&ts, &format!("/printers?token={TOKEN}"), &[]);
+    assert_eq!(ok.header("Access-Control-Allow-Origin"), Some(origin));
+    let denied = get(&ts, "/printers", &[]);
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.header("Access-Control-Allow-Origin"), Some(origin));
+    let stream = MjpegReader::open(ts.addr, &format!("/printers/0/camera/stream?token={TOKEN}"));
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.header("Access-Control-Allow-Origin"), Some(origin));
+    drop(stream);
+    // A preflight carries no credentials and must still be answered.
+    let pre = request(ts.addr, "OPTIONS", "/printers", &[("Origin", origin)], None);
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("Access-Control-Allow-Origin"), Some(origin));
+    assert!(pre
+        .header("Access-Control-Allow-Headers")
+        .is_some_and(|h| h.contains("Authorization")));
+}
+
+fn viewers_of(ts: &TestServer, id: i64) -> usize {
+    ts.cameras.status(id).unwrap().map_or(0, |s| s.viewers)
+}
+
+#[test]
+fn viewers_beyond_the_limits_get_503_until_one_leaves() {
+    let ts = server(Settings {
+        max_viewers: 2,
+        max_viewers_per_camera: 1,
+        ..test_settings()
+    });
+    assert_eq!(send(&ts, "POST", "/printers", CAMERA, None).status, 201);
+    let path = "/printers/0/camera/stream?fps=10";
+    let mut first = MjpegReader::open(ts.addr, path);
+    assert_eq!(first.status, 200);
+    assert!(support::is_jpeg(&first.next_part().unwrap()));
+
+    let mut second = MjpegReader::open(ts.addr, path);
+    assert_eq!(second.status, 503);
+    let body = second.read_to_end().unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("\"detail\"") && text.contains("viewers"),
+        "{text}"
+    );
+
+    // The overall limit: camera 1 is admitted (it never connects: port 9),
+    // and then nothing more anywhere.
+    let other = MjpegReader::open(ts.addr, "/printers/1/camera/stream");
+    assert_eq!(other.status, 200);
+    let third = MjpegReader::open(ts.addr, "/printers/1/camera/stream");
+    assert_eq!(third.status, 503);
+    drop(other);
+
+    drop(first);
+    wait_until(
+        "a place after the viewer left",
+        Duration::from_secs(20),
+        || {
+            let mut again = MjpegReader::open(ts.addr, path);
+            again.status == 200 && again.next_part().is_ok()
+        },
+    );
+}
+
+#[test]
+fn a_viewer_that_never_reads_is_dropped_after_the_write_timeout() {
+    let limits = Limits {
+        write_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let ts = TestServer::start_configured(
+        Settings {
+            max_viewers_per_camera: 1,
+            ..test_settings()
+        },
+        limits,
+    );
+    let mut stalled = connect(ts.addr);
+    std::io::Write::write_all(
+        &mut stalled,
+        b"GET /printers/0/camera/stream?fps=30 HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = BufReader::new(stalled.try_clone().unwrap());
+    assert_eq!(read_head(&mut head).unwrap().0, 200);
+    wait_until("the viewer is counted", Duration::from_secs(10), || {
+        viewers_of(&ts, 0) == 1
+    });
+    // Never read again: the socket buffers fill, a write blocks past the
+    // timeout and the server lets the viewer go. Loopback buffers hold a
+    // few MB, ~10 s of demo frames at 30 fps; the bound is generous.
+    wait_until(
+        "the stalled viewer is dropped",
+        Duration::from_secs(120),
+        || viewers_of(&ts, 0) == 0,
+    );
+    let mut next = MjpegReader::open(ts.addr, "/printers/0/camera/stream");
+    assert_eq!(
+        next.status, 200,
+        "the stalled viewer's place was not given back"
+    );
+    assert!(next.next_part().is_ok());
+    drop(head);
+    drop(stalled);
+}
+
+// ------------------------------------------------------------ secrets in logs
+
+/// The real binary, `serve --demo` on an ephemeral port, stderr captured.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(envs: &[(&str, &str)]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_printcam"))
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .env_remove("PRINTCAM_DB")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("printcam starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::Builder::new()
+            .name("stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .unwrap();
+        let mut served = Served {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = served
+                .lines
+                .recv_timeout(left)
+                .expect("printcam says where it listens");
+            if let Some(addr) = line.strip_prefix("printcam: listening on http://") {
+                served.addr = addr.trim().parse().expect("an address");
+                return served;
+            }
+        }
+    }
+
+    /// SIGTERM, wait for the exit, and everything it wrote to stderr.
+    fn stop(mut self) -> String {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill has no memory effects; pid is our own unreaped child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let mut all = String::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            all.push_str(&line);
+            all.push('\n');
+        }
+        assert!(status.is_some_and(|s| s.success()), "no clean exit:\n{all}");
+        all
+    }
+}
+
+#[test]
+fn trace_logs_never_show_the_token_or_an_access_code() {
+    const CODE: &str = "ACC0DE77";
+    let served = Served::start(&[("PRINTCAM_TOKEN", TOKEN), ("RUST_LOG", "trace")]);
+    let addr = served.addr;
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body =
+        format!(r#"{{"name":"p","ip":"192.168.1.50","access_code":"{CODE}","model":"P1S"}}"#);
+    let created = request(addr, "POST", "/printers", &auth, Some(body.as_bytes()));
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(!created.text().contains(CODE));
+    let patch = format!(r#"{{"access_code":"{CODE}9"}}"#);
+    assert_eq!(
+        request(addr, "PATCH", "/printers/1", &auth, Some(patch.as_bytes())).status,
+        200
+    );
+    let snap = request(
+        addr,
+        "GET",
+        &format!("/printers/0/camera/snapshot?token={TOKEN}"),
+        &[],
+        None,
+    );
+    assert_eq!(snap.status, 200);
+    let wrong = request(addr, "GET", &format!("/printers?token={TOKEN}x"), &[], None);
+    assert_eq!(wrong.status, 401);
+    let bad = request(
+        addr,
+        "GET",
+        &format!("/printers/0/camera/stream?fps=zz&token={TOKEN}"),
+        &[],
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(!bad.text().contains(TOKEN));
+    let mut stream = connect(addr);
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET /printers/0/camera/stream?token={TOKEN} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    assert!(stream.read(&mut first).unwrap() > 0);
+    drop(stream);
+
+    let log = served.stop();
+    assert!(log.contains("GET /printers/0/camera/snapshot 200"), "{log}");
+    assert!(!log.contains("SECRET"), "the token was logged:\n{log}");
+    assert!(!log.contains(CODE), "an access code was logged:\n{log}");
+}
