@@ -35,9 +35,6 @@ pub struct Limits {
     pub max_body: usize,
     /// Requests handled at once (each open stream counts); more get a 503.
     pub max_handlers: usize,
-    /// How long a client may take to send a request (or stay idle between
-    /// requests); applies to every read from a client socket.
-    pub read_timeout: Duration,
     /// How long a write to a client may block (a viewer that stopped
     /// reading is dropped after this).
     pub write_timeout: Duration,
@@ -50,7 +47,6 @@ impl Default for Limits {
         Limits {
             max_body: 64 * 1024,
             max_handlers: 256,
-            read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             stop_wait: Duration::from_secs(5),
         }
@@ -105,8 +101,7 @@ impl Server {
         let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {listen}: {e}");
         let listener = TcpListener::bind(listen).map_err(|e| fail(&e))?;
         let addr = listener.local_addr().map_err(|e| fail(&e))?;
-        inherit_timeouts(&listener, limits.read_timeout, limits.write_timeout)
-            .map_err(|e| fail(&e))?;
+        inherit_write_timeout(&listener, limits.write_timeout).map_err(|e| fail(&e))?;
         let http =
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e))?);
         let shared = Arc::new(Shared {
@@ -355,14 +350,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sets read and write timeouts on the listening socket. tiny_http offers no
-/// way to set them on the connections it accepts, but Linux copies them to
-/// every accepted socket, so every client read and write is bounded.
-fn inherit_timeouts(
-    listener: &TcpListener,
-    read: Duration,
-    write: Duration,
-) -> std::io::Result<()> {
+/// Sets a write timeout on the listening socket. tiny_http offers no way to
+/// set it on the connections it accepts, but Linux copies it to every
+/// accepted socket, so a viewer that stops reading is dropped.
+///
+/// Not a read timeout: accept() on the listener honours SO_RCVTIMEO, and
+/// tiny_http's accept thread ends for good at its first error, so the
+/// server would stop serving after that long without a new connection.
+/// Slow or idle clients are therefore not cut off yet (see README).
+fn inherit_write_timeout(listener: &TcpListener, write: Duration) -> std::io::Result<()> {
     use std::mem::ManuallyDrop;
     use std::net::TcpStream;
     use std::os::fd::{AsRawFd, FromRawFd};
@@ -370,6 +366,5 @@ fn inherit_timeouts(
     // whole borrow; ManuallyDrop keeps this alias from closing it.
     // SO_RCVTIMEO/SO_SNDTIMEO are plain socket options, valid on a listener.
     let alias = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
-    alias.set_read_timeout(Some(read))?;
     alias.set_write_timeout(Some(write))
 }
