@@ -50,25 +50,22 @@ pick_version() {
     done
 }
 
-# The installed version of a package; without an :arch suffix, the host's
-# (dpkg-query would list every architecture's copy).
+# The installed version of a package, empty when it is not installed.
+# Without an :arch suffix the host's copy is meant (dpkg-query would list
+# every architecture's), or the only copy of an Architecture: all package.
 installed_version() {
     case $1 in
-    *:*) ;;
-    *) set -- "$1:$(dpkg --print-architecture)" ;;
+    *:*) dpkg_version "$1" ;;
+    *)
+        v=$(dpkg_version "$1:$(dpkg --print-architecture)")
+        [ -n "$v" ] || v=$(dpkg_version "$1")
+        echo "$v"
+        ;;
     esac
-    dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$1" 2>/dev/null | sed -n 's/^ii *//p'
 }
 
-# A mirror in the middle of a sync fails one index now and then; pick_version
-# only takes a version all the indexes agree on, so a stale index is safe.
-update_indexes() {
-    for attempt in 1 2 3; do
-        apt-get update && return
-        say "apt-get update failed (attempt $attempt of 3)"
-        sleep 10
-    done
-    say "going on with the indexes apt has"
+dpkg_version() {
+    dpkg-query -W -f='${db:Status-Abbrev}${Version}\n' "$1" 2>/dev/null | sed -n 's/^ii *//p'
 }
 
 install_toolchain() {
