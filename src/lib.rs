@@ -1,6 +1,15 @@
 //! printcam: one upstream per printer camera, fanned out as MJPEG streams and
 //! JPEG snapshots over plain HTTP. See README.md for the architecture.
 
+// Without either feature rusqlite would quietly link whatever libsqlite3 the
+// linker finds; make the choice explicit instead.
+#[cfg(not(any(feature = "bundled-sqlite", feature = "system-sqlite")))]
+compile_error!(
+    "printcam needs an SQLite: keep the default `bundled-sqlite` feature, or build with \
+     `--no-default-features --features system-sqlite` to link the system libsqlite3 \
+     (Debian: libsqlite3-dev, OpenWrt: libsqlite3)"
+);
+
 pub mod camera;
 pub mod cameras;
 pub mod cli;

@@ -25,6 +25,15 @@ pub fn demo_frames() -> &'static [&'static [u8]] {
     &FRAMES
 }
 
+/// Whether this build has the demo camera (the `demo` cargo feature).
+pub fn available() -> bool {
+    !FRAMES.is_empty()
+}
+
+/// Why a build without the `demo` feature cannot serve the demo camera.
+pub const UNAVAILABLE: &str =
+    "this build has no demo camera: it was built without the `demo` cargo feature";
+
 #[derive(Debug, Default)]
 pub struct Demo;
 
@@ -42,7 +51,7 @@ impl Source for Demo {
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let frames = demo_frames();
         if frames.is_empty() {
-            return Err(SourceError::fatal("this build has no demo camera"));
+            return Err(SourceError::fatal(UNAVAILABLE));
         }
         for frame in frames.iter().cycle() {
             let started = Instant::now();
@@ -55,5 +64,19 @@ impl Source for Demo {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_feature_decides_whether_frames_are_embedded() {
+        assert_eq!(available(), cfg!(feature = "demo"));
+        assert_eq!(
+            demo_frames().len(),
+            if cfg!(feature = "demo") { 8 } else { 0 }
+        );
     }
 }
