@@ -912,6 +912,11 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
     crate::signals::block_stop_signals()
         .map_err(|e| CliError::Failed(format!("cannot set up signal handling: {e}")))?;
     let s = settings(opts, ctx)?;
+    if s.demo && !crate::sources::demo::available() {
+        return Err(CliError::Failed(
+            crate::sources::demo::UNAVAILABLE.to_string(),
+        ));
+    }
     let explicit_db = opts.db.is_some() || (ctx.var)("PRINTCAM_DB").is_some_and(|v| !v.is_empty());
     let registry = if s.demo && !explicit_db {
         let _ = writeln!(

@@ -6,7 +6,7 @@ use crate::frame::Frame;
 use crate::source::{Source, SourceError, Upstream};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -123,11 +123,22 @@ struct Inner {
     changed: Condvar,
 }
 
-/// Counters a viewer and the hub both update.
+/// Counters a viewer and the hub both update. Word-sized: 32-bit MIPS has
+/// no 64-bit atomics, and one viewer will not see 4 billion frames.
 #[derive(Default)]
 struct ViewerCounters {
-    out: AtomicU64,
-    dropped: AtomicU64,
+    out: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl ViewerCounters {
+    fn out(&self) -> u64 {
+        self.out.load(Ordering::Relaxed) as u64
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) as u64
+    }
 }
 
 struct Viewer {
@@ -206,8 +217,8 @@ impl State {
     fn remove_viewer(&mut self, id: u64) {
         if let Some(pos) = self.viewers.iter().position(|v| v.id == id) {
             let v = self.viewers.swap_remove(pos);
-            self.departed_out += v.counters.out.load(Ordering::Relaxed);
-            self.departed_dropped += v.counters.dropped.load(Ordering::Relaxed);
+            self.departed_out += v.counters.out();
+            self.departed_dropped += v.counters.dropped();
         }
     }
 
@@ -348,8 +359,8 @@ impl Hub {
             .map(|v| ViewerStats {
                 id: v.id,
                 fps: v.fps,
-                frames_out: v.counters.out.load(Ordering::Relaxed),
-                frames_dropped: v.counters.dropped.load(Ordering::Relaxed),
+                frames_out: v.counters.out(),
+                frames_dropped: v.counters.dropped(),
                 connected_ms: millis(v.since.elapsed()),
             })
             .collect();

@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -256,7 +256,8 @@ struct Shared {
     /// The current connection's sockets, so `stop` can unblock their reads.
     sockets: Mutex<Vec<TcpStream>>,
     last_error: Mutex<Option<(io::ErrorKind, String)>>,
-    connections: AtomicU64,
+    /// Word-sized: 32-bit MIPS has no 64-bit atomics.
+    connections: AtomicUsize,
 }
 
 impl Shared {
@@ -309,7 +310,7 @@ impl TlsProxy {
             stop: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
-            connections: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
         });
         let target = Target {
             host: target_host,
@@ -335,7 +336,7 @@ impl TlsProxy {
 
     /// How many clients have been accepted so far.
     pub fn connections(&self) -> u64 {
-        self.shared.connections.load(Ordering::Relaxed)
+        self.shared.connections.load(Ordering::Relaxed) as u64
     }
 
     /// The last failure reaching the camera (no secrets: host and port only).
