@@ -1,0 +1,52 @@
+//! Upstream faults seen through the HTTP server: a P1S whose camera goes
+//! away and comes back five times while viewers watch. Every viewer keeps
+//! its one HTTP connection, and the printer never sees two connections
+//! from printcam at once.
+
+mod support;
+
+#[path = "support/chamber_double.rs"]
+mod chamber_double;
+
+use chamber_double::{Double, Mode, Options, Stats};
+use support::{is_jpeg, MjpegReader, TestServer};
+
+fn endless() -> Options {
+    Options::new(Mode::Endless)
+}
+
+#[test]
+fn viewers_ride_out_five_camera_restarts_on_one_connection_each() {
+    let mut double = Double::start(endless());
+    let port = double.port();
+    let ts = TestServer::start();
+    let body = format!(
+        r#"{{"name":"P1S","ip":"127.0.0.1","access_code":"12345678","model":"P1S","camera_port":{port}}}"#
+    );
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let path = format!("/printers/{id}/camera/stream?fps=30");
+    let mut viewers: Vec<MjpegReader> = (0..3).map(|_| MjpegReader::open(ts.addr, &path)).collect();
+    for restart in 0..=5 {
+        for v in viewers.iter_mut() {
+            for _ in 0..3 {
+                let frame = v.next_part().unwrap_or_else(|e| {
+                    panic!("viewer lost its stream after {restart} restarts: {e}")
+                });
+                assert!(is_jpeg(&frame));
+            }
+        }
+        assert_eq!(Stats::get(&double.stats.max_concurrent), 1);
+        if restart < 5 {
+            drop(double);
+            double = Double::start_on(port, endless());
+        }
+    }
+    let status = ts.get(&format!("/printers/{id}/camera/status")).json();
+    assert!(
+        status.get("reconnects").and_then(|v| v.as_i64()) >= Some(5),
+        "{status}"
+    );
+    assert_eq!(status.get("viewers").and_then(|v| v.as_i64()), Some(3));
+}
