@@ -3,12 +3,14 @@
 
 mod support;
 
+#[path = "support/served.rs"]
+mod served;
+
 use printcam::config::Settings;
 use printcam::http::Limits;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use served::Served;
+use std::io::{BufReader, Read};
+use std::net::IpAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{connect, read_head, request, test_settings, HttpResponse, MjpegReader, TestServer};
@@ -309,87 +311,13 @@ fn a_viewer_that_never_reads_is_dropped_after_the_write_timeout() {
 
 // ------------------------------------------------------------ secrets in logs
 
-/// The real binary, `serve --demo` on an ephemeral port, stderr captured.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Served {
-    fn start(envs: &[(&str, &str)]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_printcam"))
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-            .env_remove("PRINTCAM_DB")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("printcam starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::Builder::new()
-            .name("stderr".into())
-            .spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            })
-            .unwrap();
-        let mut served = Served {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            lines,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = served
-                .lines
-                .recv_timeout(left)
-                .expect("printcam says where it listens");
-            if let Some(addr) = line.strip_prefix("printcam: listening on http://") {
-                served.addr = addr.trim().parse().expect("an address");
-                return served;
-            }
-        }
-    }
-
-    /// SIGTERM, wait for the exit, and everything it wrote to stderr.
-    fn stop(mut self) -> String {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill has no memory effects; pid is our own unreaped child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(50));
-        };
-        let mut all = String::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            all.push_str(&line);
-            all.push('\n');
-        }
-        assert!(status.is_some_and(|s| s.success()), "no clean exit:\n{all}");
-        all
-    }
-}
-
 #[test]
 fn trace_logs_never_show_the_token_or_an_access_code() {
     const CODE: &str = "ACC0DE77";
-    let served = Served::start(&[("PRINTCAM_TOKEN", TOKEN), ("RUST_LOG", "trace")]);
+    let served = Served::start(
+        &["--demo"],
+        &[("PRINTCAM_TOKEN", TOKEN), ("RUST_LOG", "trace")],
+    );
     let addr = served.addr;
     let bearer = format!("Bearer {TOKEN}");
     let auth = [
