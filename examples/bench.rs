@@ -1,0 +1,900 @@
+//! The router benchmark: runs the release printcam binary as a child process
+//! against an in-process MJPEG camera (1280x720, 15 fps) and measures what
+//! printcam alone costs — CPU from /proc/<pid>/stat, memory and threads from
+//! /proc/<pid>/status — and what its viewers get: frame rate, drops and the
+//! latency it adds (each frame carries its send time in a JPEG COM segment).
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example bench [SECONDS]
+//! ```
+//!
+//! SECONDS (or `BENCH_SECS`) is the measuring window per viewer count,
+//! default 20, after a 3 s warm-up. `PRINTCAM_BIN` names another binary.
+//! The table is printed and written to bench/results.txt.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type Res<T> = Result<T, String>;
+
+const CAMERA_FPS: u64 = 15;
+const VIEWER_COUNTS: [usize; 3] = [1, 20, 100];
+const WARMUP: Duration = Duration::from_secs(3);
+const SNAPSHOTS: usize = 200;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Marks the bench's COM segment; the payload is ASCII so no 0xFF byte can
+/// confuse a JPEG splitter.
+const COM_TAG: &str = "printcam-bench";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Res<()> {
+    let secs = window_secs()?;
+    let bin = printcam_bin()?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let jpeg = std::fs::read(root.join("bench/frame-1280x720.jpg"))
+        .map_err(|e| format!("bench/frame-1280x720.jpg: {e}"))?;
+    let work = std::env::temp_dir().join(format!("printcam-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    eprintln!(
+        "bench: {} ({} KB frames at {CAMERA_FPS} fps, {secs} s per run after {} s warm-up)",
+        bin.display(),
+        jpeg.len() / 1024,
+        WARMUP.as_secs()
+    );
+    let camera = Camera::start(jpeg)?;
+    let result = measure_all(&bin, &work, &camera, secs);
+    camera.stop();
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("bench: printcam's logs are kept in {}", work.display());
+    }
+    let report = render(&result?, secs);
+    print!("{report}");
+    let out = root.join("bench/results.txt");
+    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("bench: written to {}", out.display());
+    Ok(())
+}
+
+fn window_secs() -> Res<u64> {
+    let arg = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("BENCH_SECS").ok());
+    match arg {
+        None => Ok(20),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("window must be whole seconds >= 1, got {s:?}")),
+    }
+}
+
+/// `BENCH_VIEWERS=1,20` runs only those viewer counts (N=1 must be among
+/// them for the snapshot figures).
+fn viewer_counts() -> Res<Vec<usize>> {
+    match std::env::var("BENCH_VIEWERS") {
+        Err(_) => Ok(VIEWER_COUNTS.to_vec()),
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n >= 1))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("BENCH_VIEWERS: expected counts like 1,20,100, got {list:?}")),
+    }
+}
+
+fn printcam_bin() -> Res<PathBuf> {
+    let bin = match std::env::var_os("PRINTCAM_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/printcam"),
+    };
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} does not exist: run `cargo build --release` first (or set PRINTCAM_BIN)",
+            bin.display()
+        ))
+    }
+}
+
+struct Results {
+    runs: Vec<RunStats>,
+    snapshot_ms: (f64, f64),
+    snapshot_failures: usize,
+    idle: ProcStatus,
+    idle_upstreams: usize,
+}
+
+fn measure_all(bin: &Path, work: &Path, camera: &Camera, secs: u64) -> Res<Results> {
+    let mut runs = Vec::new();
+    let mut snapshot = None;
+    for (i, &n) in viewer_counts()?.iter().enumerate() {
+        let server = Printcam::start(bin, &work.join(format!("run{i}.db")))?;
+        let id = server.add_camera(camera.addr, 1)?;
+        camera.reset_peak()?;
+        eprintln!("bench: {n} viewer(s)...");
+        let viewers = Viewers::start(server.addr, id, n)?;
+        let run = measure_run(&server, id, &viewers, camera, secs);
+        if n == 1 && run.is_ok() {
+            // With a viewer keeping the camera live, as the budget means.
+            snapshot = Some(snapshots(server.addr, id));
+        }
+        viewers.stop();
+        runs.push(run?);
+        drop(server);
+    }
+    let (snapshot_ms, snapshot_failures) =
+        snapshot.ok_or("no run with 1 viewer, so no snapshot figures")??;
+    eprintln!("bench: idle with 3 cameras...");
+    camera.reset_peak()?;
+    let server = Printcam::start(bin, &work.join("idle.db"))?;
+    for k in 1..=3 {
+        server.add_camera(camera.addr, k)?;
+    }
+    thread::sleep(Duration::from_secs(6));
+    let idle = proc_status(server.pid())?;
+    let idle_upstreams = camera.total.load(Ordering::SeqCst);
+    Ok(Results {
+        runs,
+        snapshot_ms,
+        snapshot_failures,
+        idle,
+        idle_upstreams,
+    })
+}
+
+// ---------------------------------------------------------------- printcam
+
+/// The printcam child; killed and reaped on drop.
+struct Printcam {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Printcam {
+    fn start(bin: &Path, db: &Path) -> Res<Printcam> {
+        let addr = free_port()?;
+        let log = std::fs::File::create(db.with_extension("log")).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .args(["serve", "--listen", &addr.to_string(), "--db"])
+            .arg(db)
+            .args(["--allow-loopback", "--grace", "5"])
+            // The defaults (32 streams, 8 per camera) would refuse 100 viewers.
+            .args(["--max-viewers", "1000", "--max-viewers-per-camera", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let mut server = Printcam { child, addr };
+        server.wait_ready(db)?;
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self, db: &Path) -> Res<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(format!(
+                    "printcam exited ({st}); see {}",
+                    db.with_extension("log").display()
+                ));
+            }
+            if let Ok((200, _)) = http(self.addr, "GET", "/healthz", None) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Err("printcam did not answer /healthz within 15 s".into())
+    }
+
+    /// Registers an MJPEG camera at the bench camera; returns the printer id.
+    fn add_camera(&self, cam: SocketAddr, k: usize) -> Res<u64> {
+        let body = format!(
+            r#"{{"name":"bench{k}","camera_type":"mjpeg","camera_url":"http://{cam}/stream?cam={k}"}}"#
+        );
+        let (status, reply) = http(self.addr, "POST", "/printers", Some(&body))?;
+        let text = String::from_utf8_lossy(&reply);
+        if status != 201 {
+            return Err(format!("POST /printers: {status} {text}"));
+        }
+        json_number(&text, "id").ok_or_else(|| format!("no id in {text}"))
+    }
+}
+
+impl Drop for Printcam {
+    fn drop(&mut self) {
+        // SIGTERM for an orderly stop, SIGKILL if it takes too long.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child, which is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Res<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+#[derive(Clone, Copy, Default)]
+struct ProcStatus {
+    hwm_kb: u64,
+    rss_kb: u64,
+    threads: u64,
+}
+
+fn proc_status(pid: u32) -> Res<ProcStatus> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcStatus {
+        hwm_kb: field("VmHWM:"),
+        rss_kb: field("VmRSS:"),
+        threads: field("Threads:"),
+    })
+}
+
+/// utime + stime of `pid`, in milliseconds.
+fn cpu_ms(pid: u32) -> Res<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((ticks(11) + ticks(12)) as f64 * 1000.0 / hz)
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// One HTTP/1.0 request (so no chunked replies); returns status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Res<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(b) = body {
+        req += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        );
+    }
+    req += "\r\n";
+    req += body.unwrap_or("");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).map_err(|e| e.to_string())?;
+    let head_end = find(&reply, b"\r\n\r\n").ok_or("no end of headers")?;
+    let status = std::str::from_utf8(&reply[..head_end])
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status line")?;
+    Ok((status, reply[head_end + 4..].to_vec()))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The first number after `"key":` in a JSON text.
+fn json_number(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn frames_dropped(addr: SocketAddr, id: u64) -> Res<u64> {
+    let (status, body) = http(addr, "GET", &format!("/printers/{id}/camera/status"), None)?;
+    let text = String::from_utf8_lossy(&body);
+    if status != 200 {
+        return Err(format!("camera/status: {status} {text}"));
+    }
+    json_number(&text, "frames_dropped").ok_or_else(|| format!("no frames_dropped in {text}"))
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+// ---------------------------------------------------------------- camera
+
+/// The test camera: a multipart MJPEG stream at 15 fps to each connection,
+/// every frame stamped with its send time and a sequence number.
+struct Camera {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+    thread: JoinHandle<()>,
+}
+
+impl Camera {
+    fn start(jpeg: Vec<u8>) -> Res<Camera> {
+        if jpeg.get(..2) != Some(&[0xFF, 0xD8][..]) {
+            return Err("the frame is not a JPEG".into());
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let total = Arc::new(AtomicUsize::new(0));
+        let ctx = CamCtx {
+            jpeg: Arc::from(jpeg),
+            stop: Arc::clone(&stop),
+            active: Arc::clone(&active),
+            peak: Arc::clone(&peak),
+            total: Arc::clone(&total),
+            seq: Arc::new(AtomicU64::new(0)),
+        };
+        let thread = thread::Builder::new()
+            .name("bench-camera".into())
+            .spawn(move || camera_accept(listener, ctx))
+            .map_err(|e| e.to_string())?;
+        Ok(Camera {
+            addr,
+            stop,
+            active,
+            peak,
+            total,
+            thread,
+        })
+    }
+
+    /// Waits for the previous run's connection to close, then zeroes the
+    /// counters for the next run.
+    fn reset_peak(&self) -> Res<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.active.load(Ordering::SeqCst) > 0 {
+            if Instant::now() > deadline {
+                return Err("the camera still has a connection from a stopped printcam".into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.peak.store(0, Ordering::SeqCst);
+        self.total.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
+#[derive(Clone)]
+struct CamCtx {
+    jpeg: Arc<[u8]>,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+    seq: Arc<AtomicU64>,
+}
+
+fn camera_accept(listener: TcpListener, ctx: CamCtx) {
+    let mut conns = Vec::new();
+    while !ctx.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                let c = ctx.clone();
+                let n = ctx.total.fetch_add(1, Ordering::SeqCst);
+                let now = ctx.active.fetch_add(1, Ordering::SeqCst) + 1;
+                ctx.peak.fetch_max(now, Ordering::SeqCst);
+                let t = thread::Builder::new()
+                    .name(format!("bench-camera-{n}"))
+                    .spawn(move || {
+                        let _ = camera_conn(s, &c);
+                        c.active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                match t {
+                    Ok(t) => conns.push(t),
+                    Err(_) => {
+                        ctx.active.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    for t in conns {
+        let _ = t.join();
+    }
+}
+
+fn camera_conn(s: TcpStream, ctx: &CamCtx) -> std::io::Result<()> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    s.set_nodelay(true)?;
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let mut w = s;
+    w.write_all(
+        b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=camframe\r\n\
+          Cache-Control: no-cache\r\n\r\n",
+    )?;
+    let period = Duration::from_nanos(1_000_000_000 / CAMERA_FPS);
+    let start = Instant::now();
+    let mut part = Vec::with_capacity(ctx.jpeg.len() + 200);
+    for k in 0u32.. {
+        if ctx.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let due = start + period * k;
+        thread::sleep(due.saturating_duration_since(Instant::now()));
+        let seq = ctx.seq.fetch_add(1, Ordering::SeqCst);
+        stamped_part(&mut part, &ctx.jpeg, seq);
+        w.write_all(&part)?;
+    }
+    Ok(())
+}
+
+/// A multipart part whose JPEG has a COM segment right after SOI carrying
+/// the send time (ns since the Unix epoch) and the sequence number.
+fn stamped_part(part: &mut Vec<u8>, jpeg: &[u8], seq: u64) {
+    let payload = format!("{COM_TAG} t={} s={seq}", now_ns());
+    let com_len = payload.len() + 2;
+    let len = jpeg.len() + 4 + payload.len();
+    part.clear();
+    part.extend_from_slice(
+        format!("--camframe\r\nContent-Type: image/jpeg\r\nContent-Length: {len}\r\n\r\n")
+            .as_bytes(),
+    );
+    part.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xFE]);
+    part.extend_from_slice(&(com_len as u16).to_be_bytes());
+    part.extend_from_slice(payload.as_bytes());
+    part.extend_from_slice(&jpeg[2..]);
+    part.extend_from_slice(b"\r\n");
+}
+
+/// (send time ns, sequence) from a stamped JPEG.
+fn read_stamp(jpeg: &[u8]) -> Option<(u64, u64)> {
+    if jpeg.get(..4)? != [0xFF, 0xD8, 0xFF, 0xFE] {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*jpeg.get(4)?, *jpeg.get(5)?]));
+    let text = std::str::from_utf8(jpeg.get(6..4 + len)?).ok()?;
+    let mut words = text.strip_prefix(COM_TAG)?.split_whitespace();
+    let t = words.next()?.strip_prefix("t=")?.parse().ok()?;
+    let s = words.next()?.strip_prefix("s=")?.parse().ok()?;
+    Some((t, s))
+}
+
+// ---------------------------------------------------------------- viewers
+
+const WARMING: usize = 0;
+const MEASURING: usize = 1;
+const DONE: usize = 2;
+
+#[derive(Default)]
+struct ViewerTally {
+    frames: u64,
+    gaps: u64,
+    unstamped: u64,
+    latencies_us: Vec<u32>,
+    got_head: bool,
+    first_frame: bool,
+    error: Option<String>,
+}
+
+struct Viewers {
+    phase: Arc<AtomicUsize>,
+    tallies: Vec<Arc<Mutex<ViewerTally>>>,
+    sockets: Vec<TcpStream>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Viewers {
+    fn start(addr: SocketAddr, id: u64, n: usize) -> Res<Viewers> {
+        let phase = Arc::new(AtomicUsize::new(WARMING));
+        let mut v = Viewers {
+            phase,
+            tallies: Vec::new(),
+            sockets: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..n {
+            let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| e.to_string())?;
+            v.sockets.push(s.try_clone().map_err(|e| e.to_string())?);
+            let tally = Arc::new(Mutex::new(ViewerTally::default()));
+            v.tallies.push(Arc::clone(&tally));
+            let phase = Arc::clone(&v.phase);
+            let path = format!("/printers/{id}/camera/stream?fps={CAMERA_FPS}");
+            let t = thread::Builder::new()
+                .name(format!("bench-viewer-{i}"))
+                .spawn(move || {
+                    if let Err(e) = watch(s, &path, &phase, &tally) {
+                        if phase.load(Ordering::SeqCst) != DONE {
+                            let mut t = lock(&tally);
+                            let first = match (t.got_head, t.first_frame) {
+                                (_, true) => "after its first frame",
+                                (true, false) => "after the response head, before its first frame",
+                                (false, false) => "before the response head",
+                            };
+                            t.error = Some(format!("viewer {i}, {first}: {e}"));
+                        }
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            v.threads.push(t);
+        }
+        Ok(v)
+    }
+
+    /// Waits up to 10 s for every viewer's first frame; returns how many
+    /// are still waiting (the run goes on: they show as stalled).
+    fn wait_first_frames(&self) -> Res<usize> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting = self.tallies.iter().filter(|t| !lock(t).first_frame).count();
+            if let Some(e) = self.tallies.iter().find_map(|t| lock(t).error.clone()) {
+                return Err(format!("a viewer failed: {e}"));
+            }
+            if waiting == 0 || Instant::now() > deadline {
+                return Ok(waiting);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(self) {
+        self.phase.store(DONE, Ordering::SeqCst);
+        for s in &self.sockets {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock(t: &Mutex<ViewerTally>) -> std::sync::MutexGuard<'_, ViewerTally> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A viewer's socket that waits out read timeouts until the run is over,
+/// so a stalled stream shows in the figures instead of ending the bench.
+struct Patient<'a> {
+    s: TcpStream,
+    phase: &'a AtomicUsize,
+}
+
+impl Read for Patient<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.s.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && self.phase.load(Ordering::SeqCst) != DONE => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+fn watch(s: TcpStream, path: &str, phase: &AtomicUsize, tally: &Mutex<ViewerTally>) -> Res<()> {
+    s.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    (&s).write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut r = BufReader::with_capacity(128 * 1024, Patient { s, phase });
+    let head = read_head(&mut r)?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("stream: {}", head.lines().next().unwrap_or("")));
+    }
+    lock(tally).got_head = true;
+    let mut jpeg = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    while phase.load(Ordering::SeqCst) != DONE {
+        let part = read_head(&mut r)?;
+        let len = part
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or_else(|| format!("part without Content-Length: {part:?}"))?;
+        jpeg.resize(len, 0);
+        r.read_exact(&mut jpeg).map_err(|e| e.to_string())?;
+        let received = now_ns();
+        let mut t = lock(tally);
+        t.first_frame = true;
+        if phase.load(Ordering::SeqCst) != MEASURING {
+            last_seq = read_stamp(&jpeg).map(|(_, s)| s);
+            continue;
+        }
+        t.frames += 1;
+        match read_stamp(&jpeg) {
+            Some((sent, seq)) => {
+                let us = received.saturating_sub(sent) / 1000;
+                t.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                if let Some(prev) = last_seq {
+                    t.gaps += seq.saturating_sub(prev + 1);
+                }
+                last_seq = Some(seq);
+            }
+            None => t.unstamped += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Reads header lines up to the blank line (skipping blank lines before
+/// them, such as the CRLF after the previous part's JPEG).
+fn read_head(r: &mut impl BufRead) -> Res<String> {
+    let mut head = String::new();
+    let mut line = String::new();
+    for _ in 0..100 {
+        line.clear();
+        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("stream closed".into());
+        }
+        if line.trim().is_empty() {
+            if head.is_empty() {
+                continue;
+            }
+            return Ok(head);
+        }
+        head.push_str(&line);
+    }
+    Err("header too long".into())
+}
+
+// ---------------------------------------------------------------- runs
+
+struct RunStats {
+    viewers: usize,
+    window_s: f64,
+    fps_mean: f64,
+    fps_min: f64,
+    /// Viewers without a frame 10 s after connecting, and without one in
+    /// the whole window.
+    no_first_frame: usize,
+    stalled: usize,
+    delivered: u64,
+    hub_dropped: u64,
+    seq_gaps: u64,
+    unstamped: u64,
+    lat_p50_ms: f64,
+    lat_p99_ms: f64,
+    cpu_ms_per_1000: f64,
+    peak: ProcStatus,
+    max_rss_kb: u64,
+    max_threads: u64,
+    upstream_peak: usize,
+    upstream_total: usize,
+}
+
+fn measure_run(
+    server: &Printcam,
+    id: u64,
+    viewers: &Viewers,
+    camera: &Camera,
+    secs: u64,
+) -> Res<RunStats> {
+    let no_first_frame = viewers.wait_first_frames()?;
+    thread::sleep(WARMUP);
+    let pid = server.pid();
+    let dropped0 = frames_dropped(server.addr, id)?;
+    let cpu0 = cpu_ms(pid)?;
+    let t0 = Instant::now();
+    viewers.phase.store(MEASURING, Ordering::SeqCst);
+    let (mut max_rss_kb, mut max_threads) = (0, 0);
+    let end = t0 + Duration::from_secs(secs);
+    while Instant::now() < end {
+        thread::sleep(
+            Duration::from_millis(250).min(end.saturating_duration_since(Instant::now())),
+        );
+        let st = proc_status(pid)?;
+        max_rss_kb = max_rss_kb.max(st.rss_kb);
+        max_threads = max_threads.max(st.threads);
+    }
+    // Stop counting before reading the figures, so the window is the same.
+    viewers.phase.store(WARMING, Ordering::SeqCst);
+    let window_s = t0.elapsed().as_secs_f64();
+    let cpu = cpu_ms(pid)? - cpu0;
+    let peak = proc_status(pid)?;
+    let hub_dropped = frames_dropped(server.addr, id)?.saturating_sub(dropped0);
+    if let Some(e) = viewers.tallies.iter().find_map(|t| lock(t).error.clone()) {
+        return Err(format!("a viewer failed: {e}"));
+    }
+    let tallies: Vec<_> = viewers.tallies.iter().map(|t| lock(t)).collect();
+    let rates: Vec<f64> = tallies.iter().map(|t| t.frames as f64 / window_s).collect();
+    let delivered: u64 = tallies.iter().map(|t| t.frames).sum();
+    let mut lat: Vec<u32> = tallies
+        .iter()
+        .flat_map(|t| t.latencies_us.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    Ok(RunStats {
+        viewers: tallies.len(),
+        window_s,
+        fps_mean: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
+        fps_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+        no_first_frame,
+        stalled: tallies.iter().filter(|t| t.frames == 0).count(),
+        delivered,
+        hub_dropped,
+        seq_gaps: tallies.iter().map(|t| t.gaps).sum(),
+        unstamped: tallies.iter().map(|t| t.unstamped).sum(),
+        lat_p50_ms: percentile_us(&lat, 0.50) / 1000.0,
+        lat_p99_ms: percentile_us(&lat, 0.99) / 1000.0,
+        cpu_ms_per_1000: cpu / delivered.max(1) as f64 * 1000.0,
+        peak,
+        max_rss_kb: max_rss_kb.max(peak.rss_kb),
+        max_threads: max_threads.max(peak.threads),
+        upstream_peak: camera.peak.load(Ordering::SeqCst),
+        upstream_total: camera.total.load(Ordering::SeqCst),
+    })
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile_us(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1])
+}
+
+/// 200 sequential snapshots; returns (p50, p99) in ms and the failures.
+fn snapshots(addr: SocketAddr, id: u64) -> Res<((f64, f64), usize)> {
+    let path = format!("/printers/{id}/camera/snapshot");
+    let mut us = Vec::with_capacity(SNAPSHOTS);
+    let mut failures = 0;
+    for _ in 0..SNAPSHOTS {
+        let t = Instant::now();
+        match http(addr, "GET", &path, None) {
+            Ok((200, body)) if body.starts_with(&[0xFF, 0xD8]) => {
+                us.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+            _ => failures += 1,
+        }
+    }
+    us.sort_unstable();
+    Ok((
+        (
+            percentile_us(&us, 0.50) / 1000.0,
+            percentile_us(&us, 0.99) / 1000.0,
+        ),
+        failures,
+    ))
+}
+
+// ---------------------------------------------------------------- report
+
+fn mb(kb: u64) -> String {
+    format!("{:.2}", kb as f64 / 1024.0)
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn render(r: &Results, secs: u64) -> String {
+    let mut out = String::new();
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    out += &format!(
+        "printcam benchmark, {}\nmachine: {} ({}), nproc {cores}\n",
+        command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        command_line("uname", &["-m"]),
+        command_line("uname", &["-sr"]),
+    );
+    out += &format!(
+        "camera: 1280x720 JPEG ({} KB) multipart at {CAMERA_FPS} fps on loopback; viewers ask fps={CAMERA_FPS};\n\
+         {secs} s window after {} s warm-up; a fresh printcam per row; viewers run on the same machine\n\n",
+        frame_kb(),
+        WARMUP.as_secs()
+    );
+    out += "viewers | fps/viewer mean  min | delivered | dropped hub  seq-gaps | latency p50  p99 ms | CPU ms/1000 frames | VmHWM MB  VmRSS MB | threads | upstreams max (total)\n";
+    out += "--------|----------------------|-----------|-----------------------|---------------------|--------------------|--------------------|---------|----------------------\n";
+    for s in &r.runs {
+        out += &format!(
+            "{:>7} | {:>15.2} {:>5.2} | {:>9} | {:>11} {:>9} | {:>11.2} {:>7.2} | {:>18.1} | {:>8} {:>9} | {:>7} | {:>6} ({})\n",
+            s.viewers,
+            s.fps_mean,
+            s.fps_min,
+            s.delivered,
+            s.hub_dropped,
+            s.seq_gaps,
+            s.lat_p50_ms,
+            s.lat_p99_ms,
+            s.cpu_ms_per_1000,
+            mb(s.peak.hwm_kb),
+            mb(s.max_rss_kb),
+            s.max_threads,
+            s.upstream_peak,
+            s.upstream_total,
+        );
+    }
+    for s in r.runs.iter().filter(|s| s.no_first_frame + s.stalled > 0) {
+        out += &format!(
+            "{} viewers: {} had no frame 10 s after connecting; {} got no frame in the whole window\n",
+            s.viewers, s.no_first_frame, s.stalled
+        );
+    }
+    let unstamped: u64 = r.runs.iter().map(|s| s.unstamped).sum();
+    if unstamped > 0 {
+        out += &format!("({unstamped} frames arrived without the bench's COM stamp)\n");
+    }
+    out += &format!(
+        "\n(window lengths: {}; VmRSS is the largest sampled every 250 ms in the window; threads likewise)\n",
+        r.runs
+            .iter()
+            .map(|s| format!("{:.1} s", s.window_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out += &format!(
+        "snapshot, camera live (1 viewer): {SNAPSHOTS} sequential GETs, p50 {:.2} ms, p99 {:.2} ms, {} failed\n",
+        r.snapshot_ms.0, r.snapshot_ms.1, r.snapshot_failures
+    );
+    out += &format!(
+        "idle, 3 cameras configured, none watched, after 6 s: VmRSS {} MB, VmHWM {} MB, threads {}, upstream connections {}\n",
+        mb(r.idle.rss_kb),
+        mb(r.idle.hwm_kb),
+        r.idle.threads,
+        r.idle_upstreams
+    );
+    out
+}
+
+fn frame_kb() -> u64 {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/frame-1280x720.jpg");
+    std::fs::metadata(p).map_or(0, |m| m.len() / 1024)
+}
