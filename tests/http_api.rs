@@ -242,6 +242,31 @@ fn a_body_over_the_limit_is_413() {
 }
 
 #[test]
+fn unfit_requests_get_json_errors_before_routing() {
+    let srv = TestServer::start();
+    let chunked = support::request(
+        srv.addr,
+        "POST",
+        "/printers",
+        &[
+            ("Content-Type", "application/json"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        None,
+    );
+    assert_eq!(chunked.status, 411, "{}", chunked.text());
+    assert!(chunked.detail().contains("Content-Length"));
+    let long_target = format!("/printers?x={}", "a".repeat(9 * 1024));
+    let r = srv.get(&long_target);
+    assert_eq!((r.status, r.header("Connection")), (414, Some("close")));
+    let big = "b".repeat(40 * 1024);
+    let r = support::request(srv.addr, "GET", "/healthz", &[("X-Big", &big)], None);
+    assert_eq!(r.status, 431);
+    assert!(r.detail().contains("head"));
+    assert_eq!(srv.get("/healthz").status, 200, "the server carries on");
+}
+
+#[test]
 fn health_answers_ok() {
     let srv = TestServer::start();
     for path in ["/healthz", "/api/v1/healthz"] {
@@ -434,25 +459,32 @@ fn demo_stop_ends_a_stream() {
     assert!(rest.ends_with(b"--frame--\r\n"));
 }
 
+/// One request per connection: a client that would keep the connection
+/// alive is told `Connection: close` and sees the connection end after the
+/// response.
 #[test]
-fn a_keep_alive_connection_serves_several_requests() {
+fn a_keep_alive_client_gets_one_response_then_the_close() {
     let srv = TestServer::start();
     let s = support::connect(srv.addr);
     let mut w = s.try_clone().unwrap();
     let mut r = std::io::BufReader::new(s);
-    for path in ["/healthz", "/api/v1/printers/0", "/nope"] {
-        write!(w, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (status, headers) = support::read_head(&mut r).unwrap();
-        let len: usize = headers
+    write!(w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (status, headers) = support::read_head(&mut r).unwrap();
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .expect("a length");
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
-        assert_eq!(status, if path == "/nope" { 404 } else { 200 }, "{path}");
-        printcam::json::parse_bytes(&body).expect("JSON");
-    }
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("Connection"), Some("close"));
+    let len: usize = header("Content-Length")
+        .and_then(|v| v.parse().ok())
+        .expect("a length");
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest.len(), len, "nothing after the body");
+    printcam::json::parse_bytes(&rest).expect("JSON");
 }
 
 #[test]

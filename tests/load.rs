@@ -6,11 +6,12 @@
 mod support;
 
 use printcam::http::Limits;
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{is_jpeg, test_settings, MjpegReader, TestServer};
+use support::{connect, is_jpeg, test_settings, MjpegReader, TestServer};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -59,9 +60,66 @@ fn idle_connections_do_not_block_requests() {
     drop(idle);
 }
 
+/// Idle connections (slowloris) hold a place only until the head timeout:
+/// the server closes each one that sent nothing.
+#[test]
+fn idle_connections_are_closed_after_the_head_timeout() {
+    let _turn = one_at_a_time();
+    let limits = Limits {
+        head_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let ts = TestServer::start_configured(test_settings(), limits);
+    let idle: Vec<TcpStream> = (0..200).map(|_| connect(ts.addr)).collect();
+    let r = ts.get("/printers/0/camera/snapshot");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(is_jpeg(&r.body));
+    // `connect` sets a 20 s read timeout: a connection the server did not
+    // close makes read_to_end fail with it.
+    for (i, mut s) in idle.into_iter().enumerate() {
+        let mut rest = Vec::new();
+        let read = s.read_to_end(&mut rest);
+        assert!(read.is_ok(), "idle connection {i} still open: {read:?}");
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    }
+    assert_eq!(ts.get("/healthz").status, 200);
+}
+
+/// The regression test of tiny_http's stall: in a burst of stream
+/// connections some were queued behind pool threads that open streams never
+/// gave back, and never got a response.
+#[test]
+fn a_burst_of_viewers_all_get_a_first_frame() {
+    let _turn = one_at_a_time();
+    let settings = printcam::config::Settings {
+        max_viewers: 10_000,
+        max_viewers_per_camera: 10_000,
+        ..test_settings()
+    };
+    let ts = TestServer::start_configured(settings, Limits::default());
+    let addr = ts.addr;
+    let viewers: Vec<_> = (0..40)
+        .map(|i| {
+            thread::Builder::new()
+                .name(format!("viewer-{i}"))
+                .spawn(move || {
+                    let mut v = MjpegReader::open(addr, "/printers/0/camera/stream?fps=30");
+                    assert_eq!(v.status, 200, "viewer {i}");
+                    let frame = v.next_part().unwrap_or_else(|e| panic!("viewer {i}: {e}"));
+                    assert!(is_jpeg(&frame), "viewer {i}");
+                    // Held until every viewer is in, so all 40 streams overlap.
+                    v
+                })
+                .unwrap()
+        })
+        .collect();
+    let open: Vec<MjpegReader> = viewers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(open.len(), 40);
+}
+
 /// A regression test: a timeout set on the listening socket once made
-/// accept() fail after that long without a connection, which ended
-/// tiny_http's accept thread and so the server.
+/// accept() fail after that long without a connection, which ended the
+/// accept thread (tiny_http's) and so the server.
 #[test]
 fn the_server_keeps_accepting_after_a_quiet_spell() {
     let _turn = one_at_a_time();
@@ -92,9 +150,8 @@ fn viewers_coming_and_going_leave_threads_and_fds_where_they_were() {
             assert_eq!(v.status, 200);
         }
     };
-    // Warm up (tiny_http keeps up to four idle connection threads once it
-    // has made them; the demo camera), then let the camera's grace period
-    // and idle threads' timeouts end before measuring.
+    // Warm up (the demo camera), then let the camera's grace period end
+    // before measuring.
     watch(50);
     thread::sleep(Duration::from_secs(1));
     let mut v = MjpegReader::open(ts.addr, "/printers/0/camera/stream?fps=30");

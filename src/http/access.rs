@@ -2,10 +2,10 @@
 //! box may change things, and the CORS headers.
 
 use super::reply::Reply;
+use super::request::{Method, Request};
 use super::router::Route;
 use crate::config::Settings;
 use std::net::SocketAddr;
-use tiny_http::{Method, Request};
 
 /// Refuses a request that lacks the token (401) or, with no token
 /// configured, one that changes things from another machine (403).
@@ -69,9 +69,8 @@ fn changes_things(route: &Route) -> bool {
     )
 }
 
-/// A client whose address is unknown is not local.
-fn is_local(settings: &Settings, peer: Option<&SocketAddr>) -> bool {
-    peer.is_some_and(|a| settings.is_local_client(a.ip()))
+fn is_local(settings: &Settings, peer: SocketAddr) -> bool {
+    settings.is_local_client(peer.ip())
 }
 
 /// The token a page's links should carry: the one its own URL carried,
@@ -91,13 +90,7 @@ fn query_token(query: &str) -> Option<String> {
 
 /// The credentials of an `Authorization: Bearer …` header.
 fn bearer_token(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))?
-        .value
-        .as_str()
-        .trim();
+    let value = request.header("Authorization")?.trim();
     let (scheme, credentials) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("Bearer")

@@ -5,30 +5,20 @@ use super::body;
 use super::page;
 use super::printers;
 use super::reply::Reply;
+use super::request::Request;
 use super::router::Route;
 use crate::cameras::{Cameras, TestResult};
 use crate::error::Error;
 use crate::hub::{HubStats, UpstreamState, ViewerStats};
 use crate::json::Value;
 use std::sync::Arc;
-use tiny_http::Request;
 
-/// Answers `route`; `max_body` bounds a request body in bytes.
-pub fn handle(
-    cameras: &Arc<Cameras>,
-    route: Route,
-    request: &mut Request,
-    max_body: usize,
-) -> Reply {
-    answer(cameras, route, request, max_body).unwrap_or_else(|reply| reply)
+/// Answers `route`.
+pub fn handle(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Reply {
+    answer(cameras, route, request).unwrap_or_else(|reply| reply)
 }
 
-fn answer(
-    cameras: &Arc<Cameras>,
-    route: Route,
-    request: &mut Request,
-    max_body: usize,
-) -> Result<Reply, Reply> {
+fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Reply, Reply> {
     let reply = match route {
         Route::Page => {
             let token = super::access::page_token(cameras.settings(), request);
@@ -48,13 +38,13 @@ fn answer(
         }
         Route::GetPrinter(id) => printer_reply(200, cameras, id)?,
         Route::CreatePrinter => {
-            let v = body::read_json(request, max_body)?;
+            let v = body::read_json(request)?;
             let p = printers::new_from_json(&v).map_err(invalid)?;
             let id = cameras.add_printer(&p).map_err(err)?;
             printer_reply(201, cameras, id)?.with_header("Location", format!("/printers/{id}"))
         }
         Route::UpdatePrinter(id) => {
-            let v = body::read_json(request, max_body)?;
+            let v = body::read_json(request)?;
             let patch = printers::update_from_json(&v).map_err(invalid)?;
             let p = cameras.update_printer(id, &patch).map_err(err)?;
             Reply::json(200, &printers::to_json(&p))

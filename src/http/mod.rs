@@ -1,28 +1,30 @@
-//! The HTTP server: tiny_http for parsing, one accept loop, one small thread
-//! per request. See `router` for the paths, `handlers` and `stream` for the
-//! answers.
+//! The HTTP server: one accept loop, one small thread per connection and
+//! one request per connection (`conn`, `request`). See `router` for the
+//! paths, `handlers` and `stream` for the answers.
 
 mod access;
 mod body;
+mod conn;
 mod handlers;
 mod page;
 pub mod printers;
 mod reply;
+mod request;
 mod router;
 mod stream;
 mod viewers;
 
 use crate::cameras::Cameras;
 use reply::Reply;
+use request::{Method, Request};
 use router::Route;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use tiny_http::Request;
 
-/// Stack of a request thread. Handlers run SQLite queries and, when a camera
+/// Stack of a connection thread. Handlers run SQLite queries and, when a camera
 /// URL is saved, a DNS lookup; 64 KB was enough for both in a debug build
 /// (tests/http_api.rs saves a host name), 128 KB leaves headroom. Only
 /// touched pages cost memory.
@@ -33,8 +35,12 @@ const HANDLER_STACK: usize = 128 * 1024;
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_body: usize,
-    /// Requests handled at once (each open stream counts); more get a 503.
+    /// Connections served at once (each open stream counts); more get a 503.
     pub max_handlers: usize,
+    /// How long a client may take to send its request head (and again its
+    /// body); one that is slower is closed, so idle connections cannot
+    /// hold the server's places.
+    pub head_timeout: Duration,
     /// How long a write to a client may block (a viewer that stopped
     /// reading is dropped after this).
     pub write_timeout: Duration,
@@ -47,13 +53,14 @@ impl Default for Limits {
         Limits {
             max_body: 64 * 1024,
             max_handlers: 256,
+            head_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             stop_wait: Duration::from_secs(5),
         }
     }
 }
 
-/// A running server: one accept loop, one thread per request.
+/// A running server: one accept loop, one thread per connection.
 pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -69,12 +76,12 @@ enum Phase {
 struct Shared {
     cameras: Arc<Cameras>,
     limits: Limits,
+    /// The listening address, for waking the accept loop.
+    addr: SocketAddr,
     /// Set first thing on shutdown; streams check it between frames.
     stopping: AtomicBool,
     phase: Mutex<Phase>,
     phase_changed: Condvar,
-    /// Taken on shutdown to unblock the accept loop.
-    http: Mutex<Option<Arc<tiny_http::Server>>>,
     accept: Mutex<Option<JoinHandle<()>>>,
     handlers: Handlers,
     viewers: viewers::Viewers,
@@ -101,16 +108,13 @@ impl Server {
         let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {listen}: {e}");
         let listener = TcpListener::bind(listen).map_err(|e| fail(&e))?;
         let addr = listener.local_addr().map_err(|e| fail(&e))?;
-        inherit_write_timeout(&listener, limits.write_timeout).map_err(|e| fail(&e))?;
-        let http =
-            Arc::new(tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e))?);
         let shared = Arc::new(Shared {
             cameras,
             limits,
+            addr,
             stopping: AtomicBool::new(false),
             phase: Mutex::new(Phase::Running),
             phase_changed: Condvar::new(),
-            http: Mutex::new(Some(http.clone())),
             accept: Mutex::new(None),
             handlers: Handlers::default(),
             viewers: viewers::Viewers::default(),
@@ -118,7 +122,7 @@ impl Server {
         let looping = shared.clone();
         let handle = thread::Builder::new()
             .name("http-accept".into())
-            .spawn(move || accept_loop(http, looping))
+            .spawn(move || conn::accept_loop(listener, looping))
             .map_err(|e| fail(&format!("could not start the accept thread: {e}")))?;
         *lock(&shared.accept) = Some(handle);
         log::info!("listening on http://{addr}");
@@ -131,8 +135,7 @@ impl Server {
         self.addr
     }
 
-    /// Blocks until the server stops (after `shutdown` from another thread,
-    /// or when the listener fails).
+    /// Blocks until the server stops (after `shutdown` from another thread).
     pub fn wait(&self) {
         let mut phase = lock(&self.shared.phase);
         while *phase != Phase::Stopped {
@@ -147,39 +150,36 @@ impl Server {
     /// Stops accepting, ends every stream, closes every upstream, and waits
     /// for the server's threads. Idempotent.
     pub fn shutdown(&self) {
-        self.shared.shutdown(true);
+        self.shared.shutdown();
     }
 }
 
 impl Shared {
-    /// `wait_for_other`: when another thread is already shutting down, wait
-    /// for it to finish (false from the accept thread, which that other
-    /// thread joins).
-    fn shutdown(&self, wait_for_other: bool) {
+    /// When another thread is already shutting down, waits for it to finish.
+    fn shutdown(&self) {
         {
             let mut phase = lock(&self.phase);
             loop {
                 match *phase {
                     Phase::Running => break,
-                    Phase::Stopping if wait_for_other => {
+                    Phase::Stopping => {
                         phase = self
                             .phase_changed
                             .wait(phase)
                             .unwrap_or_else(|e| e.into_inner());
                     }
-                    Phase::Stopping | Phase::Stopped => return,
+                    Phase::Stopped => return,
                 }
             }
             *phase = Phase::Stopping;
         }
         log::info!("http: shutting down");
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(http) = lock(&self.http).take() {
-            http.unblock();
-        }
         let accept = lock(&self.accept).take();
         if let Some(accept) = accept {
-            if accept.thread().id() != thread::current().id() {
+            // Joined, the listener is closed when shutdown returns. Without
+            // the wake-up the loop ends at its next connection instead.
+            if conn::wake(self.addr) {
                 let _ = accept.join();
             }
         }
@@ -188,7 +188,7 @@ impl Shared {
         let left = self.handlers.wait_idle(self.limits.stop_wait);
         if left > 0 {
             log::warn!(
-                "http: {left} request(s) still running after {:?}",
+                "http: {left} connection(s) still open after {:?}",
                 self.limits.stop_wait
             );
         }
@@ -197,48 +197,6 @@ impl Shared {
         *lock(&self.phase) = Phase::Stopped;
         self.phase_changed.notify_all();
         log::info!("http: stopped");
-    }
-}
-
-fn accept_loop(http: Arc<tiny_http::Server>, shared: Arc<Shared>) {
-    loop {
-        let request = match http.recv() {
-            Ok(request) => request,
-            Err(e) => {
-                if !shared.stopping.load(Ordering::SeqCst) {
-                    // tiny_http stops accepting after any accept error; end
-                    // cleanly so a supervisor can restart us.
-                    log::error!("http: the listener failed ({e}); stopping");
-                }
-                break;
-            }
-        };
-        if shared.stopping.load(Ordering::SeqCst) {
-            Reply::detail(503, "printcam is shutting down").send(request);
-            continue;
-        }
-        spawn_handler(&shared, request);
-    }
-    drop(http);
-    shared.shutdown(false);
-}
-
-fn spawn_handler(shared: &Arc<Shared>, request: Request) {
-    let Some(slot) = shared.handlers.enter(shared.clone()) else {
-        log_request(request.method(), request.url(), 503);
-        Reply::detail(503, "too many requests at once; try again later").send(request);
-        return;
-    };
-    let spawned = thread::Builder::new()
-        .name("http-req".into())
-        .stack_size(HANDLER_STACK)
-        .spawn(move || {
-            dispatch(&slot.0, request);
-            drop(slot);
-        });
-    if let Err(e) = spawned {
-        // The request, dropped with the closure, gets tiny_http's empty 500.
-        log::error!("http: could not start a request thread: {e}");
     }
 }
 
@@ -252,13 +210,14 @@ fn warn_if_open(token: &Option<String>, addr: SocketAddr) {
     }
 }
 
-fn dispatch(shared: &Shared, mut request: Request) {
+/// Answers one request (its body already read) on its connection.
+fn dispatch(shared: &Shared, request: &mut Request) {
     let settings = shared.cameras.settings();
     let method = request.method().clone();
     let target = request.url().to_string();
     let (path, query) = router::split_target(&target);
     let log_status = |status: u16| log_request(&method, path, status);
-    let send = |reply: Reply, request: Request| {
+    let send = |reply: Reply, request: &mut Request| {
         log_status(reply.status);
         access::with_cors(settings, reply).send(request);
     };
@@ -266,7 +225,7 @@ fn dispatch(shared: &Shared, mut request: Request) {
         return send(reply, request);
     }
     let route = router::route(&method, path);
-    if let Err(reply) = access::check(settings, &route, &request, query) {
+    if let Err(reply) = access::check(settings, &route, request, query) {
         return send(reply, request);
     }
     match route {
@@ -280,8 +239,7 @@ fn dispatch(shared: &Shared, mut request: Request) {
             log_status,
         ),
         Ok(route) => {
-            let reply =
-                handlers::handle(&shared.cameras, route, &mut request, shared.limits.max_body);
+            let reply = handlers::handle(&shared.cameras, route, request);
             send(reply, request);
         }
         Err(reply) => send(reply, request),
@@ -289,7 +247,7 @@ fn dispatch(shared: &Shared, mut request: Request) {
 }
 
 /// One line per request. Never the query string: it may carry a token.
-fn log_request(method: &tiny_http::Method, target: &str, status: u16) {
+fn log_request(method: &Method, target: &str, status: u16) {
     let (path, _) = router::split_target(target);
     let path: String = path
         .chars()
@@ -299,14 +257,14 @@ fn log_request(method: &tiny_http::Method, target: &str, status: u16) {
     log::info!("{method} {path} {status}");
 }
 
-/// Counts running request threads so shutdown can wait for them.
+/// Counts running connection threads so shutdown can wait for them.
 #[derive(Default)]
 struct Handlers {
     running: Mutex<usize>,
     finished: Condvar,
 }
 
-/// A running request's place; gives it back when dropped (also on panic).
+/// A running connection's place; gives it back when dropped (also on panic).
 struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
@@ -328,7 +286,7 @@ impl Handlers {
         Some(Slot(shared))
     }
 
-    /// Waits up to `bound` for every request to finish; returns how many remain.
+    /// Waits up to `bound` for every connection to finish; returns how many remain.
     fn wait_idle(&self, bound: Duration) -> usize {
         let deadline = Instant::now() + bound;
         let mut running = lock(&self.running);
@@ -348,23 +306,4 @@ impl Handlers {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Sets a write timeout on the listening socket. tiny_http offers no way to
-/// set it on the connections it accepts, but Linux copies it to every
-/// accepted socket, so a viewer that stops reading is dropped.
-///
-/// Not a read timeout: accept() on the listener honours SO_RCVTIMEO, and
-/// tiny_http's accept thread ends for good at its first error, so the
-/// server would stop serving after that long without a new connection.
-/// Slow or idle clients are therefore not cut off yet (see README).
-fn inherit_write_timeout(listener: &TcpListener, write: Duration) -> std::io::Result<()> {
-    use std::mem::ManuallyDrop;
-    use std::net::TcpStream;
-    use std::os::fd::{AsRawFd, FromRawFd};
-    // SAFETY: the descriptor stays open and owned by `listener` for the
-    // whole borrow; ManuallyDrop keeps this alias from closing it.
-    // SO_RCVTIMEO/SO_SNDTIMEO are plain socket options, valid on a listener.
-    let alias = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
-    alias.set_write_timeout(Some(write))
 }

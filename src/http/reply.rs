@@ -3,9 +3,10 @@
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::json::Value;
-use std::io::Cursor;
+use std::io::{self, Write};
 use std::sync::Arc;
-use tiny_http::{Header, Request, Response, StatusCode};
+
+use super::request::Request;
 
 const JSON: &str = "application/json";
 const NO_CACHE: &str = "no-cache, no-store, must-revalidate";
@@ -86,28 +87,90 @@ impl Reply {
     }
 
     /// Sends the reply; an error means the client is gone, which is its business.
-    pub fn send(self, request: Request) {
-        let mut headers = vec![
-            header("Content-Type", self.content_type),
-            header("Cache-Control", NO_CACHE),
-            header("X-Content-Type-Options", "nosniff"),
-        ];
-        headers.extend(self.headers.iter().map(|(n, v)| header(n, v)));
-        let len = self.body.len();
-        let response = Response::new(
-            StatusCode(self.status),
-            headers.into_iter().flatten().collect(),
-            Cursor::new(self.body),
-            Some(len),
-            None,
-        );
-        if let Err(e) = request.respond(response) {
+    pub fn send(self, request: &mut Request) {
+        if let Err(e) = self.write_to(request.stream()) {
             log::debug!("response not delivered: {e}");
         }
     }
+
+    /// Writes status line, headers and body; the connection closes after.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: {NO_CACHE}\r\n\
+             X-Content-Type-Options: nosniff\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type
+        );
+        // A value that could break the head (never ours) is left out.
+        let fit = |v: &String| !v.bytes().any(|b| b.is_ascii_control() && b != b'\t');
+        for (name, value) in self.headers.iter().filter(|(_, v)| fit(v)) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if self.status != 204 {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        out.write_all(head.as_bytes())?;
+        out.write_all(&self.body)?;
+        out.flush()
+    }
 }
 
-/// A header; None for a value that is not valid in a header (never ours).
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+/// The reason phrase of the statuses printcam sends.
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(reply: Reply) -> String {
+        let mut out = Vec::new();
+        reply.write_to(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn replies_carry_length_and_close() {
+        let text = wire(Reply::not_found().with_header("X-Bad", "a\r\nb".into()));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+        assert!(head.contains("\r\nContent-Type: application/json\r\n"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        assert!(head.ends_with("\r\nConnection: close"));
+        assert!(!head.contains("X-Bad"));
+        assert_eq!(body, r#"{"detail":"Not found"}"#);
+    }
+
+    #[test]
+    fn no_content_has_no_length() {
+        let text = wire(Reply::empty(204));
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(!text.contains("Content-Length"));
+        assert!(text.ends_with("Connection: close\r\n\r\n"));
+    }
 }

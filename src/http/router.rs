@@ -2,7 +2,7 @@
 //! both at the root and under `/api/v1`.
 
 use super::reply::Reply;
-use tiny_http::Method;
+use super::request::Method;
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! until the viewer leaves, the stream is stopped or printcam shuts down.
 
 use super::reply::Reply;
+use super::request::Request;
 use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::hub::{self, RecvTimeoutError};
@@ -10,7 +11,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::Request;
 
 /// How long to wait for a frame before checking for shutdown again; also
 /// how late a stream may notice that the server is stopping.
@@ -51,7 +51,7 @@ pub fn serve(
     viewers: &Viewers,
     id: i64,
     query: &str,
-    request: Request,
+    request: &mut Request,
     stopping: &AtomicBool,
     on_status: impl FnOnce(u16),
 ) {
@@ -70,7 +70,7 @@ pub fn serve(
         }
     };
     let sub = hub.subscribe(fps);
-    let mut out = request.into_writer();
+    let mut out = request.stream();
     on_status(200);
     if write_head(&mut out, settings.cors_origin.as_deref()).is_err() {
         return;
@@ -93,8 +93,7 @@ pub fn serve(
         }
     };
     if !viewer_left {
-        // tiny_http keeps a keep-alive connection open after the response;
-        // the closing delimiter tells the viewer the stream is over.
+        // The closing delimiter tells the viewer the stream is over, not cut.
         let _ = write_close_delimiter(&mut out);
     }
     log::debug!(
