@@ -237,7 +237,11 @@ pub struct MjpegReader {
 
 impl MjpegReader {
     pub fn open(addr: SocketAddr, path: &str) -> MjpegReader {
-        let mut s = connect(addr);
+        MjpegReader::request(connect(addr), path)
+    }
+
+    /// `open` on a connection made already.
+    pub fn request(mut s: TcpStream, path: &str) -> MjpegReader {
         write_request(&mut s, "GET", path, &[], None).expect("send request");
         let mut reader = BufReader::new(s);
         let (status, headers) = read_head(&mut reader).expect("stream head");
