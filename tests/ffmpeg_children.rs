@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,55 +15,12 @@ use printcam::ffmpeg::{self, Child};
 use printcam::source::Source;
 use printcam::sources::rtsp::Rtsp;
 use printcam::urlguard::Policy;
-use support::{child_pids, manifest, TestUp};
+use support::{child_pids, manifest, Fake, TestUp};
 
 /// These tests count this process's children: run them one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A per-test directory with an `ffmpeg` wrapper that runs `script` with
-/// the given environment (env vars set here would leak between tests) and
-/// FAKE_FFMPEG_ARGS pointing at `args_file()`.
-struct Fake {
-    dir: PathBuf,
-}
-
-impl Fake {
-    fn new(name: &str, script: &str, env: &[(&str, &str)]) -> Fake {
-        let dir = std::env::temp_dir().join(format!("printcam-fake-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut wrapper = format!(
-            "#!/bin/sh\nFAKE_FFMPEG_ARGS='{}'; export FAKE_FFMPEG_ARGS\n",
-            dir.join("args").display()
-        );
-        for (k, v) in env {
-            wrapper.push_str(&format!("{k}='{v}'; export {k}\n"));
-        }
-        let target = manifest(&format!("tests/fake-ffmpeg/{script}"));
-        wrapper.push_str(&format!("exec '{}' \"$@\"\n", target.display()));
-        let path = dir.join("ffmpeg");
-        std::fs::write(&path, wrapper).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Fake { dir }
-    }
-
-    fn ffmpeg(&self) -> PathBuf {
-        self.dir.join("ffmpeg")
-    }
-
-    fn args_file(&self) -> PathBuf {
-        self.dir.join("args")
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -6,7 +6,7 @@
 #[path = "fake-ffmpeg/support.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use printcam::error::Error;
 use printcam::hub::RecvTimeoutError;
 use printcam::registry::{Printer, Registry};
 use printcam::tls::cert_sha256_hex;
-use support::{child_pids, manifest, RtspServer, TlsFront};
+use support::{child_pids, Fake, RtspServer, TlsFront};
 
 const GRACE: Duration = Duration::from_millis(300);
 /// Generous: the box may be busy building other crates.
@@ -30,54 +30,14 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A per-test `ffmpeg` wrapper around tests/fake-ffmpeg/jpegs.sh that stops
-/// after `frames` frames (None: never). The environment goes in the wrapper:
-/// variables set in this process would leak between tests.
-struct Fake {
-    dir: PathBuf,
-}
-
-impl Fake {
-    fn new(name: &str, frames: Option<u32>) -> Fake {
-        let dir =
-            std::env::temp_dir().join(format!("printcam-lifecycle-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut wrapper = format!(
-            "#!/bin/sh\nFAKE_FFMPEG_ARGS='{}'; export FAKE_FFMPEG_ARGS\n",
-            dir.join("args").display()
-        );
-        if let Some(n) = frames {
-            wrapper.push_str(&format!(
-                "FAKE_FFMPEG_FRAMES={n}; export FAKE_FFMPEG_FRAMES\n"
-            ));
-        }
-        let script = manifest("tests/fake-ffmpeg/jpegs.sh");
-        wrapper.push_str(&format!("exec '{}' \"$@\"\n", script.display()));
-        let path = dir.join("ffmpeg");
-        std::fs::write(&path, wrapper).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Fake { dir }
-    }
-
-    fn ffmpeg(&self) -> PathBuf {
-        self.dir.join("ffmpeg")
-    }
-
-    /// The frame rate the latest ffmpeg was started with (`-r N`).
-    fn last_fps(&self) -> Option<u32> {
-        let args = std::fs::read_to_string(self.dir.join("args")).ok()?;
-        let mut it = args.lines();
-        it.find(|a| *a == "-r")?;
-        it.next()?.parse().ok()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A fake ffmpeg printing JPEGs, stopping after `frames` (None: never).
+fn fake(name: &str, frames: Option<u32>) -> Fake {
+    let n = frames.map(|n| n.to_string());
+    let env: Vec<(&str, &str)> = n
+        .iter()
+        .map(|n| ("FAKE_FFMPEG_FRAMES", n.as_str()))
+        .collect();
+    Fake::new(name, "jpegs.sh", &env)
 }
 
 fn cameras(ffmpeg: &Path, snapshot_timeout: Duration) -> Arc<Cameras> {
@@ -123,7 +83,7 @@ fn no_children_left() {
 #[test]
 fn ffmpeg_ends_after_the_grace_period() {
     let _serial = serial();
-    let fake = Fake::new("grace", None);
+    let fake = fake("grace", None);
     let cameras = cameras(&fake.ffmpeg(), Duration::from_secs(10));
     let id = add_rtsp_camera(&cameras);
     let hub = cameras.hub(id).unwrap();
@@ -145,7 +105,7 @@ fn ffmpeg_ends_after_the_grace_period() {
 #[test]
 fn stop_ends_ffmpeg_and_the_streams() {
     let _serial = serial();
-    let fake = Fake::new("stop", None);
+    let fake = fake("stop", None);
     let cameras = cameras(&fake.ffmpeg(), Duration::from_secs(10));
     let id = add_rtsp_camera(&cameras);
     let viewer = cameras.hub(id).unwrap().subscribe(10);
@@ -167,7 +127,7 @@ fn stop_ends_ffmpeg_and_the_streams() {
 fn a_dying_ffmpeg_is_restarted_for_viewers_and_reaped() {
     let _serial = serial();
     // Exits after 3 frames each time.
-    let fake = Fake::new("dying", Some(3));
+    let fake = fake("dying", Some(3));
     let cameras = cameras(&fake.ffmpeg(), Duration::from_secs(10));
     let id = add_rtsp_camera(&cameras);
     let hub = cameras.hub(id).unwrap();
@@ -193,7 +153,7 @@ fn a_dying_ffmpeg_is_restarted_for_viewers_and_reaped() {
 #[test]
 fn shutdown_with_a_viewer_reaps_ffmpeg_promptly() {
     let _serial = serial();
-    let fake = Fake::new("shutdown", None);
+    let fake = fake("shutdown", None);
     let cameras = cameras(&fake.ffmpeg(), Duration::from_secs(10));
     let id = add_rtsp_camera(&cameras);
     let viewer = cameras.hub(id).unwrap().subscribe(10);
@@ -361,7 +321,7 @@ fn x1c_through_cameras_with_the_certificate_pinned() {
 #[test]
 fn ffmpeg_is_restarted_for_a_faster_viewer() {
     let _serial = serial();
-    let fake = Fake::new("fps", None);
+    let fake = fake("fps", None);
     let cameras = cameras(&fake.ffmpeg(), LONG);
     let id = add_rtsp_camera(&cameras);
     let hub = cameras.hub(id).unwrap();

@@ -18,6 +18,17 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Viewer limits high enough not to matter: closed viewers the server has
+/// not noticed yet must not count against these tests, which are about
+/// leaks and bursts, not limits.
+fn unlimited_viewers() -> printcam::config::Settings {
+    printcam::config::Settings {
+        max_viewers: 10_000,
+        max_viewers_per_camera: 10_000,
+        ..test_settings()
+    }
+}
+
 fn threads() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -91,12 +102,7 @@ fn idle_connections_are_closed_after_the_head_timeout() {
 #[test]
 fn a_burst_of_viewers_all_get_a_first_frame() {
     let _turn = one_at_a_time();
-    let settings = printcam::config::Settings {
-        max_viewers: 10_000,
-        max_viewers_per_camera: 10_000,
-        ..test_settings()
-    };
-    let ts = TestServer::start_configured(settings, Limits::default());
+    let ts = TestServer::start_configured(unlimited_viewers(), Limits::default());
     // Connected in a tight loop first, so the server accepts them in a burst.
     let connections: Vec<TcpStream> = (0..40).map(|_| connect(ts.addr)).collect();
     let viewers: Vec<_> = connections
@@ -139,14 +145,7 @@ fn the_server_keeps_accepting_after_a_quiet_spell() {
 #[test]
 fn viewers_coming_and_going_leave_threads_and_fds_where_they_were() {
     let _turn = one_at_a_time();
-    // Limits high enough that closed viewers not yet noticed do not count
-    // against the 500: this test is about leaks, not limits.
-    let settings = printcam::config::Settings {
-        max_viewers: 10_000,
-        max_viewers_per_camera: 10_000,
-        ..test_settings()
-    };
-    let ts = TestServer::start_configured(settings, Limits::default());
+    let ts = TestServer::start_configured(unlimited_viewers(), Limits::default());
     let watch = |n: usize| {
         for _ in 0..n {
             let v = MjpegReader::open(ts.addr, "/printers/0/camera/stream?fps=30");

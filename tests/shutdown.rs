@@ -5,9 +5,12 @@
 
 mod support;
 
+#[path = "fake-ffmpeg/support.rs"]
+mod doubles;
 #[path = "support/served.rs"]
 mod served;
 
+use doubles::{children_of, manifest};
 use served::Served;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,10 +18,6 @@ use support::{is_jpeg, request, MjpegReader};
 
 const CODE: &str = "ACC0DE77";
 const PASSWORD: &str = "PASSW0RDX";
-
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// A temporary folder with a fake ffmpeg that streams JPEGs (jpegs.sh),
 /// except for URLs containing "fail", where it fails as refused.sh does,
@@ -51,28 +50,6 @@ impl Drop for Workdir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Pids whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // The fields after the command name, which is in parentheses.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn post(addr: std::net::SocketAddr, body: &str) -> i64 {

@@ -130,7 +130,11 @@ impl Upstream for TestUp {
 
 /// Pids of this process's children, zombies included.
 pub fn child_pids() -> Vec<u32> {
-    let me = std::process::id();
+    children_of(std::process::id())
+}
+
+/// Pids whose parent is `parent`, zombies included.
+pub fn children_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
@@ -141,7 +145,7 @@ pub fn child_pids() -> Vec<u32> {
             continue;
         };
         let ppid: Option<u32> = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if ppid == Some(me) {
+        if ppid == Some(parent) {
             pids.extend(
                 stat.split_whitespace()
                     .next()
@@ -150,6 +154,58 @@ pub fn child_pids() -> Vec<u32> {
         }
     }
     pids
+}
+
+/// A per-test directory with an `ffmpeg` wrapper that runs
+/// tests/fake-ffmpeg/`script` with the given environment (variables set in
+/// the test process would leak between tests) and FAKE_FFMPEG_ARGS pointing
+/// at `args_file()`.
+pub struct Fake {
+    dir: PathBuf,
+}
+
+impl Fake {
+    pub fn new(name: &str, script: &str, env: &[(&str, &str)]) -> Fake {
+        let dir = std::env::temp_dir().join(format!("printcam-fake-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut wrapper = format!(
+            "#!/bin/sh\nFAKE_FFMPEG_ARGS='{}'; export FAKE_FFMPEG_ARGS\n",
+            dir.join("args").display()
+        );
+        for (k, v) in env {
+            wrapper.push_str(&format!("{k}='{v}'; export {k}\n"));
+        }
+        let target = manifest(&format!("tests/fake-ffmpeg/{script}"));
+        wrapper.push_str(&format!("exec '{}' \"$@\"\n", target.display()));
+        let path = dir.join("ffmpeg");
+        std::fs::write(&path, wrapper).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Fake { dir }
+    }
+
+    pub fn ffmpeg(&self) -> PathBuf {
+        self.dir.join("ffmpeg")
+    }
+
+    pub fn args_file(&self) -> PathBuf {
+        self.dir.join("args")
+    }
+
+    /// The frame rate the latest ffmpeg was started with (`-r N`).
+    pub fn last_fps(&self) -> Option<u32> {
+        let args = std::fs::read_to_string(self.args_file()).ok()?;
+        let mut it = args.lines();
+        it.find(|a| *a == "-r")?;
+        it.next()?.parse().ok()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// GStreamer's RTSP server (tests/rtsp_server.py), stopped and reaped on drop.
