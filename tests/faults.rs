@@ -9,6 +9,8 @@ mod support;
 mod chamber_double;
 
 use chamber_double::{Double, Mode, Options, Stats};
+use std::thread;
+use std::time::{Duration, Instant};
 use support::{is_jpeg, MjpegReader, TestServer};
 
 fn endless() -> Options {
@@ -49,4 +51,29 @@ fn viewers_ride_out_five_camera_restarts_on_one_connection_each() {
         "{status}"
     );
     assert_eq!(status.get("viewers").and_then(|v| v.as_i64()), Some(3));
+}
+
+/// A viewer who closes the page while the camera is silent must not stay
+/// counted (holding a thread, a viewer slot and the hub's retries) until a
+/// frame that may never come.
+#[test]
+fn a_viewer_leaving_a_silent_camera_is_let_go() {
+    let double = Double::start(Options::new(Mode::Silent));
+    let ts = TestServer::start();
+    let body = format!(
+        r#"{{"name":"P1S","ip":"127.0.0.1","access_code":"12345678","model":"P1S","camera_port":{}}}"#,
+        double.port()
+    );
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let viewers = || ts.cameras.status(id).unwrap().map_or(0, |s| s.viewers);
+    let viewer = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
+    assert_eq!(viewers(), 1);
+    drop(viewer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while viewers() != 0 {
+        assert!(Instant::now() < deadline, "the viewer is still counted");
+        thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -7,7 +7,8 @@ use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::hub::{self, RecvTimeoutError};
 use crate::mjpeg;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,8 +88,14 @@ pub fn serve(
                 }
                 sent += 1;
             }
-            // The hub may be reconnecting to the camera: keep the viewer.
-            Err(RecvTimeoutError::Timeout) => {}
+            // The hub may be reconnecting to the camera: keep the viewer,
+            // unless it has hung up, which no write would reveal while the
+            // camera sends nothing.
+            Err(RecvTimeoutError::Timeout) => {
+                if hung_up(out) {
+                    break true;
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => break false,
         }
     };
@@ -101,6 +108,27 @@ pub fn serve(
         hub.name(),
         sub.id()
     );
+}
+
+/// Whether the viewer has closed its end, seen without blocking. Whatever
+/// it sent after its request is read and ignored: a stream takes no input.
+fn hung_up(conn: &mut TcpStream) -> bool {
+    if conn.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut scratch = [0u8; 512];
+    // Bounded, so a client that keeps sending cannot hold the thread here.
+    let mut gone = false;
+    for _ in 0..16 {
+        match conn.read(&mut scratch) {
+            Ok(0) => gone = true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => gone = e.kind() != ErrorKind::WouldBlock,
+        }
+        break;
+    }
+    gone || conn.set_nonblocking(false).is_err()
 }
 
 fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {
