@@ -21,11 +21,12 @@ pub fn render(printers: &[Printer], token: Option<&str>) -> String {
         cards.push_str(&card(p, &auth));
     }
     if printers.is_empty() {
-        cards.push_str("<p>No printers yet. Add one with <code>printcam add</code> or <code>POST /printers</code>.</p>");
+        cards.push_str("<p>No printers yet. Add one with <code>printcam printer add</code> or <code>POST /printers</code>.</p>");
     }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
          <title>printcam</title><style>{STYLE}</style></head>\
          <body><h1>printcam</h1><div class=\"grid\">{cards}</div></body></html>\n"
     )
@@ -125,5 +126,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("/printers/2/camera/snapshot?token=a%26b%22c\""));
+        // The token in the page's own address must not travel on in a Referer.
+        assert!(html.contains("<meta name=\"referrer\" content=\"no-referrer\">"));
     }
 }
