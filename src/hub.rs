@@ -141,12 +141,44 @@ impl ViewerCounters {
     }
 }
 
+/// What became of a frame the hub offered straight to a viewer's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// All of it is on its way.
+    Whole,
+    /// Nothing: the connection is busy or full; the viewer misses this frame.
+    Nothing,
+    /// Only this many bytes of its encoding; the rest is the viewer's to send.
+    Part(usize),
+    /// The viewer is gone (hung up, or stalled past its limit).
+    Gone,
+}
+
+/// A viewer's connection the hub may write frames to itself, so a viewer
+/// that keeps up costs one non-blocking write per frame and no wake-up of
+/// its own thread. Must never block.
+pub trait Sink: Send + Sync {
+    fn try_send(&self, frame: &Frame) -> Sent;
+}
+
+/// A frame for a viewer's thread to send, of which the hub may already
+/// have sent the first `written` bytes (see `Sent::Part`).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub frame: Frame,
+    pub written: usize,
+}
+
 struct Viewer {
     id: u64,
     fps: u32,
-    tx: Sender<Frame>,
+    tx: Sender<Delivery>,
     /// The hub's own end of the queue, to drop the oldest frame when full.
-    rx: Receiver<Frame>,
+    rx: Receiver<Delivery>,
+    /// Where the hub writes frames itself while `direct` holds: only while
+    /// the queue is empty, so frames stay in order.
+    sink: Option<Arc<dyn Sink>>,
+    direct: bool,
     tokens: f64,
     last_offer: Instant,
     since: Instant,
@@ -154,22 +186,32 @@ struct Viewer {
 }
 
 impl Viewer {
-    /// Queues `frame` if the viewer's fps allows it, replacing the oldest
-    /// queued frame when the viewer is behind. Never blocks.
-    fn offer(&mut self, frame: &Frame, now: Instant) {
+    /// Takes `frame` if the viewer's fps allows it: returns the sink to
+    /// write it to when the viewer is served directly, else queues it,
+    /// replacing the oldest queued frame when the viewer is behind. Never
+    /// blocks.
+    fn offer(&mut self, frame: &Frame, now: Instant) -> Option<Arc<dyn Sink>> {
         let elapsed = now.saturating_duration_since(self.last_offer).as_secs_f64();
         self.last_offer = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.fps)).min(FPS_BURST);
         if self.tokens < 1.0 {
-            return;
+            return None;
         }
         self.tokens -= 1.0;
-        if let Err(TrySendError::Full(frame)) = self.tx.try_send(frame.clone()) {
+        if self.direct {
+            return self.sink.clone();
+        }
+        let delivery = Delivery {
+            frame: frame.clone(),
+            written: 0,
+        };
+        if let Err(TrySendError::Full(delivery)) = self.tx.try_send(delivery) {
             if self.rx.try_recv().is_ok() {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = self.tx.try_send(frame);
+            let _ = self.tx.try_send(delivery);
         }
+        None
     }
 }
 
@@ -264,6 +306,16 @@ impl Hub {
 
     /// A new viewer at `fps` (clamped). The upstream starts if it is not running.
     pub fn subscribe(&self, fps: u32) -> Subscription {
+        self.subscribe_with(fps, None)
+    }
+
+    /// A new viewer whose connection the hub may write to itself once the
+    /// viewer calls `Subscription::deliver_directly`.
+    pub fn subscribe_direct(&self, fps: u32, sink: Arc<dyn Sink>) -> Subscription {
+        self.subscribe_with(fps, Some(sink))
+    }
+
+    fn subscribe_with(&self, fps: u32, sink: Option<Arc<dyn Sink>>) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
         let counters = Arc::new(ViewerCounters::default());
         let now = Instant::now();
@@ -276,6 +328,8 @@ impl Hub {
                 fps: clamp_fps(fps),
                 tx,
                 rx: rx.clone(),
+                sink,
+                direct: false,
                 tokens: FPS_BURST,
                 last_offer: now,
                 since: now,
@@ -384,6 +438,14 @@ impl Hub {
         &self.inner.name
     }
 
+    /// Lets the hub write to viewer `id`'s sink once its queue is empty.
+    fn deliver_directly(&self, id: u64) {
+        let mut st = self.inner.lock();
+        if let Some(v) = st.viewers.iter_mut().find(|v| v.id == id) {
+            v.direct = v.sink.is_some() && v.rx.is_empty();
+        }
+    }
+
     fn unsubscribe(&self, id: u64) {
         let mut st = self.inner.lock();
         st.remove_viewer(id);
@@ -405,6 +467,27 @@ fn fresh_frame(st: &State) -> Option<Frame> {
 }
 
 impl Inner {
+    /// The viewer's thread sends the rest of a frame the hub began, and
+    /// every frame after it until its queue is empty again.
+    fn hand_back(&self, id: u64, frame: Frame, written: usize) {
+        let mut st = self.lock();
+        if let Some(v) = st.viewers.iter_mut().find(|v| v.id == id) {
+            v.direct = false;
+            // Cannot be full: nothing is queued while the hub writes directly.
+            let _ = v.tx.try_send(Delivery { frame, written });
+        }
+    }
+
+    /// Ends a viewer whose sink reported it gone; its thread sees the end
+    /// of its queue.
+    fn drop_viewer(&self, id: u64) {
+        let mut st = self.lock();
+        st.remove_viewer(id);
+        st.note_consumer_left();
+        drop(st);
+        self.changed.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves counters at worst slightly
         // off; serving on beats taking every viewer of this camera down.
@@ -657,13 +740,29 @@ impl Upstream for Ctx {
         st.conn_frames += 1;
         st.frames_in += 1;
         st.upstream = Some(UpstreamState::Live);
-        for viewer in st.viewers.iter_mut() {
-            viewer.offer(&frame, now);
-        }
-        st.latest = Some(frame);
+        let direct: Vec<_> = st
+            .viewers
+            .iter_mut()
+            .filter_map(|v| Some((v.id, v.offer(&frame, now)?, v.counters.clone())))
+            .collect();
+        st.latest = Some(frame.clone());
         let keep_going = !self.inner.should_stop(&mut st, self.gen);
         drop(st);
         self.inner.changed.notify_all();
+        // Outside the lock: snapshots and new viewers need not wait for
+        // the writes. Only this thread writes to sinks, one frame at a time.
+        for (id, sink, counters) in direct {
+            match sink.try_send(&frame) {
+                Sent::Whole => {
+                    counters.out.fetch_add(1, Ordering::Relaxed);
+                }
+                Sent::Nothing => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Sent::Part(written) => self.inner.hand_back(id, frame.clone(), written),
+                Sent::Gone => self.inner.drop_viewer(id),
+            }
+        }
         keep_going
     }
 
@@ -706,16 +805,27 @@ impl Upstream for Ctx {
 pub struct Subscription {
     hub: Hub,
     id: u64,
-    rx: Receiver<Frame>,
+    rx: Receiver<Delivery>,
     counters: Arc<ViewerCounters>,
 }
 
 impl Subscription {
-    /// The next frame for this viewer; `Disconnected` once the hub ended the stream.
-    pub fn recv(&self, timeout: Duration) -> std::result::Result<Frame, RecvTimeoutError> {
-        let frame = self.rx.recv_timeout(timeout)?;
+    /// The next frame for this viewer's thread to send; `Disconnected` once
+    /// the hub ended the stream. A viewer served directly gets only the
+    /// frames the hub could not finish.
+    pub fn recv(&self, timeout: Duration) -> std::result::Result<Delivery, RecvTimeoutError> {
+        let delivery = self.rx.recv_timeout(timeout)?;
         self.counters.out.fetch_add(1, Ordering::Relaxed);
-        Ok(frame)
+        Ok(delivery)
+    }
+
+    /// From now on (once the queue is empty) the hub writes frames to this
+    /// viewer's sink itself. Call after each frame the thread sent.
+    pub fn deliver_directly(&self) {
+        if !self.rx.is_empty() {
+            return;
+        }
+        self.hub.deliver_directly(self.id);
     }
 
     pub fn id(&self) -> u64 {
@@ -873,7 +983,7 @@ mod tests {
         let reader = hub.subscribe(30);
         let mut last = 0;
         for _ in 0..40 {
-            let f = reader.recv(RECV).unwrap();
+            let f = reader.recv(RECV).unwrap().frame;
             assert!(f.seq > last);
             last = f.seq;
         }
@@ -886,7 +996,7 @@ mod tests {
             .unwrap();
         assert!(s.frames_dropped > 0, "{stats:?}");
         // What the stalled viewer finds queued is recent, not the first frames.
-        let f = stalled.recv(RECV).unwrap();
+        let f = stalled.recv(RECV).unwrap().frame;
         assert!(f.seq > 2, "seq {}", f.seq);
         hub.shutdown();
     }
@@ -927,7 +1037,7 @@ mod tests {
         let v = hub.subscribe(30);
         let mut runs_seen = std::collections::BTreeSet::new();
         while runs_seen.len() < 3 {
-            let f = v.recv(RECV).unwrap();
+            let f = v.recv(RECV).unwrap().frame;
             runs_seen.insert(f.jpeg[2]);
         }
         let stats = hub.stats();
@@ -999,6 +1109,144 @@ mod tests {
         hub.shutdown();
     }
 
+    /// A sink that answers from a script (then `Whole` forever) and
+    /// records the sequence numbers it was offered.
+    #[derive(Default)]
+    struct ScriptedSink {
+        script: Mutex<Vec<Sent>>,
+        offered: Mutex<Vec<u64>>,
+    }
+
+    impl ScriptedSink {
+        fn new(script: &[Sent]) -> Arc<ScriptedSink> {
+            let mut script = script.to_vec();
+            script.reverse();
+            Arc::new(ScriptedSink {
+                script: Mutex::new(script),
+                offered: Mutex::default(),
+            })
+        }
+
+        fn offered(&self) -> Vec<u64> {
+            self.offered.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for ScriptedSink {
+        fn try_send(&self, frame: &Frame) -> Sent {
+            self.offered.lock().unwrap().push(frame.seq);
+            self.script.lock().unwrap().pop().unwrap_or(Sent::Whole)
+        }
+    }
+
+    /// Empties the viewer's queue and hands writing to the hub, until the
+    /// hub has offered the sink a frame.
+    fn go_direct(v: &Subscription, sink: &ScriptedSink) {
+        go_direct_after(v, sink, 0);
+    }
+
+    /// Like `go_direct`, for a sink already offered `before` frames.
+    fn go_direct_after(v: &Subscription, sink: &ScriptedSink, before: usize) {
+        eventually("the hub writing to the sink", || {
+            if sink.offered().len() > before {
+                return true;
+            }
+            while v.recv(Duration::ZERO).is_ok() {}
+            v.deliver_directly();
+            std::thread::sleep(Duration::from_millis(1));
+            false
+        });
+    }
+
+    fn frames_out(hub: &Hub) -> u64 {
+        hub.stats().frames_out
+    }
+
+    #[test]
+    fn a_direct_viewer_is_written_by_the_hub_once_it_asks() {
+        let source = Arc::new(TestSource::new(5));
+        let hub = hub(&source, 0);
+        let sink = ScriptedSink::new(&[]);
+        let v = hub.subscribe_direct(30, sink.clone());
+        // Until the viewer has written its response head, frames queue.
+        let first = v.recv(RECV).unwrap();
+        assert_eq!(first.written, 0);
+        assert!(sink.offered().is_empty());
+        go_direct(&v, &sink);
+        eventually("frames written by the hub", || sink.offered().len() >= 5);
+        assert_eq!(
+            v.recv(Duration::from_millis(50)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        let seqs = sink.offered();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        eventually("direct frames counted", || frames_out(&hub) >= 6);
+        hub.shutdown();
+    }
+
+    #[test]
+    fn a_partly_written_frame_goes_back_to_the_viewer_in_order() {
+        let source = Arc::new(TestSource::new(5));
+        let hub = hub(&source, 0);
+        let sink = ScriptedSink::new(&[Sent::Whole, Sent::Part(7)]);
+        let v = hub.subscribe_direct(30, sink.clone());
+        v.recv(RECV).unwrap();
+        go_direct(&v, &sink);
+        let rest = v.recv(RECV).unwrap();
+        assert_eq!(rest.written, 7);
+        let offered = sink.offered();
+        assert_eq!(offered.len(), 2, "{offered:?}");
+        assert_eq!(rest.frame.seq, offered[1]);
+        // Later frames queue for the viewer's thread, which is now behind.
+        let next = v.recv(RECV).unwrap();
+        assert_eq!(next.written, 0);
+        assert!(next.frame.seq > rest.frame.seq);
+        assert_eq!(sink.offered().len(), 2);
+        // Caught up, it hands writing back to the hub.
+        go_direct_after(&v, &sink, 2);
+        hub.shutdown();
+    }
+
+    #[test]
+    fn a_frame_the_sink_cannot_take_is_counted_dropped() {
+        let source = Arc::new(TestSource::new(5));
+        let hub = hub(&source, 0);
+        let sink = ScriptedSink::new(&[Sent::Nothing, Sent::Nothing]);
+        let v = hub.subscribe_direct(30, sink.clone());
+        v.recv(RECV).unwrap();
+        go_direct(&v, &sink);
+        eventually("two drops", || hub.stats().frames_dropped >= 2);
+        assert_eq!(
+            v.recv(Duration::from_millis(50)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        hub.shutdown();
+    }
+
+    #[test]
+    fn a_gone_sink_ends_the_viewer_and_lets_the_upstream_close() {
+        let source = Arc::new(TestSource::new(5));
+        let hub = hub(&source, 0);
+        let sink = ScriptedSink::new(&[Sent::Gone]);
+        let v = hub.subscribe_direct(30, sink.clone());
+        v.recv(RECV).unwrap();
+        go_direct(&v, &sink);
+        let deadline = Instant::now() + RECV;
+        loop {
+            match v.recv(RECV) {
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("the viewer was not ended"),
+                Ok(_) => assert!(Instant::now() < deadline, "the viewer was not ended"),
+            }
+        }
+        assert_eq!(hub.stats().viewers, 0);
+        eventually("the upstream closes", || {
+            source.active.load(Ordering::SeqCst) == 0
+        });
+        drop(v);
+        hub.shutdown();
+    }
+
     #[test]
     fn fps_cap_is_a_token_bucket() {
         let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
@@ -1008,6 +1256,8 @@ mod tests {
             fps: 10,
             tx,
             rx: rx.clone(),
+            sink: None,
+            direct: false,
             tokens: FPS_BURST,
             last_offer: start,
             since: start,

@@ -14,19 +14,38 @@ pub fn part_header(len: usize) -> String {
     format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len}\r\n\r\n")
 }
 
-/// Writes one complete part (headers, JPEG, trailing CRLF) and flushes, so
-/// the viewer sees the frame now rather than when a buffer fills. On a
-/// socket the three pieces go out in one writev: one trip through the TCP
-/// stack and one wake-up of the viewer per frame instead of three.
-pub fn write_part<W: Write + ?Sized>(w: &mut W, jpeg: &[u8]) -> io::Result<()> {
+/// Calls `f` with one part (headers, JPEG, trailing CRLF) as three slices,
+/// so it can go out in one writev: one trip through the TCP stack and one
+/// wake-up of the viewer per frame instead of three.
+pub fn with_part<R>(jpeg: &[u8], f: impl FnOnce(&mut [IoSlice<'_>]) -> R) -> R {
     let header = part_header(jpeg.len());
     let mut pieces = [
         IoSlice::new(header.as_bytes()),
         IoSlice::new(jpeg),
         IoSlice::new(b"\r\n"),
     ];
-    write_all_vectored(w, &mut pieces)?;
-    w.flush()
+    f(&mut pieces)
+}
+
+/// Writes one complete part and flushes, so the viewer sees the frame now
+/// rather than when a buffer fills.
+pub fn write_part<W: Write + ?Sized>(w: &mut W, jpeg: &[u8]) -> io::Result<()> {
+    write_part_from(w, jpeg, 0)
+}
+
+/// Writes the part of `jpeg` except its first `skip` bytes, which were
+/// already sent (by a non-blocking write that could not take all of it).
+pub fn write_part_from<W: Write + ?Sized>(w: &mut W, jpeg: &[u8], skip: usize) -> io::Result<()> {
+    with_part(jpeg, |pieces| {
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        if skip >= total {
+            return Ok(());
+        }
+        let mut rest = pieces;
+        IoSlice::advance_slices(&mut rest, skip);
+        write_all_vectored(w, rest)?;
+        w.flush()
+    })
 }
 
 /// `Write::write_all_vectored`, which is not stable yet.
@@ -99,6 +118,18 @@ mod tests {
             write_part(&mut t, &jpeg).unwrap();
             assert_eq!(t.out, whole, "limit {limit}");
             assert!(t.calls >= whole.len() / limit);
+        }
+    }
+
+    #[test]
+    fn the_rest_of_a_part_completes_it_from_any_point() {
+        let jpeg = [0xFF, 0xD8, 0x01, 0x02, 0xFF, 0xD9];
+        let mut whole = Vec::new();
+        write_part(&mut whole, &jpeg).unwrap();
+        for skip in 0..=whole.len() + 1 {
+            let mut rest = Vec::new();
+            write_part_from(&mut rest, &jpeg, skip).unwrap();
+            assert_eq!(rest, whole[skip.min(whole.len())..], "skip {skip}");
         }
     }
 

@@ -84,7 +84,7 @@ fn viewers_and_snapshots_share_one_printer_connection() {
         .collect();
     for viewer in &viewers {
         for _ in 0..3 {
-            let frame = viewer.recv(LONG).expect("a viewer got no frame");
+            let frame = viewer.recv(LONG).expect("a viewer got no frame").frame;
             assert!(printcam::jpeg::resolution(&frame.jpeg).is_some());
         }
     }
@@ -142,7 +142,7 @@ fn viewers_keep_their_stream_across_a_reconnect() {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match viewer.recv(left) {
-                Ok(frame) if frame.seq >= 2 => break,
+                Ok(d) if d.frame.seq >= 2 => break,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => panic!("no frame after the reconnect"),
                 Err(RecvTimeoutError::Disconnected) => panic!("the viewer was dropped"),

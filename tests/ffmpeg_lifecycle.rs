@@ -138,7 +138,7 @@ fn a_dying_ffmpeg_is_restarted_for_viewers_and_reaped() {
     loop {
         most_children = most_children.max(child_pids().len());
         match viewer.recv(Duration::from_millis(200)) {
-            Ok(frame) if frame.seq >= 5 => break,
+            Ok(d) if d.frame.seq >= 5 => break,
             Err(RecvTimeoutError::Disconnected) => panic!("the viewer was dropped"),
             _ => assert!(Instant::now() < deadline, "ffmpeg was not restarted"),
         }
@@ -268,7 +268,7 @@ fn x1c_through_cameras_with_the_certificate_pinned() {
     let hub = cameras.hub(id).unwrap();
     let viewer = hub.subscribe(10);
     for _ in 0..3 {
-        let frame = viewer.recv(LONG).expect("no frame from the X1C");
+        let frame = viewer.recv(LONG).expect("no frame from the X1C").frame;
         assert_eq!(printcam::jpeg::resolution(&frame.jpeg), Some((640, 360)));
     }
     let snapshot = cameras.snapshot(id).unwrap();

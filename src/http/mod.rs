@@ -6,6 +6,7 @@ mod access;
 mod body;
 mod conn;
 mod handlers;
+mod nonblocking;
 mod page;
 pub mod printers;
 mod reply;

@@ -1,17 +1,19 @@
 //! The MJPEG stream: one multipart part per frame on the raw connection
 //! until the viewer leaves, the stream is stopped or printcam shuts down.
 
+use super::nonblocking;
 use super::reply::Reply;
 use super::request::Request;
 use super::viewers::Viewers;
 use crate::cameras::Cameras;
-use crate::hub::{self, RecvTimeoutError};
+use crate::frame::Frame;
+use crate::hub::{self, Delivery, RecvTimeoutError, Sent, Sink};
 use crate::mjpeg;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// How long to wait for a frame before checking for shutdown again; also
 /// how late a stream may notice that the server is stopping.
@@ -70,23 +72,32 @@ pub fn serve(
             return;
         }
     };
-    let sub = hub.subscribe(fps);
-    let mut out = request.stream();
+    let out = request.stream();
+    let sink = match out.try_clone() {
+        Ok(conn) => Arc::new(ViewerSink::new(conn, settings.write_timeout)),
+        Err(e) => {
+            log::warn!("{}: cannot serve a viewer: {e}", hub.name());
+            on_status(503);
+            Reply::detail(503, "cannot serve the stream now; try again").send(request);
+            return;
+        }
+    };
+    let sub = hub.subscribe_direct(fps, sink.clone());
     on_status(200);
-    if write_head(&mut out, settings.cors_origin.as_deref()).is_err() {
+    if write_head(&mut &*out, settings.cors_origin.as_deref()).is_err() {
         return;
     }
-    let mut sent = 0u64;
+    sub.deliver_directly();
     let viewer_left = loop {
         if stopping.load(Ordering::Relaxed) {
             break false;
         }
         match sub.recv(POLL) {
-            Ok(frame) => {
-                if mjpeg::write_part(&mut out, &frame.jpeg).is_err() {
+            Ok(delivery) => {
+                if sink.finish(&delivery).is_err() {
                     break true;
                 }
-                sent += 1;
+                sub.deliver_directly();
             }
             // The hub may be reconnecting to the camera: keep the viewer,
             // unless it has hung up, which no write would reveal while the
@@ -96,39 +107,117 @@ pub fn serve(
                     break true;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break false,
+            Err(RecvTimeoutError::Disconnected) => break sink.is_gone(),
         }
     };
     if !viewer_left {
         // The closing delimiter tells the viewer the stream is over, not cut.
-        let _ = write_close_delimiter(&mut out);
+        let _ = sink.close();
     }
-    log::debug!(
-        "{}: viewer {} done after {sent} frames",
-        hub.name(),
-        sub.id()
-    );
+    log::debug!("{}: viewer {} done", hub.name(), sub.id());
+}
+
+/// A viewer's connection, written by the hub while the viewer keeps up and
+/// by the viewer's own thread otherwise; the lock keeps their parts whole.
+struct ViewerSink {
+    conn: Mutex<Conn>,
+    /// How long the connection may take nothing before the viewer is dropped.
+    stall_limit: Duration,
+    gone: AtomicBool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    stalled_since: Option<Instant>,
+}
+
+impl ViewerSink {
+    fn new(stream: TcpStream, stall_limit: Duration) -> ViewerSink {
+        ViewerSink {
+            conn: Mutex::new(Conn {
+                stream,
+                stalled_since: None,
+            }),
+            stall_limit,
+            gone: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what the hub did not, waiting as long as the socket's write
+    /// timeout allows.
+    fn finish(&self, delivery: &Delivery) -> io::Result<()> {
+        let conn = self.lock();
+        mjpeg::write_part_from(&mut &conn.stream, &delivery.frame.jpeg, delivery.written)
+    }
+
+    fn close(&self) -> io::Result<()> {
+        let conn = self.lock();
+        write_close_delimiter(&mut &conn.stream)
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    fn stalled(&self, conn: &mut Conn) -> Sent {
+        let since = *conn.stalled_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.stall_limit {
+            return Sent::Nothing;
+        }
+        self.gone.store(true, Ordering::Relaxed);
+        Sent::Gone
+    }
+}
+
+impl Sink for ViewerSink {
+    fn try_send(&self, frame: &Frame) -> Sent {
+        // Held only while the viewer's own thread writes: it is behind, and
+        // this frame is one it misses.
+        let Ok(mut conn) = self.conn.try_lock() else {
+            return Sent::Nothing;
+        };
+        let (result, total) = mjpeg::with_part(&frame.jpeg, |pieces| {
+            let total: usize = pieces.iter().map(|p| p.len()).sum();
+            (nonblocking::send(&conn.stream, pieces), total)
+        });
+        match result {
+            Ok(0) => self.stalled(&mut conn),
+            Ok(n) => {
+                conn.stalled_since = None;
+                if n < total {
+                    Sent::Part(n)
+                } else {
+                    Sent::Whole
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.stalled(&mut conn),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Sent::Nothing,
+            Err(_) => {
+                self.gone.store(true, Ordering::Relaxed);
+                Sent::Gone
+            }
+        }
+    }
 }
 
 /// Whether the viewer has closed its end, seen without blocking. Whatever
 /// it sent after its request is read and ignored: a stream takes no input.
-fn hung_up(conn: &mut TcpStream) -> bool {
-    if conn.set_nonblocking(true).is_err() {
-        return true;
-    }
+fn hung_up(conn: &TcpStream) -> bool {
     let mut scratch = [0u8; 512];
     // Bounded, so a client that keeps sending cannot hold the thread here.
-    let mut gone = false;
     for _ in 0..16 {
-        match conn.read(&mut scratch) {
-            Ok(0) => gone = true,
+        match nonblocking::recv(conn, &mut scratch) {
+            Ok(0) => return true,
             Ok(_) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => gone = e.kind() != ErrorKind::WouldBlock,
+            Err(e) => return e.kind() != ErrorKind::WouldBlock,
         }
-        break;
     }
-    gone || conn.set_nonblocking(false).is_err()
+    false
 }
 
 fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {

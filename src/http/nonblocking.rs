@@ -1,0 +1,98 @@
+//! Socket calls that never wait, whatever mode the socket is in: the hub
+//! writes to viewers' sockets while their own threads may block on them.
+
+use std::io::{self, IoSlice};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+/// Sends what the socket takes now of `bufs`; `WouldBlock` when nothing.
+/// A peer that has gone is an error, never a SIGPIPE.
+pub fn send(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: msg points at `bufs`, which outlive the call; the fd is open.
+    let n = unsafe { libc::sendmsg(stream.as_raw_fd(), &msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Receives what has arrived into `buf`: `Ok(0)` when the peer has closed
+/// its end, `WouldBlock` when nothing is there.
+pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes of writes; the fd is open.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{ErrorKind, Read};
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn send_never_waits_and_fills_the_socket() {
+        let (client, server) = pair();
+        let block = vec![7u8; 1 << 20];
+        let mut sent = 0;
+        let err = loop {
+            match send(&server, &[IoSlice::new(&block)]) {
+                Ok(n) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(sent < 1 << 30, "a socket nobody reads took 1 GB");
+        };
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        assert!(sent > 0);
+        drop(client);
+    }
+
+    #[test]
+    fn send_to_a_closed_peer_is_an_error_not_a_signal() {
+        let (client, server) = pair();
+        drop(client);
+        let data = [1u8; 4096];
+        let failed = (0..100).any(|_| send(&server, &[IoSlice::new(&data)]).is_err());
+        assert!(failed);
+    }
+
+    #[test]
+    fn recv_tells_nothing_yet_from_closed() {
+        let (client, server) = pair();
+        let mut buf = [0u8; 16];
+        let e = recv(&server, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        drop(client);
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // Wait until the FIN is there, then recv must see it without waiting.
+        let mut peek = [0u8; 1];
+        assert_eq!(server.peek(&mut peek).unwrap(), 0);
+        assert_eq!(recv(&server, &mut buf).unwrap(), 0);
+        let _ = (&server).read(&mut buf);
+    }
+}
