@@ -129,6 +129,10 @@ struct ViewerSink {
 struct Conn {
     stream: TcpStream,
     stalled_since: Option<Instant>,
+    /// The hub sent part of a frame whose rest is the thread's to send.
+    owing: bool,
+    /// The closing delimiter is out: nothing may follow it.
+    closed: bool,
 }
 
 impl ViewerSink {
@@ -137,6 +141,8 @@ impl ViewerSink {
             conn: Mutex::new(Conn {
                 stream,
                 stalled_since: None,
+                owing: false,
+                closed: false,
             }),
             stall_limit,
             gone: AtomicBool::new(false),
@@ -150,12 +156,21 @@ impl ViewerSink {
     /// Sends what the hub did not, waiting as long as the socket's write
     /// timeout allows.
     fn finish(&self, delivery: &Delivery) -> io::Result<()> {
-        let conn = self.lock();
-        mjpeg::write_part_from(&mut &conn.stream, &delivery.frame.jpeg, delivery.written)
+        let mut conn = self.lock();
+        mjpeg::write_part_from(&mut &conn.stream, &delivery.frame.jpeg, delivery.written)?;
+        conn.owing = false;
+        Ok(())
     }
 
+    /// Ends the stream with the closing delimiter, unless a frame was cut
+    /// short (the hub ended the viewer between its part and the rest): a
+    /// delimiter inside a JPEG would only garble it.
     fn close(&self) -> io::Result<()> {
-        let conn = self.lock();
+        let mut conn = self.lock();
+        conn.closed = true;
+        if conn.owing {
+            return Ok(());
+        }
         write_close_delimiter(&mut &conn.stream)
     }
 
@@ -180,6 +195,9 @@ impl Sink for ViewerSink {
         let Ok(mut conn) = self.conn.try_lock() else {
             return Sent::Nothing;
         };
+        if conn.closed {
+            return Sent::Gone;
+        }
         let (result, total) = mjpeg::with_part(&frame.jpeg, |pieces| {
             let total: usize = pieces.iter().map(|p| p.len()).sum();
             (nonblocking::send(&conn.stream, pieces), total)
@@ -189,6 +207,7 @@ impl Sink for ViewerSink {
             Ok(n) => {
                 conn.stalled_since = None;
                 if n < total {
+                    conn.owing = true;
                     Sent::Part(n)
                 } else {
                     Sent::Whole
@@ -247,6 +266,126 @@ fn write_head(out: &mut dyn Write, cors_origin: Option<&str>) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (client, server)
+    }
+
+    fn frame(len: usize) -> Frame {
+        let mut jpeg = vec![0x55u8; len];
+        jpeg[..2].copy_from_slice(&[0xFF, 0xD8]);
+        jpeg[len - 2..].copy_from_slice(&[0xFF, 0xD9]);
+        Frame {
+            jpeg: Arc::from(jpeg),
+            seq: 1,
+            received: Instant::now(),
+        }
+    }
+
+    fn part_bytes(f: &Frame) -> Vec<u8> {
+        let mut v = Vec::new();
+        mjpeg::write_part(&mut v, &f.jpeg).unwrap();
+        v
+    }
+
+    #[test]
+    fn a_sink_sends_whole_parts_then_the_delimiter() {
+        let (mut client, server) = pair();
+        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        let f = frame(1000);
+        assert_eq!(sink.try_send(&f), Sent::Whole);
+        sink.close().unwrap();
+        // Nothing follows the delimiter.
+        assert_eq!(sink.try_send(&f), Sent::Gone);
+        drop(sink);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        let mut want = part_bytes(&f);
+        want.extend_from_slice(b"--frame--\r\n");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_sink_nobody_reads_fills_then_stalls_out() {
+        let (client, server) = pair();
+        let sink = ViewerSink::new(server, Duration::from_millis(200));
+        let f = frame(256 * 1024);
+        let mut outcomes = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let sent = sink.try_send(&f);
+            outcomes.push(sent);
+            if sent == Sent::Gone {
+                break;
+            }
+            if let Sent::Part(_) = sent {
+                // What the viewer's thread would do: it cannot, so the
+                // sink stays owed and busy for the hub.
+                assert!(sink.lock().owing);
+            }
+            assert!(Instant::now() < deadline, "never stalled out: {outcomes:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(outcomes.contains(&Sent::Nothing), "{outcomes:?}");
+        assert!(sink.is_gone());
+        drop(client);
+    }
+
+    #[test]
+    fn a_cut_frame_gets_no_delimiter() {
+        let (mut client, server) = pair();
+        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        sink.lock().owing = true;
+        sink.close().unwrap();
+        drop(sink);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn the_viewers_thread_finishes_what_the_hub_began() {
+        let (mut client, server) = pair();
+        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        let f = frame(5000);
+        let whole = part_bytes(&f);
+        // As if the hub's write had stopped after 100 bytes.
+        (&sink.lock().stream).write_all(&whole[..100]).unwrap();
+        sink.lock().owing = true;
+        let delivery = Delivery {
+            frame: f,
+            written: 100,
+        };
+        sink.finish(&delivery).unwrap();
+        assert!(!sink.lock().owing);
+        sink.close().unwrap();
+        drop(sink);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert!(got.starts_with(&whole));
+        assert!(got.ends_with(b"--frame--\r\n"));
+    }
+
+    #[test]
+    fn a_viewer_that_hung_up_is_seen_without_waiting() {
+        let (client, server) = pair();
+        assert!(!hung_up(&server));
+        (&client).write_all(b"ignored input").unwrap();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !hung_up(&server) {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     fn fps(q: &str) -> Result<u32, u16> {
         parse_fps(q).map_err(|r| r.status)
