@@ -40,18 +40,22 @@ pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// A connected (client, server) pair on loopback, for tests; the client's
+/// reads give up after 5 s.
+#[cfg(test)]
+pub(super) fn pair() -> (TcpStream, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let timeout = Some(std::time::Duration::from_secs(5));
+    client.set_read_timeout(timeout).unwrap();
+    (client, server)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{ErrorKind, Read};
-    use std::net::TcpListener;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    }
 
     #[test]
     fn send_never_waits_and_fills_the_socket() {

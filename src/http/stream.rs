@@ -265,19 +265,9 @@ fn write_head(out: &mut dyn Write, cors_origin: Option<&str>) -> std::io::Result
 
 #[cfg(test)]
 mod tests {
+    use super::nonblocking::pair;
     use super::*;
     use std::io::Read;
-    use std::net::TcpListener;
-
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        (client, server)
-    }
 
     fn frame(len: usize) -> Frame {
         let mut jpeg = vec![0x55u8; len];
