@@ -10,7 +10,7 @@
 //!
 //! SECONDS (or `BENCH_SECS`) is the measuring window per viewer count,
 //! default 20, after a 3 s warm-up. `PRINTCAM_BIN` names another binary.
-//! The table is printed and written to bench/results.txt.
+//! The table is printed and written to bench/results.txt (or `BENCH_OUT`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -61,9 +61,11 @@ fn run() -> Res<()> {
     } else {
         eprintln!("bench: printcam's logs are kept in {}", work.display());
     }
-    let report = render(&result?, secs);
+    let report = render(&result?, secs, &bin);
     print!("{report}");
-    let out = root.join("bench/results.txt");
+    let out = std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("bench/results.txt"));
     std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("bench: written to {}", out.display());
     Ok(())
@@ -826,14 +828,17 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn render(r: &Results, secs: u64) -> String {
+fn render(r: &Results, secs: u64, bin: &Path) -> String {
     let mut out = String::new();
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let size = std::fs::metadata(bin).map_or(0, |m| m.len());
+    let path = bin.to_string_lossy();
     out += &format!(
-        "printcam benchmark, {}\nmachine: {} ({}), nproc {cores}\n",
+        "printcam benchmark, {}\nmachine: {} ({}), nproc {cores}\nbinary: {path}, {size} bytes, {}\n",
         command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         command_line("uname", &["-m"]),
         command_line("uname", &["-sr"]),
+        command_line("file", &["-b", &path]),
     );
     out += &format!(
         "camera: 1280x720 JPEG ({} KB) multipart at {CAMERA_FPS} fps on loopback; viewers ask fps={CAMERA_FPS};\n\
