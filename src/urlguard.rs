@@ -142,6 +142,11 @@ fn parse(raw: &str) -> Result<Url, String> {
         url::ParseError::RelativeUrlWithoutBase => {
             "not a valid URL: it must start with http://, https://, rtsp:// or rtsps://".to_owned()
         }
+        // printcam's url has no Unicode tables (Cargo.toml, idna_adapter):
+        // it takes ASCII host names only, and says so.
+        url::ParseError::IdnaError => "not a valid URL: the host name must be ASCII; write an \
+             international name in its xn-- (Punycode) form, or use the IP address"
+            .to_owned(),
         // ParseError's messages never quote the input, so never a password.
         e => format!("not a valid URL: {e}"),
     })?;
@@ -425,6 +430,18 @@ mod tests {
     }
 
     #[test]
+    fn host_names_are_ascii_only_and_punycode_passes() {
+        // No Unicode tables in this build (Cargo.toml, idna_adapter).
+        let e = refused("http://kamera-küche.lan/video", LOOPBACK_OK);
+        assert!(e.contains("must be ASCII") && e.contains("xn--"), "{e}");
+        let url = check_text("http://xn--kamera-kche-jlb.lan/video", LOOPBACK_OK).unwrap();
+        assert_eq!(url.host_str(), Some("xn--kamera-kche-jlb.lan"));
+        // ASCII names are still lower-cased, as a resolver would see them.
+        let url = check_text("http://Cam.LAN/", LOOPBACK_OK).unwrap();
+        assert_eq!(url.host_str(), Some("cam.lan"));
+    }
+
+    #[test]
     fn refuses_other_schemes() {
         for (raw, scheme) in [
             ("file:///etc/passwd", "file"),
@@ -478,7 +495,9 @@ mod tests {
 
     #[test]
     fn refuses_encoded_loopback_hosts() {
-        // The url crate decodes and IDNA-maps http hosts; rtsp hosts keep
+        // The url crate decodes http hosts; with no IDNA tables in this
+        // build (Cargo.toml, idna_adapter) it refuses non-ASCII ones such as
+        // fullwidth digits instead of mapping them to ASCII. rtsp hosts keep
         // their escapes (non-ASCII is escaped), which are refused outright.
         for raw in [
             "http://%31%32%37.0.0.1/",
@@ -488,7 +507,9 @@ mod tests {
         ] {
             let e = refused(raw, STRICT);
             assert!(
-                e.contains("loopback") || e.contains("percent-encoded"),
+                e.contains("loopback")
+                    || e.contains("percent-encoded")
+                    || e.contains("must be ASCII"),
                 "{raw}: {e}"
             );
         }
