@@ -397,9 +397,10 @@ pub const NO_PUBLIC_ROOTS: &str = "https cameras need a printcam built with the 
 /// links everything it lists, wanted or not (see README, "Sizes"):
 ///
 /// - AES-GCM suites only: TLS 1.3 requires every server to offer
-///   TLS_AES_128_GCM_SHA256, and TLS 1.2 servers (the P1/A1 camera among them)
-///   offer ECDHE with AES-GCM; the ChaCha20-Poly1305 suites were ~60 KB of
-///   code for x86_64 alone.
+///   TLS_AES_128_GCM_SHA256; a TLS 1.2 server (the P1/A1 camera speaks
+///   TLS 1.2) that offers ChaCha20-Poly1305 but no AES-GCM would now be
+///   refused, and none is known. The ChaCha20-Poly1305 suites were ~60 KB
+///   of code for x86_64 alone.
 /// - No client keys: `key_provider` refuses every key, so ring's RSA and
 ///   ECDSA signing code stays out (~50 KB).
 /// - The same key exchanges (X25519, P-256, P-384) and the same signature
