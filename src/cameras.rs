@@ -383,6 +383,12 @@ fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
                     }
                 )));
             }
+            if scheme == "https" && !crate::tls::public_roots_available() {
+                return Err(Error::Invalid(format!(
+                    "camera url refused: {}",
+                    crate::tls::NO_PUBLIC_ROOTS
+                )));
+            }
             Ok(())
         }
     }

@@ -879,12 +879,6 @@ fn cameras(opts: &Overrides, ctx: &Context, create: bool) -> Result<Arc<Cameras>
     Ok(Cameras::new(Arc::new(registry), s))
 }
 
-fn init_logging(default_filter: &str) {
-    let env = env_logger::Env::default().default_filter_or(default_filter);
-    // Already initialised (a second command in one process) is fine.
-    let _ = env_logger::Builder::from_env(env).try_init();
-}
-
 fn usb_cameras_now(out: &mut dyn Write) -> Result<(), CliError> {
     let cams = crate::ffmpeg::list_usb_cameras();
     let written = if cams.is_empty() {
@@ -906,7 +900,7 @@ fn usb_cameras_now(out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(), CliError> {
-    init_logging("info");
+    crate::logging::init("info");
     // Before any thread starts, so every thread inherits the blocked mask
     // and only the signal thread receives SIGTERM/SIGINT.
     crate::signals::block_stop_signals()
@@ -957,7 +951,7 @@ fn snapshot_now(
         return Err(Topic::Snapshot
             .usage("refusing to write a JPEG to a terminal: give -o FILE or redirect stdout"));
     }
-    init_logging("error");
+    crate::logging::init("error");
     let cameras = cameras(opts, ctx, false)?;
     let frame = cameras.snapshot(id);
     cameras.shutdown();
@@ -998,7 +992,7 @@ fn test_now(
     id: i64,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    init_logging("error");
+    crate::logging::init("error");
     let cameras = cameras(opts, ctx, false)?;
     let result = cameras.test(id);
     cameras.shutdown();

@@ -21,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod jpeg;
 pub mod json;
+pub mod logging;
 pub mod mjpeg;
 pub mod redact;
 pub mod registry;

@@ -495,6 +495,33 @@ mod tests {
         }
     }
 
+    /// `.cargo/config.toml` (and the OpenWrt Makefile) build the bundled
+    /// SQLite without what printcam does not use; everything printcam does
+    /// use is exercised by the other tests here.
+    #[cfg(feature = "bundled-sqlite")]
+    #[test]
+    fn bundled_sqlite_leaves_out_what_printcam_does_not_use() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for omitted in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "OMIT_DEPRECATED"] {
+            assert!(
+                options.iter().any(|o| o == omitted),
+                "{omitted}: {options:?}"
+            );
+        }
+        for gone in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_STAT4"] {
+            assert!(
+                !options.iter().any(|o| o.starts_with(gone)),
+                "{gone}: {options:?}"
+            );
+        }
+    }
+
     #[test]
     fn round_trip_every_field_some_and_none() {
         let reg = Registry::open_in_memory().unwrap();

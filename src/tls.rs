@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::crypto::{
+    CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::SigningKey;
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError,
     SignatureScheme, StreamOwned,
@@ -363,15 +367,144 @@ pub fn client_config(expected_pin: Option<String>) -> (Arc<ClientConfig>, Arc<Pi
         expected: expected_pin,
         recorder: Arc::clone(&recorder),
     });
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            // Cannot fail: ring's default provider supports both default versions.
-            .expect("ring provider supports TLS 1.2 and 1.3")
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+    let config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        // Cannot fail: the provider has TLS 1.2 and 1.3 suites and key exchanges.
+        .expect("printcam's provider supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     (Arc::new(config), recorder)
+}
+
+/// Whether this build has the public CA certificates that https cameras are
+/// checked against (the `webpki-roots` cargo feature).
+pub fn public_roots_available() -> bool {
+    cfg!(feature = "webpki-roots")
+}
+
+/// Why a build without the `webpki-roots` feature refuses https cameras.
+pub const NO_PUBLIC_ROOTS: &str = "https cameras need a printcam built with the \
+     `webpki-roots` cargo feature (the public CA certificates that check the camera's \
+     certificate), and this build has none: use the camera's http:// URL, or rebuild \
+     printcam with `--features webpki-roots`";
+
+/// The rustls crypto provider for every TLS connection printcam makes
+/// (printers, rtsps cameras, https cameras): ring's, less what a client that
+/// never presents a certificate of its own and talks to AES-capable servers
+/// does not use. Built here rather than taken from
+/// `rustls::crypto::ring::default_provider()` because naming that function
+/// links everything it lists, wanted or not (see README, "Sizes"):
+///
+/// - AES-GCM suites only: TLS 1.3 requires every server to offer
+///   TLS_AES_128_GCM_SHA256; a TLS 1.2 server (the P1/A1 camera speaks
+///   TLS 1.2) that offers ChaCha20-Poly1305 but no AES-GCM would now be
+///   refused, and none is known. The ChaCha20-Poly1305 suites were ~60 KB
+///   of code for x86_64 alone.
+/// - No client keys: `key_provider` refuses every key, so ring's RSA and
+///   ECDSA signing code stays out (~50 KB).
+/// - The same key exchanges (X25519, P-256, P-384) and the same signature
+///   checks as ring's default provider.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
+        secure_random: &SystemRng,
+        key_provider: &NoClientKeys,
+    })
+}
+
+/// ring's signature checks for certificate chains and handshakes, as in
+/// rustls's ring provider (which does not export its table). Printers'
+/// handshakes are checked by `verify_signature` instead; this is what the
+/// https cameras' chain check (ureq, with webpki-roots) uses.
+static SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = {
+    use webpki::ring as alg;
+    use SignatureScheme as S;
+    WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::ED25519,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+            alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            // TLS 1.2 does not tie an ECDSA scheme to a curve; TLS 1.3 does,
+            // and rustls checks that itself.
+            (
+                S::ECDSA_NISTP384_SHA384,
+                &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+            ),
+            (
+                S::ECDSA_NISTP256_SHA256,
+                &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+            ),
+            (S::ED25519, &[alg::ED25519]),
+            (
+                S::RSA_PSS_SHA512,
+                &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA384,
+                &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA256,
+                &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (S::RSA_PKCS1_SHA512, &[alg::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[alg::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
+/// Randomness for TLS from the operating system, as ring's provider does.
+#[derive(Debug)]
+struct SystemRng;
+
+impl SecureRandom for SystemRng {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| GetRandomFailed)
+    }
+}
+
+/// printcam never authenticates itself with a certificate, so it loads no
+/// private keys; refusing here keeps ring's signing code out of the binary.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key_der: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "printcam has no client certificates".to_string(),
+        ))
+    }
 }
 
 /// Why a TLS connection could not be made, sorted by what the user can do.
@@ -726,5 +859,52 @@ mod tests {
         assert!(ok
             .verify_server_cert(&der, &[], &name, &[], UnixTime::now())
             .is_ok());
+    }
+
+    #[test]
+    fn the_provider_is_rings_with_aes_gcm_only_and_no_client_keys() {
+        use rustls::CipherSuite as C;
+        let ours = crypto_provider();
+        let ring = rustls::crypto::ring::default_provider();
+        let suites: Vec<C> = ours.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(
+            suites,
+            [
+                C::TLS13_AES_256_GCM_SHA384,
+                C::TLS13_AES_128_GCM_SHA256,
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            ]
+        );
+        // Everything else as ring's default provider has it, in its order.
+        let theirs: Vec<C> = ring
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .filter(|s| !format!("{s:?}").contains("CHACHA20"))
+            .collect();
+        assert_eq!(suites, theirs);
+        let groups = |p: &CryptoProvider| p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>();
+        assert_eq!(groups(&ours), groups(&ring));
+        let (a, b) = (
+            ours.signature_verification_algorithms,
+            ring.signature_verification_algorithms,
+        );
+        assert_eq!(a.all.len(), b.all.len());
+        for ((s1, algs1), (s2, algs2)) in a.mapping.iter().zip(b.mapping) {
+            assert_eq!((s1, algs1.len()), (s2, algs2.len()));
+            for (x, y) in algs1.iter().zip(algs2.iter()) {
+                assert_eq!(x.public_key_alg_id(), y.public_key_alg_id());
+                assert_eq!(x.signature_alg_id(), y.signature_alg_id());
+            }
+        }
+        assert_eq!(a.mapping.len(), b.mapping.len());
+        let key = PrivateKeyDer::from_pem_slice(V1_RSA_KEY).unwrap();
+        assert!(ours.key_provider.load_private_key(key).is_err());
+        let mut random = [0u8; 32];
+        ours.secure_random.fill(&mut random).unwrap();
+        assert_ne!(random, [0u8; 32]);
     }
 }

@@ -137,11 +137,25 @@ enum Target {
     Name(String),
 }
 
+/// Why a URL's host is refused before url sees it: printcam's url has no
+/// Unicode tables (Cargo.toml, idna_adapter), so it takes ASCII host names
+/// only, and says so.
+pub const NON_ASCII_HOST: &str = "not a valid URL: the host name must be ASCII; write an \
+     international name in its xn-- (Punycode) form, or use the IP address";
+
 fn parse(raw: &str) -> Result<Url, String> {
+    // The ASCII-only IDNA stub debug-asserts on some non-ASCII hosts instead
+    // of refusing them (Cargo.toml, profile.dev.package.idna_adapter), and
+    // a fuzzer builds everything with debug assertions: such hosts never
+    // reach url.
+    if non_ascii_host(raw) {
+        return Err(NON_ASCII_HOST.to_owned());
+    }
     let url = Url::parse(raw).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => {
             "not a valid URL: it must start with http://, https://, rtsp:// or rtsps://".to_owned()
         }
+        url::ParseError::IdnaError => NON_ASCII_HOST.to_owned(),
         // ParseError's messages never quote the input, so never a password.
         e => format!("not a valid URL: {e}"),
     })?;
@@ -152,6 +166,39 @@ fn parse(raw: &str) -> Result<Url, String> {
         ));
     }
     Ok(url)
+}
+
+/// Whether the host url would read from `raw` has a non-ASCII character,
+/// literally or percent-encoded. Reads the text as url does for the schemes
+/// whose hosts it IDNA-maps (http, https, ws, wss, ftp, file): ASCII tabs
+/// and newlines dropped, leading and trailing controls and spaces trimmed,
+/// any run of `/` or `\` after `scheme:` skipped, the authority ending at
+/// `/`, `\`, `?` or `#`, and the host after its last `@` (all of it for
+/// file URLs, which have no user info). Applied to every scheme: other
+/// schemes' non-ASCII hosts are refused anyway.
+fn non_ascii_host(raw: &str) -> bool {
+    let text: String = raw
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(['/', '\\']);
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or(rest);
+    // file URLs have no user info: their whole authority is the host.
+    let host = if scheme.eq_ignore_ascii_case("file") {
+        authority
+    } else {
+        authority.rsplit('@').next().unwrap_or(authority)
+    };
+    let encoded_high = host.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+            && w[2].is_ascii_hexdigit()
+    });
+    !host.is_ascii() || encoded_high
 }
 
 /// The port a client connects to: the URL's, or the scheme's default.
@@ -425,6 +472,31 @@ mod tests {
     }
 
     #[test]
+    fn host_names_are_ascii_only_and_punycode_passes() {
+        // No Unicode tables in this build (Cargo.toml, idna_adapter).
+        let e = refused("http://kamera-küche.lan/video", LOOPBACK_OK);
+        assert!(e.contains("must be ASCII") && e.contains("xn--"), "{e}");
+        let url = check_text("http://xn--kamera-kche-jlb.lan/video", LOOPBACK_OK).unwrap();
+        assert_eq!(url.host_str(), Some("xn--kamera-kche-jlb.lan"));
+        // Upper-case letters beside non-ASCII ones reach the stub too; it
+        // must refuse them, not panic (Cargo.toml, profile.dev.package).
+        for raw in [
+            "http:A%aa",
+            "http://Aé.lan/",
+            "https://xÉZ/",
+            "http://%41%C3%A9/",
+            "HTTP:\\\\u:pw@\tAé/",
+            "file://0Xé@y-Ay/",
+        ] {
+            let e = refused(raw, LOOPBACK_OK);
+            assert!(e.contains("must be ASCII"), "{raw}: {e}");
+        }
+        // ASCII names are still lower-cased, as a resolver would see them.
+        let url = check_text("http://Cam.LAN/", LOOPBACK_OK).unwrap();
+        assert_eq!(url.host_str(), Some("cam.lan"));
+    }
+
+    #[test]
     fn refuses_other_schemes() {
         for (raw, scheme) in [
             ("file:///etc/passwd", "file"),
@@ -478,7 +550,9 @@ mod tests {
 
     #[test]
     fn refuses_encoded_loopback_hosts() {
-        // The url crate decodes and IDNA-maps http hosts; rtsp hosts keep
+        // The url crate decodes http hosts; with no IDNA tables in this
+        // build (Cargo.toml, idna_adapter) it refuses non-ASCII ones such as
+        // fullwidth digits instead of mapping them to ASCII. rtsp hosts keep
         // their escapes (non-ASCII is escaped), which are refused outright.
         for raw in [
             "http://%31%32%37.0.0.1/",
@@ -488,7 +562,9 @@ mod tests {
         ] {
             let e = refused(raw, STRICT);
             assert!(
-                e.contains("loopback") || e.contains("percent-encoded"),
+                e.contains("loopback")
+                    || e.contains("percent-encoded")
+                    || e.contains("must be ASCII"),
                 "{raw}: {e}"
             );
         }

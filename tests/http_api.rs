@@ -134,6 +134,21 @@ fn printer_crud_round_trip_never_shows_the_access_code() {
     }
 }
 
+/// Without the public CA certificates an https camera is refused when it is
+/// saved, not only when it is first watched; with them it is accepted.
+#[test]
+fn https_cameras_are_refused_at_once_by_a_build_without_webpki_roots() {
+    let srv = TestServer::start();
+    let body = r#"{"name":"a","camera_url":"https://10.0.0.1/video","camera_type":"mjpeg"}"#;
+    let r = srv.send_json("POST", "/printers", body);
+    if cfg!(feature = "webpki-roots") {
+        assert_eq!(r.status, 201, "{}", r.text());
+    } else {
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.detail().contains("`webpki-roots`"), "{:?}", r.detail());
+    }
+}
+
 #[test]
 fn validation_errors_are_400_json_saying_what_is_wrong() {
     let srv = TestServer::start();

@@ -356,3 +356,65 @@ fn read_ffmpeg_camera(content_type: Option<&str>) {
         assert_eq!(resolution(f), Some((1280, 720)));
     }
 }
+
+/// An https camera with a self-signed certificate. With the `webpki-roots`
+/// feature printcam reaches it over TLS (ureq with printcam's AES-GCM-only
+/// provider) and refuses the certificate as issued by no known CA; without
+/// the feature it refuses https before connecting, saying which feature is
+/// missing.
+#[test]
+fn https_camera_needs_the_public_roots() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::net::TcpListener;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let source = MjpegHttp::new(
+        format!("https://u:s3cr3t-pw@127.0.0.1:{port}/video"),
+        LOOPBACK_OK,
+    );
+    if !cfg!(feature = "webpki-roots") {
+        let err = run_source(&source, &Collector::new(1, 15)).unwrap_err();
+        assert!(!err.retry, "{}", err.message);
+        assert!(err.message.contains("webpki-roots"), "{}", err.message);
+        assert_no_secret(&err);
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "printcam connected anyway");
+        return;
+    }
+    let server = thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let cert =
+            CertificateDer::from_pem_slice(include_bytes!("data/rtsps_test_cert.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("data/rtsps_test_key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        let mut conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                return e.to_string();
+            }
+        }
+        "handshake completed".to_string()
+    });
+    let err = run_source(&source, &Collector::new(1, 15)).unwrap_err();
+    // The suites and key exchange were agreed: it got as far as the
+    // certificate chain, which chains to no public CA.
+    assert!(
+        err.message.contains("invalid peer certificate"),
+        "{}",
+        err.message
+    );
+    assert_no_secret(&err);
+    let seen = server.join().unwrap();
+    assert_ne!(seen, "handshake completed");
+}

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use printcam::urlguard::{check_text, Policy};
+use printcam::urlguard::{check_text, Policy, NON_ASCII_HOST};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -14,6 +14,13 @@ fuzz_target!(|data: &[u8]| {
         let Err(why) = check_text(text, policy) else {
             continue;
         };
+        // A non-ASCII host is refused before url sees it, with a fixed
+        // message (nothing of the URL in it). Parsing it here would trip the
+        // debug assertion of url's ASCII-only IDNA stub that the check
+        // exists to avoid (see printcam's Cargo.toml).
+        if why == NON_ASCII_HOST {
+            continue;
+        }
         let Some(pw) = url::Url::parse(text)
             .ok()
             .and_then(|u| u.password().map(str::to_string))

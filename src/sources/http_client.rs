@@ -13,9 +13,9 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, Body};
 
-use crate::redact;
 use crate::source::{SourceError, Upstream};
 use crate::urlguard::{self, Policy};
+use crate::{redact, tls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a camera may stay silent (headers or body) before we give up.
@@ -64,7 +64,7 @@ impl HttpCamera {
 }
 
 fn agent_config(body_budget: Option<Duration>) -> Config {
-    Agent::config_builder()
+    let builder = Agent::config_builder()
         // A redirect could lead anywhere, past the address check.
         .max_redirects(0)
         .max_redirects_will_error(false)
@@ -81,8 +81,20 @@ fn agent_config(body_budget: Option<Duration>) -> Config {
         .output_buffer_size(16 * 1024)
         .max_response_header_size(16 * 1024)
         .max_idle_connections(1)
-        .max_idle_connections_per_host(1)
-        .build()
+        .max_idle_connections_per_host(1);
+    #[cfg(feature = "webpki-roots")]
+    let builder = builder.tls_config(
+        // printcam's slimmer crypto provider; the roots are ureq's default,
+        // the public CA certificates of webpki-roots.
+        ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(tls::crypto_provider())
+            .build(),
+    );
+    builder.build()
+}
+
+fn is_https(raw: &str) -> bool {
+    url::Url::parse(raw).is_ok_and(|u| u.scheme() == "https")
 }
 
 /// `host:port` of a URL, for messages; never the user info.
@@ -160,6 +172,9 @@ impl Client<'_> {
     /// GETs the camera URL and returns the response if it is a success.
     /// `Ok(None)` when the hub stopped the connection meanwhile.
     pub(crate) fn get(&self, up: &dyn Upstream) -> Result<Option<Response<Body>>, SourceError> {
+        if !tls::public_roots_available() && is_https(&self.camera.url) {
+            return Err(SourceError::fatal(tls::NO_PUBLIC_ROOTS));
+        }
         let response = match self.agent.get(&self.camera.url).call() {
             Ok(r) => r,
             Err(_) if up.stopping() => return Ok(None),
