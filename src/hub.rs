@@ -740,11 +740,17 @@ impl Upstream for Ctx {
         st.conn_frames += 1;
         st.frames_in += 1;
         st.upstream = Some(UpstreamState::Live);
-        let direct: Vec<_> = st
+        let mut direct: Vec<_> = st
             .viewers
             .iter_mut()
             .filter_map(|v| Some((v.id, v.offer(&frame, now)?, v.counters.clone())))
             .collect();
+        // The writes are one after another: take turns at being first, so
+        // no viewer is always served last.
+        if !direct.is_empty() {
+            let turn = (frame.seq % direct.len() as u64) as usize;
+            direct.rotate_left(turn);
+        }
         st.latest = Some(frame.clone());
         let keep_going = !self.inner.should_stop(&mut st, self.gen);
         drop(st);
