@@ -53,6 +53,8 @@ fn write_all_vectored<W: Write + ?Sized>(
     w: &mut W,
     mut bufs: &mut [IoSlice<'_>],
 ) -> io::Result<()> {
+    // Drops leading empty slices: with nothing left to write, a zero-length
+    // write would otherwise read as WriteZero.
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match w.write_vectored(bufs) {

@@ -13,6 +13,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 use support::{is_jpeg, MjpegReader, TestServer};
 
+/// Adds a P1S whose camera is the double on `port`, through the API.
+fn add_p1s(ts: &TestServer, port: u16) -> i64 {
+    let body = format!(
+        r#"{{"name":"P1S","ip":"127.0.0.1","access_code":"12345678","model":"P1S","camera_port":{port}}}"#
+    );
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json().get("id").and_then(|v| v.as_i64()).unwrap()
+}
+
 fn endless() -> Options {
     Options::new(Mode::Endless)
 }
@@ -22,12 +32,7 @@ fn viewers_ride_out_five_camera_restarts_on_one_connection_each() {
     let mut double = Double::start(endless());
     let port = double.port();
     let ts = TestServer::start();
-    let body = format!(
-        r#"{{"name":"P1S","ip":"127.0.0.1","access_code":"12345678","model":"P1S","camera_port":{port}}}"#
-    );
-    let r = ts.send_json("POST", "/printers", &body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let id = add_p1s(&ts, port);
     let path = format!("/printers/{id}/camera/stream?fps=30");
     let mut viewers: Vec<MjpegReader> = (0..3).map(|_| MjpegReader::open(ts.addr, &path)).collect();
     for restart in 0..=5 {
@@ -60,13 +65,7 @@ fn viewers_ride_out_five_camera_restarts_on_one_connection_each() {
 fn a_viewer_leaving_a_silent_camera_is_let_go() {
     let double = Double::start(Options::new(Mode::Silent));
     let ts = TestServer::start();
-    let body = format!(
-        r#"{{"name":"P1S","ip":"127.0.0.1","access_code":"12345678","model":"P1S","camera_port":{}}}"#,
-        double.port()
-    );
-    let r = ts.send_json("POST", "/printers", &body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let id = add_p1s(&ts, double.port());
     let viewers = || ts.cameras.status(id).unwrap().map_or(0, |s| s.viewers);
     let viewer = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
     assert_eq!(viewers(), 1);
