@@ -217,6 +217,15 @@ fn cors_header_only_when_configured() {
     let pre = request(ts.addr, "OPTIONS", "/printers", &[("Origin", origin)], None);
     assert_eq!(pre.status, 204);
     assert_eq!(pre.header("Access-Control-Allow-Origin"), Some(origin));
+    // Browsers refuse a doubled Allow-Origin; each header comes once.
+    for name in ["Access-Control-Allow-Origin", "Vary"] {
+        let n = pre
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count();
+        assert_eq!(n, 1, "{name} in {:?}", pre.headers);
+    }
     assert!(pre
         .header("Access-Control-Allow-Headers")
         .is_some_and(|h| h.contains("Authorization")));

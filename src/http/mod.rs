@@ -223,7 +223,10 @@ fn dispatch(shared: &Shared, request: &mut Request) {
         access::with_cors(settings, reply).send(request);
     };
     if let Some(reply) = access::preflight(settings, &method) {
-        return send(reply, request);
+        // Complete already: `send` would add the CORS headers a second
+        // time, and browsers refuse a doubled Allow-Origin.
+        log_status(reply.status);
+        return reply.send(request);
     }
     let route = router::route(&method, path);
     if let Err(reply) = access::check(settings, &route, request, query) {
