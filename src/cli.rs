@@ -8,7 +8,9 @@
 
 use crate::camera::CameraType;
 use crate::cameras::{CameraKind, Cameras, TestResult};
-use crate::config::{parse_count, parse_origin, parse_secs, parse_timeout, parse_token, Settings};
+use crate::config::{
+    parse_count, parse_hosts, parse_origin, parse_secs, parse_timeout, parse_token, Settings,
+};
 use crate::error::Error;
 use crate::redact;
 use crate::registry::{Printer, PrinterPatch, Registry};
@@ -96,6 +98,8 @@ pub struct Overrides {
     pub max_viewers: Option<usize>,
     pub max_viewers_per_camera: Option<usize>,
     pub write_timeout: Option<Duration>,
+    pub max_connections_per_client: Option<usize>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -112,6 +116,11 @@ impl std::fmt::Debug for Overrides {
             .field("max_viewers", &self.max_viewers)
             .field("max_viewers_per_camera", &self.max_viewers_per_camera)
             .field("write_timeout", &self.write_timeout)
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -144,6 +153,12 @@ impl Overrides {
         }
         if let Some(t) = self.write_timeout {
             s.write_timeout = t;
+        }
+        if let Some(n) = self.max_connections_per_client {
+            s.max_connections_per_client = n;
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            s.allowed_hosts = hosts.clone();
         }
         s.allow_loopback |= self.allow_loopback;
         s.demo |= self.demo;
@@ -276,6 +291,8 @@ const SERVE: &[Flag] = &[
     opt("max-viewers"),
     opt("max-viewers-per-camera"),
     opt("write-timeout"),
+    opt("max-connections-per-client"),
+    opt("allow-host"),
 ];
 const FIELDS: &[Flag] = &[
     opt("name"),
@@ -571,6 +588,8 @@ fn overrides(m: &Matches) -> Result<Overrides, CliError> {
         max_viewers: serve_value(m, "max-viewers", parse_count)?,
         max_viewers_per_camera: serve_value(m, "max-viewers-per-camera", parse_count)?,
         write_timeout: serve_value(m, "write-timeout", parse_timeout)?,
+        max_connections_per_client: serve_value(m, "max-connections-per-client", parse_count)?,
+        allowed_hosts: serve_value(m, "allow-host", parse_hosts)?,
     })
 }
 
@@ -1169,12 +1188,20 @@ Options:
   --token TOKEN          require this token (?token= or Authorization: Bearer) on every
                          endpoint but /healthz; prefer env PRINTCAM_TOKEN, which the
                          process list does not show
-  --cors-origin ORIGIN   send Access-Control-Allow-Origin: ORIGIN (env PRINTCAM_CORS_ORIGIN)
-  --max-viewers N        streams open at once, all cameras (default 32; env
+  --cors-origin ORIGIN   send Access-Control-Allow-Origin: ORIGIN, and accept changes from
+                         pages of that origin (env PRINTCAM_CORS_ORIGIN)
+  --allow-host NAMES     comma-separated host names, beside IP addresses, localhost and
+                         this machine's name, that changes may be sent to (env
+                         PRINTCAM_ALLOW_HOSTS)
+  --max-viewers N        streams open at once, all cameras (default 100; env
                          PRINTCAM_MAX_VIEWERS)
   --max-viewers-per-camera N
-                         streams open at once per camera (default 8; env
+                         streams open at once per camera (default 25; env
                          PRINTCAM_MAX_VIEWERS_PER_CAMERA)
+  --max-connections-per-client N
+                         connections one client address holds at once (default 32;
+                         raise it behind a reverse proxy; env
+                         PRINTCAM_MAX_CONNECTIONS_PER_CLIENT)
   --write-timeout SECS   drop a client that takes no data for this long (default 10;
                          env PRINTCAM_WRITE_TIMEOUT)
   -h, --help             show this help

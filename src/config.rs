@@ -36,6 +36,14 @@ pub struct Settings {
     /// How long a write to a client may block: a viewer whose socket takes
     /// no data is dropped after this.
     pub write_timeout: Duration,
+    /// Connections one client address (an IPv6 /64) may hold at once, so
+    /// one client cannot take every place; a reverse proxy in front needs
+    /// more.
+    pub max_connections_per_client: usize,
+    /// Host names, beside IP literals, `localhost` and this machine's own
+    /// name, that a change may be addressed to (see `http::access`): what
+    /// stops a DNS-rebinding page from changing printers.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -54,6 +62,11 @@ impl std::fmt::Debug for Settings {
             .field("max_viewers", &self.max_viewers)
             .field("max_viewers_per_camera", &self.max_viewers_per_camera)
             .field("write_timeout", &self.write_timeout)
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -76,11 +89,17 @@ impl Default for Settings {
             token: None,
             cors_origin: None,
             local_clients: None,
-            // Each stream is a thread (a 128 KB stack, mostly untouched) and
-            // two socket buffers; frames are shared, not copied per viewer.
-            max_viewers: 32,
-            max_viewers_per_camera: 8,
+            // Measured (README, Configuration): a stream costs one thread
+            // and about 30 KB of memory, frames being shared, not copied.
+            // 100 streams fit a 64 MB router; 25 of one camera let a class
+            // or a workshop watch the same print.
+            max_viewers: 100,
+            max_viewers_per_camera: 25,
             write_timeout: Duration::from_secs(10),
+            // One browser opens at most 6 connections to a host; 32 leaves
+            // room for several tabs and scripts behind one address.
+            max_connections_per_client: 32,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -119,6 +138,12 @@ impl Settings {
         }
         if let Some(v) = var("PRINTCAM_WRITE_TIMEOUT").filter(|v| !v.is_empty()) {
             s.write_timeout = parse_timeout("PRINTCAM_WRITE_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_MAX_CONNECTIONS_PER_CLIENT").filter(|v| !v.is_empty()) {
+            s.max_connections_per_client = parse_count("PRINTCAM_MAX_CONNECTIONS_PER_CLIENT", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_ALLOW_HOSTS").filter(|v| !v.is_empty()) {
+            s.allowed_hosts = parse_hosts("PRINTCAM_ALLOW_HOSTS", &v)?;
         }
         Ok(s)
     }
@@ -171,15 +196,58 @@ pub fn parse_token(what: &str, v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// An origin for `Access-Control-Allow-Origin`, e.g. `https://ha.lan:8123`.
+/// An origin for `Access-Control-Allow-Origin`, e.g. `https://ha.lan:8123`,
+/// in the form a browser sends in `Origin` (scheme and host in lower case,
+/// no default port, no path), so the two can be compared as text. A
+/// trailing slash is dropped; a path, query or user part is refused: no
+/// browser Origin could ever match it.
 pub fn parse_origin(what: &str, v: &str) -> Result<String, String> {
     let v = v.trim();
-    if v == "*" || (v.contains("://") && v.bytes().all(|b| b.is_ascii_graphic())) {
+    if v == "*" {
         return Ok(v.to_string());
     }
-    Err(format!(
-        "{what}: expected an origin like https://host:port or *, got {v:?}"
-    ))
+    let bad = |why: &str| {
+        format!("{what}: {why}; expected an origin like https://host:port or *, got {v:?}")
+    };
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("not printable ASCII"));
+    }
+    let parsed = url::Url::parse(v).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("an origin has no user part"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("an origin has no path or query"));
+    }
+    let without_slash = v.strip_suffix('/').unwrap_or(v);
+    if without_slash.ends_with('/') {
+        return Err(bad("an origin has no path"));
+    }
+    match parsed.origin() {
+        url::Origin::Tuple(..) => Ok(parsed.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => Err(bad("it names no host")),
+    }
+}
+
+/// Host names for `allowed_hosts`: comma-separated, each a DNS name.
+pub fn parse_hosts(what: &str, v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let ok = h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if ok {
+                Ok(h.trim_end_matches('.').to_ascii_lowercase())
+            } else {
+                Err(format!("{what}: {h:?} is not a host name"))
+            }
+        })
+        .collect()
 }
 
 /// A limit: a whole number from 1 to 10000.
@@ -231,6 +299,35 @@ mod tests {
         assert!(parse_timeout("X", "0").is_err());
         assert!(parse_origin("X", "evil\r\nX-Bad: 1").is_err());
         assert!(parse_origin("X", "ha.lan").is_err());
+        assert!(parse_hosts("X", "good.lan, bad host").is_err());
+    }
+
+    #[test]
+    fn origins_take_the_form_browsers_send() {
+        let ok = |v: &str| parse_origin("X", v).unwrap();
+        assert_eq!(ok("http://dash.lan/"), "http://dash.lan");
+        assert_eq!(ok("HTTPS://HA.lan:8123"), "https://ha.lan:8123");
+        assert_eq!(ok("http://dash.lan:80"), "http://dash.lan");
+        assert_eq!(ok("http://[fd00::1]:8123/"), "http://[fd00::1]:8123");
+        assert_eq!(ok("*"), "*");
+        for bad in [
+            "http://dash.lan/path",
+            "http://dash.lan//",
+            "http://dash.lan/?x=1",
+            "http://user@dash.lan",
+            "file:///etc",
+            "ftp://dash.lan",
+        ] {
+            assert!(parse_origin("X", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_list_of_names() {
+        assert_eq!(
+            parse_hosts("X", "Printcam.LAN, box.local.").unwrap(),
+            vec!["printcam.lan", "box.local"]
+        );
     }
 
     #[test]

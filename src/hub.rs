@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use crossbeam_channel::RecvTimeoutError;
+pub use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
 /// Per-viewer frame rate bounds and default.
 pub const MIN_FPS: u32 = 1;
@@ -158,7 +158,25 @@ pub enum Sent {
 /// that keeps up costs one non-blocking write per frame and no wake-up of
 /// its own thread. Must never block.
 pub trait Sink: Send + Sync {
+    /// Writes the frame's part, or reports the viewer gone: also when it
+    /// has hung up, which the first write after a hang-up would not show.
     fn try_send(&self, frame: &Frame) -> Sent;
+    /// Whether the viewer has hung up, seen without blocking. Asked at each
+    /// frame the viewer's fps skips, so its place is freed within one frame
+    /// of the camera.
+    fn hung_up(&self) -> bool;
+    /// Tells the viewer's thread, which may be waiting on its connection
+    /// rather than on its queue, that a frame was queued for it or that it
+    /// was ended. Never blocks.
+    fn wake(&self) {}
+}
+
+/// What the hub does with a frame for one viewer served directly.
+enum Offer {
+    /// Write it: the viewer's fps allows it.
+    Write(Arc<dyn Sink>),
+    /// Skip it, but see whether the viewer is still there.
+    Watch(Arc<dyn Sink>),
 }
 
 /// A frame for a viewer's thread to send, of which the hub may already
@@ -167,6 +185,14 @@ pub trait Sink: Send + Sync {
 pub struct Delivery {
     pub frame: Frame,
     pub written: usize,
+}
+
+impl Viewer {
+    fn wake(&self) {
+        if let Some(sink) = &self.sink {
+            sink.wake();
+        }
+    }
 }
 
 struct Viewer {
@@ -186,20 +212,22 @@ struct Viewer {
 }
 
 impl Viewer {
-    /// Takes `frame` if the viewer's fps allows it: returns the sink to
-    /// write it to when the viewer is served directly, else queues it,
-    /// replacing the oldest queued frame when the viewer is behind. Never
-    /// blocks.
-    fn offer(&mut self, frame: &Frame, now: Instant) -> Option<Arc<dyn Sink>> {
+    /// Takes `frame` if the viewer's fps allows it: says to write it to
+    /// the sink when the viewer is served directly, else queues it,
+    /// replacing the oldest queued frame when the viewer is behind. A
+    /// direct viewer whose fps skips the frame is to be watched instead.
+    /// Never blocks.
+    fn offer(&mut self, frame: &Frame, now: Instant) -> Option<Offer> {
         let elapsed = now.saturating_duration_since(self.last_offer).as_secs_f64();
         self.last_offer = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.fps)).min(FPS_BURST);
+        let sink = self.sink.as_ref().filter(|_| self.direct);
         if self.tokens < 1.0 {
-            return None;
+            return sink.map(|s| Offer::Watch(s.clone()));
         }
         self.tokens -= 1.0;
-        if self.direct {
-            return self.sink.clone();
+        if let Some(sink) = sink {
+            return Some(Offer::Write(sink.clone()));
         }
         let delivery = Delivery {
             frame: frame.clone(),
@@ -211,6 +239,7 @@ impl Viewer {
             }
             let _ = self.tx.try_send(delivery);
         }
+        self.wake();
         None
     }
 }
@@ -261,6 +290,13 @@ impl State {
             let v = self.viewers.swap_remove(pos);
             self.departed_out += v.counters.out();
             self.departed_dropped += v.counters.dropped();
+            // Its queue ends here (with `v`); a thread waiting on its
+            // connection must hear of it.
+            let sink = v.sink.clone();
+            drop(v);
+            if let Some(sink) = sink {
+                sink.wake();
+            }
         }
     }
 
@@ -475,6 +511,7 @@ impl Inner {
             v.direct = false;
             // Cannot be full: nothing is queued while the hub writes directly.
             let _ = v.tx.try_send(Delivery { frame, written });
+            v.wake();
         }
     }
 
@@ -757,7 +794,16 @@ impl Upstream for Ctx {
         self.inner.changed.notify_all();
         // Outside the lock: snapshots and new viewers need not wait for
         // the writes. Only this thread writes to sinks, one frame at a time.
-        for (id, sink, counters) in direct {
+        for (id, offer, counters) in direct {
+            let sink = match offer {
+                Offer::Write(sink) => sink,
+                Offer::Watch(sink) => {
+                    if sink.hung_up() {
+                        self.inner.drop_viewer(id);
+                    }
+                    continue;
+                }
+            };
             match sink.try_send(&frame) {
                 Sent::Whole => {
                     counters.out.fetch_add(1, Ordering::Relaxed);
@@ -825,6 +871,13 @@ impl Subscription {
         Ok(delivery)
     }
 
+    /// `recv` without waiting: `Empty` when nothing is queued.
+    pub fn try_recv(&self) -> std::result::Result<Delivery, TryRecvError> {
+        let delivery = self.rx.try_recv()?;
+        self.counters.out.fetch_add(1, Ordering::Relaxed);
+        Ok(delivery)
+    }
+
     /// From now on (once the queue is empty) the hub writes frames to this
     /// viewer's sink itself. Call after each frame the thread sent.
     pub fn deliver_directly(&self) {
@@ -848,7 +901,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
 
     /// A camera that emits numbered frames every `interval`, optionally
     /// failing after `fail_after` frames, and records how many of its
@@ -1121,6 +1174,9 @@ mod tests {
     struct ScriptedSink {
         script: Mutex<Vec<Sent>>,
         offered: Mutex<Vec<u64>>,
+        /// Set when the "viewer" hangs up; counts the checks after that.
+        gone: AtomicBool,
+        watched: AtomicUsize,
     }
 
     impl ScriptedSink {
@@ -1129,7 +1185,7 @@ mod tests {
             script.reverse();
             Arc::new(ScriptedSink {
                 script: Mutex::new(script),
-                offered: Mutex::default(),
+                ..ScriptedSink::default()
             })
         }
 
@@ -1141,7 +1197,15 @@ mod tests {
     impl Sink for ScriptedSink {
         fn try_send(&self, frame: &Frame) -> Sent {
             self.offered.lock().unwrap().push(frame.seq);
+            if self.gone.load(Ordering::SeqCst) {
+                return Sent::Gone;
+            }
             self.script.lock().unwrap().pop().unwrap_or(Sent::Whole)
+        }
+
+        fn hung_up(&self) -> bool {
+            self.watched.fetch_add(1, Ordering::SeqCst);
+            self.gone.load(Ordering::SeqCst)
         }
     }
 
@@ -1249,6 +1313,86 @@ mod tests {
         eventually("the upstream closes", || {
             source.active.load(Ordering::SeqCst) == 0
         });
+        drop(v);
+        hub.shutdown();
+    }
+
+    /// A camera that emits a frame each time the test says so.
+    struct SteppedSource {
+        step: Mutex<u64>,
+        stepped: Condvar,
+    }
+
+    impl SteppedSource {
+        fn new() -> Arc<SteppedSource> {
+            Arc::new(SteppedSource {
+                step: Mutex::new(0),
+                stepped: Condvar::new(),
+            })
+        }
+
+        /// Lets one more frame out.
+        fn step(&self) {
+            *self.step.lock().unwrap() += 1;
+            self.stepped.notify_all();
+        }
+    }
+
+    impl Source for SteppedSource {
+        fn describe(&self) -> String {
+            "stepped source".into()
+        }
+
+        fn run(&self, up: &dyn Upstream) -> std::result::Result<(), SourceError> {
+            let mut sent = 0u64;
+            while !up.stopping() {
+                let allowed = *self.step.lock().unwrap();
+                if sent < allowed {
+                    sent += 1;
+                    if !up.emit(vec![0xFF, 0xD8, sent as u8, 0xFF, 0xD9]) {
+                        break;
+                    }
+                    continue;
+                }
+                let st = self.step.lock().unwrap();
+                if *st == allowed {
+                    let _ = self.stepped.wait_timeout(st, Duration::from_millis(20));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Steps the camera until it has emitted `n` frames in all.
+    fn emit_until(hub: &Hub, source: &SteppedSource, n: u64) {
+        while hub.stats().frames_in < n {
+            if *source.step.lock().unwrap() < n {
+                source.step();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_viewer_that_hung_up_leaves_at_the_next_frame_even_one_its_fps_skips() {
+        let source = SteppedSource::new();
+        let hub = Hub::new("test".into(), source.clone(), HubConfig::default());
+        let sink = ScriptedSink::new(&[]);
+        // 1 fps: of frames a few milliseconds apart only the first is due.
+        let v = hub.subscribe_direct(1, sink.clone());
+        emit_until(&hub, &source, 1);
+        v.recv(RECV).unwrap();
+        v.deliver_directly();
+        emit_until(&hub, &source, 2);
+        assert_eq!(hub.stats().viewers, 1);
+        sink.gone.store(true, Ordering::SeqCst);
+        let watched = sink.watched.load(Ordering::SeqCst);
+        // One frame after the hang-up, the viewer is gone: counted in
+        // frames, not in time.
+        emit_until(&hub, &source, 3);
+        assert_eq!(hub.stats().viewers, 0);
+        assert_eq!(sink.watched.load(Ordering::SeqCst), watched + 1);
+        assert_eq!(v.recv(RECV).unwrap_err(), RecvTimeoutError::Disconnected);
         drop(v);
         hub.shutdown();
     }

@@ -9,7 +9,7 @@
 
 use super::reply::Reply;
 use super::request::{self, Head, Request};
-use super::{Limits, Shared, HANDLER_STACK};
+use super::{Full, Limits, Shared, HANDLER_STACK};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,21 +87,31 @@ pub(super) fn wake(addr: SocketAddr) -> bool {
     }
 }
 
-/// Gives the connection a thread within `max_handlers`; beyond, a 503.
+/// Gives the connection a thread within `max_handlers` and the client's
+/// share of them; beyond, a 503.
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let Some(slot) = shared.handlers.enter(shared.clone()) else {
-        log::info!("http: {peer} refused: too many connections at once");
-        refuse(
-            stream,
-            Reply::detail(503, "too many requests at once; try again later"),
-        );
-        return;
+    let slot = match shared.handlers.enter(shared.clone(), peer.ip()) {
+        Ok(slot) => slot,
+        Err(full) => {
+            let why = match full {
+                Full::Server => "too many requests at once; try again later",
+                Full::Client => {
+                    "too many connections from your address at once; close some and try again"
+                }
+            };
+            log::debug!("http: {peer} refused: {why}");
+            refuse(
+                stream,
+                Reply::detail(503, why).with_header("Retry-After", "5".into()),
+            );
+            return;
+        }
     };
     let spawned = thread::Builder::new()
         .name("http-conn".into())
         .stack_size(HANDLER_STACK)
         .spawn(move || {
-            serve(&slot.0, stream, peer);
+            serve(&slot.shared, stream, peer);
             drop(slot);
         });
     if let Err(e) = spawned {
@@ -168,10 +178,17 @@ fn read_request(stream: &mut TcpStream, shared: &Shared) -> Result<(Head, Vec<u8
     let limits = &shared.limits;
     let mut buf = Vec::new();
     let mut chunk = [0u8; READ_CHUNK];
-    let deadline = Instant::now() + limits.head_timeout;
+    let start = Instant::now();
+    let first_byte_by = start + limits.first_byte_timeout.min(limits.head_timeout);
+    let deadline = start + limits.head_timeout;
     let end = loop {
-        let n = read_before(stream, &mut chunk, deadline, &shared.stopping)
-            .map_err(|e| cut_off(e, buf.is_empty(), limits.head_timeout))?;
+        let (by, waited) = if buf.is_empty() {
+            (first_byte_by, limits.first_byte_timeout)
+        } else {
+            (deadline, limits.head_timeout)
+        };
+        let n = read_before(stream, &mut chunk, by, &shared.stopping)
+            .map_err(|e| cut_off(e, buf.is_empty(), waited))?;
         if n == 0 {
             return Err(Failure::Quiet(
                 "closed before a complete request head".into(),
@@ -186,6 +203,8 @@ fn read_request(stream: &mut TcpStream, shared: &Shared) -> Result<(Head, Vec<u8
     let head = request::parse_head(&buf[..end]).map_err(Failure::Answer)?;
     let len = head.body_length(limits.max_body).map_err(Failure::Answer)?;
     let mut body = buf.split_off(end);
+    // The head is parsed: its bytes need not wait with the body.
+    drop(buf);
     let unread = body.len() > len;
     body.truncate(len);
     if body.len() < len {
@@ -199,7 +218,9 @@ fn read_request(stream: &mut TcpStream, shared: &Shared) -> Result<(Head, Vec<u8
     Ok((head, body, unread))
 }
 
-/// Reads the rest of a `len`-byte body whose start is in `body`.
+/// Reads the rest of a `len`-byte body whose start is in `body`. The
+/// buffer grows as bytes arrive, not as announced: a client announcing
+/// 64 KB and sending nothing costs nothing.
 fn read_body(
     stream: &mut TcpStream,
     body: &mut Vec<u8>,
@@ -208,15 +229,15 @@ fn read_body(
 ) -> Result<(), Failure> {
     let timeout = shared.limits.head_timeout;
     let deadline = Instant::now() + timeout;
-    let mut got = body.len();
-    body.resize(len, 0);
-    while got < len {
-        let n = read_before(stream, &mut body[got..], deadline, &shared.stopping)
+    let mut chunk = [0u8; READ_CHUNK];
+    while body.len() < len {
+        let want = (len - body.len()).min(READ_CHUNK);
+        let n = read_before(stream, &mut chunk[..want], deadline, &shared.stopping)
             .map_err(|e| cut_off(e, false, timeout))?;
         if n == 0 {
             return Err(Failure::Quiet("closed before the whole body".into()));
         }
-        got += n;
+        body.extend_from_slice(&chunk[..n]);
     }
     Ok(())
 }

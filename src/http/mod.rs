@@ -19,7 +19,8 @@ use crate::cameras::Cameras;
 use reply::Reply;
 use request::{Method, Request};
 use router::Route;
-use std::net::{SocketAddr, TcpListener};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -38,6 +39,13 @@ pub struct Limits {
     pub max_body: usize,
     /// Connections served at once (each open stream counts); more get a 503.
     pub max_handlers: usize,
+    /// Of those, how many one client address (an IPv6 /64) may hold; its
+    /// next connection gets a 503 while other clients are still served.
+    pub max_per_client: usize,
+    /// How long a new connection may stay silent before its first byte:
+    /// short, so idle sockets cannot hold places; a head that has begun
+    /// gets the whole `head_timeout`.
+    pub first_byte_timeout: Duration,
     /// How long a client may take to send its request head (and again its
     /// body); one that is slower is closed, so idle connections cannot
     /// hold the server's places.
@@ -47,6 +55,10 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// How long `shutdown` waits for request threads to finish.
     pub stop_wait: Duration,
+    /// How often a stream with nothing to send looks at the shutdown flag.
+    /// Nothing else waits for it: frames, hang-ups and the end of a stream
+    /// wake the stream's thread at once.
+    pub stream_poll: Duration,
 }
 
 impl Default for Limits {
@@ -54,9 +66,12 @@ impl Default for Limits {
         Limits {
             max_body: 64 * 1024,
             max_handlers: 256,
+            max_per_client: 32,
+            first_byte_timeout: Duration::from_secs(3),
             head_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             stop_wait: Duration::from_secs(5),
+            stream_poll: Duration::from_secs(1),
         }
     }
 }
@@ -93,8 +108,10 @@ impl Server {
     /// in background threads. The error names the address and the cause.
     /// The write timeout comes from the cameras' settings.
     pub fn start(cameras: Arc<Cameras>, listen: &str) -> Result<Server, String> {
+        let settings = cameras.settings();
         let limits = Limits {
-            write_timeout: cameras.settings().write_timeout,
+            write_timeout: settings.write_timeout,
+            max_per_client: settings.max_connections_per_client,
             ..Limits::default()
         };
         Server::start_with(cameras, listen, limits)
@@ -239,7 +256,7 @@ fn dispatch(shared: &Shared, request: &mut Request) {
             id,
             query,
             request,
-            &shared.stopping,
+            (&shared.stopping, shared.limits.stream_poll),
             log_status,
         ),
         Ok(route) => {
@@ -261,40 +278,88 @@ fn log_request(method: &Method, target: &str, status: u16) {
     log::info!("{method} {path} {status}");
 }
 
-/// Counts running connection threads so shutdown can wait for them.
+/// Counts running connection threads, overall and per client, so one
+/// client cannot take every place and shutdown can wait for them.
 #[derive(Default)]
 struct Handlers {
-    running: Mutex<usize>,
+    running: Mutex<Running>,
     finished: Condvar,
 }
 
+#[derive(Default)]
+struct Running {
+    total: usize,
+    per_client: HashMap<Client, usize>,
+}
+
+/// Who holds connection places: an IPv4 address, or an IPv6 /64 (one host
+/// can use a whole /64, so counting single addresses would bound nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(std::net::Ipv4Addr),
+    V6(u64),
+}
+
+impl Client {
+    fn of(ip: IpAddr) -> Client {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Client::V4(v4),
+            IpAddr::V6(v6) => Client::V6((u128::from(v6) >> 64) as u64),
+        }
+    }
+}
+
+/// Why a connection got no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    Server,
+    Client,
+}
+
 /// A running connection's place; gives it back when dropped (also on panic).
-struct Slot(Arc<Shared>);
+struct Slot {
+    shared: Arc<Shared>,
+    client: Client,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let h = &self.0.handlers;
-        *lock(&h.running) -= 1;
+        let h = &self.shared.handlers;
+        let mut running = lock(&h.running);
+        running.total -= 1;
+        if let Some(n) = running.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                running.per_client.remove(&self.client);
+            }
+        }
+        drop(running);
         h.finished.notify_all();
     }
 }
 
 impl Handlers {
-    fn enter(&self, shared: Arc<Shared>) -> Option<Slot> {
+    fn enter(&self, shared: Arc<Shared>, peer: IpAddr) -> Result<Slot, Full> {
+        let client = Client::of(peer);
         let mut running = lock(&self.running);
-        if *running >= shared.limits.max_handlers {
-            return None;
+        if running.total >= shared.limits.max_handlers {
+            return Err(Full::Server);
         }
-        *running += 1;
+        let held = running.per_client.entry(client).or_insert(0);
+        if *held >= shared.limits.max_per_client {
+            return Err(Full::Client);
+        }
+        *held += 1;
+        running.total += 1;
         drop(running);
-        Some(Slot(shared))
+        Ok(Slot { shared, client })
     }
 
     /// Waits up to `bound` for every connection to finish; returns how many remain.
     fn wait_idle(&self, bound: Duration) -> usize {
         let deadline = Instant::now() + bound;
         let mut running = lock(&self.running);
-        while *running > 0 {
+        while running.total > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -304,7 +369,7 @@ impl Handlers {
                 Err(e) => e.into_inner().0,
             };
         }
-        *running
+        running.total
     }
 }
 

@@ -40,6 +40,78 @@ pub fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// A counter another thread can poke to wake a thread waiting in
+/// `wait_either` (Linux's eventfd: one fd, and a poke never blocks).
+pub struct Wake(std::os::fd::OwnedFd);
+
+impl Wake {
+    pub fn new() -> io::Result<Wake> {
+        // SAFETY: plain syscall; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is open and owned by nobody else.
+        Ok(Wake(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes the waiter (now or at its next wait). Never blocks.
+    pub fn poke(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our open eventfd. A
+        // full counter (EAGAIN) already means "wake up".
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Clears the pokes so far.
+    fn drain(&self) {
+        let mut n: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from our open eventfd.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+    }
+}
+
+/// What ended a `wait_either`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The socket has input, a hang-up or an error to look at.
+    Socket,
+    /// Someone poked.
+    Poked,
+    TimedOut,
+}
+
+/// Waits until `stream` is readable (input or hang-up), `wake` is poked,
+/// or `timeout` passes, and clears the pokes. A viewer's thread waits here,
+/// so a hang-up is seen at once, even while the camera sends nothing.
+pub fn wait_either(stream: &TcpStream, wake: &Wake, timeout: std::time::Duration) -> Woken {
+    let mut fds = [
+        libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fds is a valid array of two pollfd for the call's duration.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if fds[1].revents != 0 {
+        wake.drain();
+    }
+    match n {
+        // An interrupted wait is treated as a poke: the caller looks again.
+        n if n < 0 => Woken::Poked,
+        0 => Woken::TimedOut,
+        _ if fds[0].revents != 0 => Woken::Socket,
+        _ => Woken::Poked,
+    }
+}
+
 /// A connected (client, server) pair on loopback, for tests; the client's
 /// reads give up after 5 s.
 #[cfg(test)]
@@ -81,6 +153,22 @@ mod tests {
         let data = [1u8; 4096];
         let failed = (0..100).any(|_| send(&server, &[IoSlice::new(&data)]).is_err());
         assert!(failed);
+    }
+
+    #[test]
+    fn a_wait_ends_at_a_poke_or_a_hang_up() {
+        let (client, server) = pair();
+        let wake = Wake::new().unwrap();
+        let short = std::time::Duration::from_millis(10);
+        assert_eq!(wait_either(&server, &wake, short), Woken::TimedOut);
+        wake.poke();
+        wake.poke();
+        let long = std::time::Duration::from_secs(20);
+        assert_eq!(wait_either(&server, &wake, long), Woken::Poked);
+        // Both pokes were cleared.
+        assert_eq!(wait_either(&server, &wake, short), Woken::TimedOut);
+        drop(client);
+        assert_eq!(wait_either(&server, &wake, long), Woken::Socket);
     }
 
     #[test]

@@ -1,23 +1,19 @@
 //! The MJPEG stream: one multipart part per frame on the raw connection
 //! until the viewer leaves, the stream is stopped or printcam shuts down.
 
-use super::nonblocking;
+use super::nonblocking::{self, wait_either, Wake, Woken};
 use super::reply::Reply;
 use super::request::Request;
 use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::frame::Frame;
-use crate::hub::{self, Delivery, RecvTimeoutError, Sent, Sink};
+use crate::hub::{self, Delivery, Sent, Sink, TryRecvError};
 use crate::mjpeg;
 use std::io::{self, ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-
-/// How long to wait for a frame before checking for shutdown again; also
-/// how late a stream may notice that the server is stopping.
-const POLL: Duration = Duration::from_secs(1);
 
 /// The frame rate a viewer asked for: missing means the default, anything
 /// numeric is clamped to 1–30, anything else is refused.
@@ -48,14 +44,15 @@ pub fn parse_fps(query: &str) -> Result<u32, Reply> {
 /// Serves the stream of printer `id` while `viewers` has room for it.
 /// Errors before the first byte (bad fps, unknown printer, no camera, too
 /// many viewers) are ordinary JSON replies. `on_status` is told the status
-/// as soon as it is known, for the request log.
+/// as soon as it is known, for the request log. The flag says the server
+/// is stopping; it is looked at every `poll`.
 pub fn serve(
     cameras: &Arc<Cameras>,
     viewers: &Viewers,
     id: i64,
     query: &str,
     request: &mut Request,
-    stopping: &AtomicBool,
+    (stopping, poll): (&AtomicBool, Duration),
     on_status: impl FnOnce(u16),
 ) {
     let settings = cameras.settings();
@@ -73,8 +70,11 @@ pub fn serve(
         }
     };
     let out = request.stream();
-    let sink = match out.try_clone() {
-        Ok(conn) => Arc::new(ViewerSink::new(conn, settings.write_timeout)),
+    let sink = match out
+        .try_clone()
+        .and_then(|conn| ViewerSink::new(conn, settings.write_timeout))
+    {
+        Ok(sink) => Arc::new(sink),
         Err(e) => {
             log::warn!("{}: cannot serve a viewer: {e}", hub.name());
             on_status(503);
@@ -92,22 +92,22 @@ pub fn serve(
         if stopping.load(Ordering::Relaxed) {
             break false;
         }
-        match sub.recv(POLL) {
+        match sub.try_recv() {
             Ok(delivery) => {
                 if sink.finish(&delivery).is_err() {
                     break true;
                 }
                 sub.deliver_directly();
+                continue;
             }
-            // The hub may be reconnecting to the camera: keep the viewer,
-            // unless it has hung up, which no write would reveal while the
-            // camera sends nothing.
-            Err(RecvTimeoutError::Timeout) => {
-                if hung_up(out) {
-                    break true;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => break sink.is_gone(),
+            Err(TryRecvError::Disconnected) => break sink.is_gone(),
+            Err(TryRecvError::Empty) => {}
+        }
+        // Waits on the connection too, so a viewer who hangs up frees its
+        // place at once, also while the camera sends nothing (the hub may
+        // be reconnecting) and no write would reveal it.
+        if wait_either(out, &sink.wake, poll) == Woken::Socket && hung_up(out) {
+            break true;
         }
     };
     if !viewer_left {
@@ -121,6 +121,8 @@ pub fn serve(
 /// by the viewer's own thread otherwise; the lock keeps their parts whole.
 struct ViewerSink {
     conn: Mutex<Conn>,
+    /// Poked by the hub when it queues a frame or ends the viewer.
+    wake: Wake,
     /// How long the connection may take nothing before the viewer is dropped.
     stall_limit: Duration,
     gone: AtomicBool,
@@ -136,17 +138,18 @@ struct Conn {
 }
 
 impl ViewerSink {
-    fn new(stream: TcpStream, stall_limit: Duration) -> ViewerSink {
-        ViewerSink {
+    fn new(stream: TcpStream, stall_limit: Duration) -> io::Result<ViewerSink> {
+        Ok(ViewerSink {
             conn: Mutex::new(Conn {
                 stream,
                 stalled_since: None,
                 owing: false,
                 closed: false,
             }),
+            wake: Wake::new()?,
             stall_limit,
             gone: AtomicBool::new(false),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Conn> {
@@ -195,7 +198,10 @@ impl Sink for ViewerSink {
         let Ok(mut conn) = self.conn.try_lock() else {
             return Sent::Nothing;
         };
-        if conn.closed {
+        // The first write after a hang-up succeeds: ask the socket first,
+        // so the place is freed at this frame, not the next.
+        if conn.closed || hung_up(&conn.stream) {
+            self.gone.store(true, Ordering::Relaxed);
             return Sent::Gone;
         }
         let (result, total) = mjpeg::with_part(&frame.jpeg, |pieces| {
@@ -220,6 +226,22 @@ impl Sink for ViewerSink {
                 Sent::Gone
             }
         }
+    }
+
+    fn hung_up(&self) -> bool {
+        // Held while the viewer's own thread writes, which will see it.
+        let Ok(conn) = self.conn.try_lock() else {
+            return false;
+        };
+        let gone = hung_up(&conn.stream);
+        if gone {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        gone
+    }
+
+    fn wake(&self) {
+        self.wake.poke();
     }
 }
 
@@ -289,7 +311,7 @@ mod tests {
     #[test]
     fn a_sink_sends_whole_parts_then_the_delimiter() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
         let f = frame(1000);
         assert_eq!(sink.try_send(&f), Sent::Whole);
         sink.close().unwrap();
@@ -306,7 +328,7 @@ mod tests {
     #[test]
     fn a_sink_nobody_reads_fills_then_stalls_out() {
         let (client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_millis(200));
+        let sink = ViewerSink::new(server, Duration::from_millis(200)).unwrap();
         let f = frame(256 * 1024);
         let mut outcomes = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -332,7 +354,7 @@ mod tests {
     #[test]
     fn a_cut_frame_gets_no_delimiter() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
         sink.lock().owing = true;
         sink.close().unwrap();
         drop(sink);
@@ -344,7 +366,7 @@ mod tests {
     #[test]
     fn the_viewers_thread_finishes_what_the_hub_began() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5));
+        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
         let f = frame(5000);
         let whole = part_bytes(&f);
         // As if the hub's write had stopped after 100 bytes.
@@ -362,6 +384,22 @@ mod tests {
         client.read_to_end(&mut got).unwrap();
         assert!(got.starts_with(&whole));
         assert!(got.ends_with(b"--frame--\r\n"));
+    }
+
+    #[test]
+    fn a_sink_reports_gone_at_its_first_frame_after_a_hang_up() {
+        let (client, server) = pair();
+        let probe = server.try_clone().unwrap();
+        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !hung_up(&probe) {
+            assert!(Instant::now() < deadline, "hang-up never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Sink::hung_up(&sink));
+        // A plain write would succeed here (the peer answers it with a reset).
+        assert_eq!(sink.try_send(&frame(1000)), Sent::Gone);
     }
 
     #[test]

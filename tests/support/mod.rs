@@ -130,7 +130,12 @@ fn write_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> io::Result<()> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    // The address it talks to, as a browser or curl would send it: changes
+    // addressed to another name are refused (DNS rebinding).
+    let host = s
+        .peer_addr()
+        .map_or_else(|_| "localhost".to_string(), |a| a.to_string());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
