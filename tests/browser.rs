@@ -14,7 +14,7 @@ use browser::{have_chromium, Chromium, PageServer};
 use printcam::config::Settings;
 use printcam::http::Limits;
 use std::time::Duration;
-use support::{test_settings, TestServer};
+use support::{test_settings, MjpegReader, TestServer};
 
 const TOKEN: &str = "browser-token-0123456789";
 
@@ -83,4 +83,78 @@ fn a_dashboard_on_another_origin_uses_the_api_with_a_bearer_token() {
         names.contains(&"from the dashboard".to_string()),
         "{names:?}"
     );
+}
+
+/// What a page of another site can make a browser send without asking:
+/// an `<img>` at `camera/stop` (GET, no Origin) and `no-cors` POSTs.
+fn hostile_page(api: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body><script>
+const api = "{api}";
+const report = (what) => fetch("/report?" + encodeURIComponent(what));
+async function run() {{
+  await new Promise((done) => {{
+    const img = new Image();
+    img.onload = img.onerror = done;
+    img.src = api + "/printers/0/camera/stop";
+  }});
+  await fetch(api + "/printers/1/forget-cert", {{method: "POST", mode: "no-cors"}}).catch(() => null);
+  await fetch(api + "/printers", {{method: "POST", mode: "no-cors",
+    headers: {{"Content-Type": "text/plain"}},
+    body: JSON.stringify({{name: "planted", camera_type: "snapshot",
+                          camera_url: "http://127.0.0.1:9/x.jpg"}})}}).catch(() => null);
+  await report("done");
+}}
+run();
+</script></body></html>"#
+    )
+}
+
+#[test]
+fn a_page_of_another_site_cannot_stop_streams_or_change_printers() {
+    if !have_chromium() {
+        return;
+    }
+    let pages = PageServer::start("127.0.0.2");
+    let ts = TestServer::start_configured(test_settings(), Limits::default());
+    let added = ts
+        .send_json(
+            "POST",
+            "/printers",
+            r#"{"name":"pinned","camera_type":"snapshot","camera_url":"http://127.0.0.1:9/x.jpg"}"#,
+        )
+        .status;
+    assert_eq!(added, 201);
+    ts.cameras
+        .registry()
+        .set_cert_pin(1, Some(&"ab".repeat(32)))
+        .unwrap();
+    let mut viewer = MjpegReader::open(ts.addr, "/printers/0/camera/stream?fps=5");
+    assert_eq!(viewer.status, 200);
+    assert!(support::is_jpeg(&viewer.next_part().unwrap()));
+    pages.set_page(hostile_page(&format!("http://{}", ts.addr)));
+    let _chromium = Chromium::open(&format!("{}/", pages.origin()));
+    assert_eq!(
+        pages.next_report(REPORT_WAIT).as_deref(),
+        Some("done"),
+        "the page did not finish"
+    );
+    // The stream goes on, the pin is kept, nothing was planted.
+    for _ in 0..3 {
+        assert!(support::is_jpeg(
+            &viewer.next_part().expect("stream still on")
+        ));
+    }
+    let watching = ts.cameras.status(0).unwrap().map_or(0, |s| s.viewers);
+    assert_eq!(watching, 1, "the viewer was cut");
+    let pinned = ts.cameras.registry().get(1).unwrap().unwrap();
+    assert!(pinned.cert_sha256.is_some(), "the pin was forgotten");
+    let names: Vec<String> = ts
+        .cameras
+        .printers()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(!names.contains(&"planted".to_string()), "{names:?}");
 }

@@ -147,6 +147,54 @@ fn without_a_token_only_local_clients_may_change_things() {
     assert_eq!(get(&ts, "/printers/0/camera/status", &[]).status, 200);
 }
 
+/// A page in a browser on this box, or a rebinding name pointing at
+/// 127.0.0.1, must not change printers: without a token, a change needs a
+/// Host that is this machine and no Origin of another page.
+#[test]
+fn without_a_token_changes_from_web_pages_are_refused() {
+    let dashboard = "http://dash.lan:8123";
+    let ts = server(Settings {
+        cors_origin: Some(dashboard.into()),
+        allowed_hosts: vec!["printcam.lan".into()],
+        ..test_settings()
+    });
+    let own = ts.addr.to_string();
+    let own_origin = format!("http://{own}");
+    let change = |headers: &[(&str, &str)]| {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        request(ts.addr, "POST", "/printers", &all, Some(CAMERA.as_bytes())).status
+    };
+    let stop = |headers: &[(&str, &str)]| get(&ts, "/printers/0/camera/stop", headers).status;
+    // Refused: a rebinding name, another page's origin, a cross-site <img>.
+    assert_eq!(change(&[("Host", "rebind.attacker.example:8080")]), 403);
+    assert_eq!(stop(&[("Host", "rebind.attacker.example")]), 403);
+    assert_eq!(change(&[("Origin", "http://evil.example")]), 403);
+    assert_eq!(change(&[("Origin", "null")]), 403);
+    assert_eq!(stop(&[("Sec-Fetch-Site", "cross-site")]), 403);
+    let r = request(
+        ts.addr,
+        "DELETE",
+        "/printers/1",
+        &[("Host", "evil.example")],
+        None,
+    );
+    assert!(r.detail().contains("--allow-host"), "{}", r.text());
+    // Accepted: this machine by address, localhost, an allowed name, the
+    // page's own origin, the CORS origin, a typed-in URL.
+    assert_eq!(change(&[]), 201);
+    assert_eq!(change(&[("Host", "localhost:8080")]), 201);
+    assert_eq!(change(&[("Host", "printcam.lan:8080")]), 201);
+    assert_eq!(change(&[("Origin", own_origin.as_str())]), 201);
+    assert_eq!(change(&[("Origin", dashboard)]), 201);
+    assert_eq!(stop(&[("Sec-Fetch-Site", "none")]), 200);
+    // Reads stay open to any page (a token is what protects them).
+    assert_eq!(
+        get(&ts, "/printers", &[("Host", "rebind.attacker.example")]).status,
+        200
+    );
+}
+
 #[test]
 fn local_clients_may_change_things_without_a_token() {
     for local in [None, Some(vec![IpAddr::from([127, 0, 0, 1])])] {

@@ -130,12 +130,16 @@ fn write_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> io::Result<()> {
-    // The address it talks to, as a browser or curl would send it: changes
-    // addressed to another name are refused (DNS rebinding).
+    // The address it talks to, as a browser or curl would send it (changes
+    // addressed to another name are refused: DNS rebinding), unless the
+    // caller names a Host of its own.
     let host = s
         .peer_addr()
         .map_or_else(|_| "localhost".to_string(), |a| a.to_string());
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("Host")) {
+        head.push_str(&format!("Host: {host}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
