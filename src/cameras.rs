@@ -111,16 +111,21 @@ impl Cameras {
         self.registry.add(p)
     }
 
-    /// Applies a change, checks the result and stores it. The printer's hub,
-    /// if any, is closed so the next consumer connects with the new settings.
+    /// Applies a change, checks the result and stores it. When the change
+    /// is to the camera itself, the printer's hub (if any) is closed so the
+    /// next consumer connects with the new settings; a new name keeps the
+    /// viewers watching.
     pub fn update_printer(&self, id: i64, patch: &PrinterPatch) -> Result<Printer> {
         refuse_demo(id)?;
-        let updated = patch.apply(&self.printer(id)?);
+        let before = self.printer(id)?;
+        let updated = patch.apply(&before);
         validate(&updated, self.settings.url_policy())?;
         if !self.registry.update(&updated)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
-        self.close_hub(id);
+        if !same_camera(&before, &updated) {
+            self.close_hub(id);
+        }
         Ok(updated)
     }
 

@@ -272,3 +272,33 @@ fn a_snapshot_camera_is_polled_and_served() {
     let listed = ts.get("/printers").text();
     assert!(!listed.contains("s3cr3t-pw"), "{listed}");
 }
+
+/// Renaming a printer is no reason to cut its viewers; moving its camera is.
+#[test]
+fn a_rename_keeps_the_viewers_and_a_new_camera_url_ends_them() {
+    let jpeg: &'static [u8] = include_bytes!("data/f1.jpg");
+    let camera = tiny_camera::TinyServer::start(
+        move |_| tiny_camera::response("200 OK", "image/jpeg", jpeg, true),
+        false,
+    );
+    let ts = server(Duration::from_millis(200));
+    let id = add_camera(&ts, "snapshot", &camera.url("/snap.jpg"));
+    let mut v = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert_eq!(v.next_part().unwrap(), jpeg);
+    let path = format!("/printers/{id}");
+    let renamed = ts.send_json("PATCH", &path, r#"{"name":"front door"}"#);
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    for _ in 0..3 {
+        assert_eq!(v.next_part().expect("still streaming after a rename"), jpeg);
+    }
+    let status = ts
+        .cameras
+        .status(id)
+        .unwrap()
+        .expect("the hub is still there");
+    assert_eq!((status.viewers, status.connects), (1, 1), "{status:?}");
+    let moved = format!(r#"{{"camera_url":"{}"}}"#, camera.url("/other.jpg"));
+    assert_eq!(ts.send_json("PATCH", &path, &moved).status, 200);
+    let end = v.read_to_end();
+    assert!(end.is_ok(), "the stream did not end: {end:?}");
+}
