@@ -802,8 +802,9 @@ fn execute(
         Command::Serve(opts) => serve_now(&opts, ctx, err)?,
         Command::PrinterAdd(opts, mut p) => {
             code_from_stdin(&mut p.access_code, ctx)?;
-            let id = cameras(&opts, ctx, true)?.add_printer(&p)?;
-            write_out(out, format!("{id}\n").as_bytes())?
+            let saved = cameras(&opts, ctx, true)?.add(&p)?;
+            warn(err, &saved.warnings);
+            write_out(out, format!("{}\n", saved.value).as_bytes())?
         }
         Command::PrinterList { opts, json } => {
             let printers = cameras(&opts, ctx, false)?.printers()?;
@@ -822,7 +823,9 @@ fn execute(
             if let Some(code) = &mut patch.0.access_code {
                 code_from_stdin(code, ctx)?;
             }
-            cameras(&opts, ctx, false)?.update_printer(id, &patch.0)?;
+            let cameras = cameras(&opts, ctx, false)?;
+            ask_code_if_moved(&cameras, id, &mut patch.0, ctx, err)?;
+            warn(err, &cameras.update(id, &patch.0)?.warnings);
         }
         Command::PrinterRemove(opts, id) => cameras(&opts, ctx, false)?.remove_printer(id)?,
         Command::PrinterForgetCert(opts, id) => cameras(&opts, ctx, false)?.forget_cert(id)?,
@@ -839,14 +842,59 @@ fn code_from_stdin(code: &mut Option<String>, ctx: &Context) -> Result<(), CliEr
     if code.as_deref() != Some(STDIN) {
         return Ok(());
     }
+    *code = Some(read_code(ctx)?);
+    Ok(())
+}
+
+/// One line of stdin, without its line end, as an access code.
+fn read_code(ctx: &Context) -> Result<String, CliError> {
     let line = (ctx.read_line)()
         .map_err(|e| CliError::Failed(format!("could not read the access code from stdin: {e}")))?;
     let line = line.trim_end_matches(['\r', '\n']);
     if line.is_empty() {
         return Err(CliError::Failed("no access code on stdin".into()));
     }
-    *code = Some(line.to_string());
+    Ok(line.to_string())
+}
+
+/// A change of a printer's address or port must carry its access code (the
+/// stored one is not sent to a new address): asks for it when not given.
+fn ask_code_if_moved(
+    cameras: &Cameras,
+    id: i64,
+    patch: &mut PrinterPatch,
+    ctx: &Context,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    if patch.access_code.is_some() {
+        return Ok(());
+    }
+    let old = cameras.printer(id)?;
+    let new = patch.apply(&old);
+    if new.ip.is_none() || !crate::cameras::moves_printer(&old, &new) {
+        return Ok(());
+    }
+    let asked = write!(
+        err,
+        "printcam: the printer's address or port changes, so its access code is needed again \
+         (the stored one is not sent to a new address): "
+    )
+    .and_then(|()| err.flush());
+    asked.map_err(|e| CliError::Failed(format!("could not ask for the access code: {e}")))?;
+    patch.access_code = Some(Some(read_code(ctx)?));
     Ok(())
+}
+
+/// Prints each warning as `printcam: warning: …` on stderr.
+fn warn(err: &mut dyn Write, warnings: &[String]) {
+    for w in warnings {
+        // Nothing sensible is left to do if stderr itself fails.
+        let _ = writeln!(
+            err,
+            "printcam: warning: {}",
+            one_line(&redact::url_passwords(w))
+        );
+    }
 }
 
 /// The value that means "read it from stdin".
