@@ -1911,6 +1911,145 @@ mod tests {
         assert!(err.starts_with("printcam: error: "), "{err}");
     }
 
+    fn stored_printer(dir: &TestDir, id: i64) -> Printer {
+        Registry::open(Path::new(&dir.db()))
+            .unwrap()
+            .get(id)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_added_with_a_warning() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        // RFC 6761: .invalid never resolves.
+        let (code, out, err) = exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "door",
+                "--camera-type",
+                "mjpeg",
+                "--camera-url",
+                "http://admin:s3cretpw@cam.invalid:8081/?action=stream",
+            ],
+        );
+        assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+        assert!(err.starts_with("printcam: warning: "), "{err}");
+        assert!(
+            err.contains("cam.invalid") && !err.contains("s3cretpw"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // A name that resolves to loopback is refused (no --allow-loopback).
+        let (code, _, err) = exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "p",
+                "--ip",
+                "localhost",
+                "--access-code",
+                "x1",
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn moving_a_printer_asks_for_its_access_code() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let add = [
+            "printer",
+            "add",
+            "--name",
+            "a",
+            "--ip",
+            "10.0.0.5",
+            "--access-code",
+            "x1",
+        ];
+        assert_eq!(exec(&c, &add).0, 0);
+        let (code, _, err) = exec(&c, &["printer", "set", "1", "--ip", "10.0.0.6"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("access code is needed again"), "{err}");
+        let p = stored_printer(&dir, 1);
+        assert_eq!(p.ip.as_deref(), Some("10.0.0.6"));
+        assert_eq!(p.access_code.as_deref(), Some(STDIN_CODE));
+        // No answer: nothing changes.
+        let silent = Context {
+            read_line: Box::new(|| Ok(String::new())),
+            ..ctx(&[("PRINTCAM_DB", dir.db())], false)
+        };
+        let (code, _, err) = exec(&silent, &["printer", "set", "1", "--camera-port", "6001"]);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(stored_printer(&dir, 1).camera_port, None);
+        // Given in the same change, or not moving: no question.
+        let line = [
+            "printer",
+            "set",
+            "1",
+            "--camera-port",
+            "6001",
+            "--access-code",
+            "x2",
+        ];
+        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
+        assert_eq!(stored_printer(&dir, 1).access_code.as_deref(), Some("x2"));
+        let line = [
+            "printer",
+            "set",
+            "1",
+            "--name",
+            "b",
+            "--camera-port",
+            "6001",
+        ];
+        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
+    }
+
+    #[test]
+    fn list_and_show_mask_secret_query_values_and_user_names() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        for url in [
+            "http://10.0.0.9/video.cgi?user=admin&pwd=Hunter2pw",
+            "http://APIKEY123456@10.0.0.9/stream",
+        ] {
+            let line = [
+                "printer",
+                "add",
+                "--name",
+                "c",
+                "--camera-type",
+                "mjpeg",
+                "--camera-url",
+                url,
+            ];
+            assert_eq!(exec(&c, &line).0, 0);
+        }
+        for line in [
+            &["printer", "list"][..],
+            &["printer", "list", "--json"],
+            &["printer", "show", "1"],
+            &["printer", "show", "2"],
+        ] {
+            let (code, out, err) = exec(&c, line);
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                !out.contains("Hunter2pw") && !out.contains("APIKEY123456"),
+                "{out}"
+            );
+        }
+    }
+
     #[test]
     fn set_and_remove() {
         let dir = TestDir::new();
