@@ -1911,6 +1911,20 @@ mod tests {
         assert!(err.starts_with("printcam: error: "), "{err}");
     }
 
+    /// `printer add` of a printer called `a` at `ip`.
+    fn add_line<'a>(ip: &'a str, code: &'a str) -> [&'a str; 8] {
+        [
+            "printer",
+            "add",
+            "--name",
+            "a",
+            "--ip",
+            ip,
+            "--access-code",
+            code,
+        ]
+    }
+
     fn stored_printer(dir: &TestDir, id: i64) -> Printer {
         Registry::open(Path::new(&dir.db()))
             .unwrap()
@@ -1945,19 +1959,7 @@ mod tests {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         // A name that resolves to loopback is refused (no --allow-loopback).
-        let (code, _, err) = exec(
-            &c,
-            &[
-                "printer",
-                "add",
-                "--name",
-                "p",
-                "--ip",
-                "localhost",
-                "--access-code",
-                "x1",
-            ],
-        );
+        let (code, _, err) = exec(&c, &add_line("localhost", "x1"));
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("loopback"), "{err}");
     }
@@ -1966,17 +1968,7 @@ mod tests {
     fn moving_a_printer_asks_for_its_access_code() {
         let dir = TestDir::new();
         let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
-        let add = [
-            "printer",
-            "add",
-            "--name",
-            "a",
-            "--ip",
-            "10.0.0.5",
-            "--access-code",
-            "x1",
-        ];
-        assert_eq!(exec(&c, &add).0, 0);
+        assert_eq!(exec(&c, &add_line("10.0.0.5", "x1")).0, 0);
         let (code, _, err) = exec(&c, &["printer", "set", "1", "--ip", "10.0.0.6"]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("access code is needed again"), "{err}");
