@@ -11,8 +11,6 @@ use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::urlguard::Target;
-
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{
@@ -24,6 +22,8 @@ use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError,
     SignatureScheme, StreamOwned,
 };
+
+use crate::urlguard::Target;
 
 /// A TLS connection to a printer.
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;

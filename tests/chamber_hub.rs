@@ -271,3 +271,21 @@ fn moving_a_printer_forgets_the_pin_and_needs_the_access_code_again() {
     assert!(pin_of(&cameras, id).is_some());
     cameras.shutdown();
 }
+
+#[test]
+fn a_pin_seen_at_the_old_address_is_not_stored_after_a_move() {
+    let cameras = cameras();
+    let id = add_p1s(&cameras, 6000, CODE);
+    let before = cameras.printer(id).unwrap();
+    let moved = PrinterPatch {
+        camera_port: Some(Some(6001)),
+        access_code: Some(Some(CODE.into())),
+        ..PrinterPatch::default()
+    };
+    cameras.update_printer(id, &moved).unwrap();
+    // The old hub's connection delivers its first frame only now.
+    cameras.pin_cert(&before, &"ab".repeat(32));
+    assert_eq!(pin_of(&cameras, id), None);
+    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32));
+    assert_eq!(pin_of(&cameras, id), Some("cd".repeat(32)));
+}
