@@ -47,6 +47,41 @@ impl CameraKind {
     }
 }
 
+/// What a save stored, and warnings for the user about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved<T> {
+    pub value: T,
+    pub warnings: Vec<String>,
+}
+
+impl<T> Saved<T> {
+    fn logged(self) -> Self {
+        for w in &self.warnings {
+            log::warn!("{w}");
+        }
+        self
+    }
+}
+
+/// True when `b` sends its camera connection somewhere `a` did not: another
+/// address or port.
+pub fn moves_printer(a: &Printer, b: &Printer) -> bool {
+    a.ip != b.ip || a.camera_port != b.camera_port
+}
+
+/// Why a printer that moves to another address or port cannot keep its
+/// stored access code, unless `patch` gives one (or leaves no address).
+fn needs_new_code(patch: &PrinterPatch, updated: &Printer) -> Result<()> {
+    if updated.ip.is_none() || patch.access_code.is_some() {
+        return Ok(());
+    }
+    Err(Error::Invalid(
+        "access_code is required when ip or camera_port changes: the stored access code is \
+         not sent to a new address, and the pinned certificate is forgotten"
+            .into(),
+    ))
+}
+
 /// The test endpoint's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
@@ -105,28 +140,52 @@ impl Cameras {
             .ok_or_else(|| Error::NotFound("Printer not found".into()))
     }
 
-    /// Checks and stores a new printer; returns its id.
+    /// Checks and stores a new printer; returns its id. Warnings are logged.
     pub fn add_printer(&self, p: &Printer) -> Result<i64> {
-        validate(p, self.settings.url_policy())?;
-        self.registry.add(p)
+        self.add(p).map(|saved| saved.logged().value)
+    }
+
+    /// Checks and stores a new printer: its id, and what the caller should
+    /// show the user (a host that does not resolve yet).
+    pub fn add(&self, p: &Printer) -> Result<Saved<i64>> {
+        let warnings = validate(p, self.settings.url_policy())?;
+        let value = self.registry.add(p)?;
+        Ok(Saved { value, warnings })
+    }
+
+    /// `update`, with its warnings logged.
+    pub fn update_printer(&self, id: i64, patch: &PrinterPatch) -> Result<Printer> {
+        self.update(id, patch).map(|saved| saved.logged().value)
     }
 
     /// Applies a change, checks the result and stores it. When the change
     /// is to the camera itself, the printer's hub (if any) is closed so the
     /// next consumer connects with the new settings; a new name keeps the
-    /// viewers watching.
-    pub fn update_printer(&self, id: i64, patch: &PrinterPatch) -> Result<Printer> {
+    /// viewers watching. A change of address or port forgets the pinned certificate and must
+    /// carry the access code: the stored one is never sent somewhere new.
+    pub fn update(&self, id: i64, patch: &PrinterPatch) -> Result<Saved<Printer>> {
         refuse_demo(id)?;
-        let before = self.printer(id)?;
-        let updated = patch.apply(&before);
-        validate(&updated, self.settings.url_policy())?;
+        let old = self.printer(id)?;
+        let mut updated = patch.apply(&old);
+        let moved = moves_printer(&old, &updated);
+        if moved {
+            needs_new_code(patch, &updated)?;
+            updated.cert_sha256 = None;
+        }
+        let warnings = validate(&updated, self.settings.url_policy())?;
         if !self.registry.update(&updated)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
-        if !same_camera(&before, &updated) {
+        if moved && old.cert_sha256.is_some() {
+            self.registry.set_cert_pin(id, None)?;
+        }
+        if !same_camera(&old, &updated) {
             self.close_hub(id);
         }
-        Ok(updated)
+        Ok(Saved {
+            value: updated,
+            warnings,
+        })
     }
 
     pub fn remove_printer(&self, id: i64) -> Result<()> {
@@ -233,10 +292,12 @@ impl Cameras {
     }
 
     /// Stores the certificate fingerprint a printer showed on its first
-    /// connection, unless one is pinned already.
-    pub fn pin_cert(&self, id: i64, sha256: &str) {
+    /// connection to `at` (the printer's settings the hub was built from),
+    /// unless one is pinned already or the printer has moved since.
+    pub fn pin_cert(&self, at: &Printer, sha256: &str) {
+        let id = at.id;
         match self.registry.get(id) {
-            Ok(Some(p)) if p.cert_sha256.is_none() => {
+            Ok(Some(p)) if p.cert_sha256.is_none() && !moves_printer(at, &p) => {
                 if let Err(e) = self.registry.set_cert_pin(id, Some(sha256)) {
                     log::warn!("printer {id}: could not store the certificate pin: {e}");
                 } else {
@@ -302,16 +363,18 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
 const MAX_ACCESS_CODE: usize = 32;
 const MAX_NAME: usize = 100;
 
-/// Checks a printer's settings before they are stored.
-pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<()> {
+/// Checks a printer's settings before they are stored; returns warnings
+/// for the user (a host name that does not resolve yet).
+pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<Vec<String>> {
     let name = p.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(Error::Invalid(format!(
             "name must be 1 to {MAX_NAME} characters"
         )));
     }
+    let mut warnings = Vec::new();
     if let Some(ip) = &p.ip {
-        validate_printer_address(ip, policy)?;
+        warnings.extend(validate_printer_address(ip, policy)?);
         match &p.access_code {
             None => {
                 return Err(Error::Invalid(
@@ -325,9 +388,9 @@ pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<()> {
         return Err(Error::Invalid("camera port must be 1 to 65535".into()));
     }
     if p.camera_enabled || p.camera_url.is_some() || p.camera_type.is_some() {
-        validate_external(p, policy)?;
+        warnings.extend(validate_external(p, policy)?);
     }
-    Ok(())
+    Ok(warnings)
 }
 
 fn validate_access_code(code: &str) -> Result<()> {
@@ -341,39 +404,27 @@ fn validate_access_code(code: &str) -> Result<()> {
 }
 
 /// A printer address is a host name or an IP literal; the same destination
-/// rules as camera URLs apply to it.
-fn validate_printer_address(ip: &str, policy: urlguard::Policy) -> Result<()> {
-    let host = ip.trim();
-    let bracketed = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    let plain = !host.is_empty()
-        && !host.contains(['/', '@', '?', '#', ' '])
-        && url::Url::parse(&format!("http://{bracketed}/")).is_ok();
-    if !plain {
-        return Err(Error::Invalid(format!(
-            "ip must be a printer's address such as 192.168.1.50, not {host:?}"
-        )));
-    }
-    urlguard::check_text(&format!("http://{bracketed}/"), policy)
-        .map(|_| ())
+/// rules as camera URLs apply to it, on the text and on what it resolves to.
+fn validate_printer_address(ip: &str, policy: urlguard::Policy) -> Result<Option<String>> {
+    urlguard::check_host_at_save(ip, policy)
+        .map(|warning| warning.map(|w| format!("printer address: {w}")))
         .map_err(|why| Error::Invalid(format!("printer address refused: {why}")))
 }
 
-fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
+fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<Option<String>> {
     let (Some(kind), Some(url)) = (p.camera_type, p.camera_url.as_deref()) else {
         return Err(Error::Invalid(
             "an external camera needs both a camera url and a camera type (mjpeg, snapshot, rtsp or usb)".into(),
         ));
     };
     match kind {
-        CameraType::Usb => crate::ffmpeg::usb_device_ok(url).map_err(Error::Invalid),
+        CameraType::Usb => crate::ffmpeg::usb_device_ok(url)
+            .map(|()| None)
+            .map_err(Error::Invalid),
         CameraType::Mjpeg | CameraType::Snapshot | CameraType::Rtsp => {
-            let checked = urlguard::check_resolved(url, policy)
+            let (checked, warning) = urlguard::check_at_save(url, policy)
                 .map_err(|why| Error::Invalid(format!("camera url refused: {why}")))?;
-            let scheme = checked.0.scheme();
+            let scheme = checked.scheme();
             let fits = match kind {
                 CameraType::Rtsp => scheme == "rtsp" || scheme == "rtsps",
                 _ => scheme == "http" || scheme == "https",
@@ -394,7 +445,7 @@ fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<()> {
                     crate::tls::NO_PUBLIC_ROOTS
                 )));
             }
-            Ok(())
+            Ok(warning.map(|w| format!("camera url: {w}")))
         }
     }
 }

@@ -821,8 +821,9 @@ fn execute(
         Command::Serve(opts) => serve_now(&opts, ctx, err)?,
         Command::PrinterAdd(opts, mut p) => {
             code_from_stdin(&mut p.access_code, ctx)?;
-            let id = cameras(&opts, ctx, true)?.add_printer(&p)?;
-            write_out(out, format!("{id}\n").as_bytes())?
+            let saved = cameras(&opts, ctx, true)?.add(&p)?;
+            warn(err, &saved.warnings);
+            write_out(out, format!("{}\n", saved.value).as_bytes())?
         }
         Command::PrinterList { opts, json } => {
             let printers = cameras(&opts, ctx, false)?.printers()?;
@@ -841,7 +842,9 @@ fn execute(
             if let Some(code) = &mut patch.0.access_code {
                 code_from_stdin(code, ctx)?;
             }
-            cameras(&opts, ctx, false)?.update_printer(id, &patch.0)?;
+            let cameras = cameras(&opts, ctx, false)?;
+            ask_code_if_moved(&cameras, id, &mut patch.0, ctx, err)?;
+            warn(err, &cameras.update(id, &patch.0)?.warnings);
         }
         Command::PrinterRemove(opts, id) => cameras(&opts, ctx, false)?.remove_printer(id)?,
         Command::PrinterForgetCert(opts, id) => cameras(&opts, ctx, false)?.forget_cert(id)?,
@@ -858,14 +861,59 @@ fn code_from_stdin(code: &mut Option<String>, ctx: &Context) -> Result<(), CliEr
     if code.as_deref() != Some(STDIN) {
         return Ok(());
     }
+    *code = Some(read_code(ctx)?);
+    Ok(())
+}
+
+/// One line of stdin, without its line end, as an access code.
+fn read_code(ctx: &Context) -> Result<String, CliError> {
     let line = (ctx.read_line)()
         .map_err(|e| CliError::Failed(format!("could not read the access code from stdin: {e}")))?;
     let line = line.trim_end_matches(['\r', '\n']);
     if line.is_empty() {
         return Err(CliError::Failed("no access code on stdin".into()));
     }
-    *code = Some(line.to_string());
+    Ok(line.to_string())
+}
+
+/// A change of a printer's address or port must carry its access code (the
+/// stored one is not sent to a new address): asks for it when not given.
+fn ask_code_if_moved(
+    cameras: &Cameras,
+    id: i64,
+    patch: &mut PrinterPatch,
+    ctx: &Context,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    if patch.access_code.is_some() {
+        return Ok(());
+    }
+    let old = cameras.printer(id)?;
+    let new = patch.apply(&old);
+    if new.ip.is_none() || !crate::cameras::moves_printer(&old, &new) {
+        return Ok(());
+    }
+    let asked = write!(
+        err,
+        "printcam: the printer's address or port changes, so its access code is needed again \
+         (the stored one is not sent to a new address): "
+    )
+    .and_then(|()| err.flush());
+    asked.map_err(|e| CliError::Failed(format!("could not ask for the access code: {e}")))?;
+    patch.access_code = Some(Some(read_code(ctx)?));
     Ok(())
+}
+
+/// Prints each warning as `printcam: warning: …` on stderr.
+fn warn(err: &mut dyn Write, warnings: &[String]) {
+    for w in warnings {
+        // Nothing sensible is left to do if stderr itself fails.
+        let _ = writeln!(
+            err,
+            "printcam: warning: {}",
+            one_line(&redact::url_passwords(w))
+        );
+    }
 }
 
 /// The value that means "read it from stdin".
@@ -1888,6 +1936,137 @@ mod tests {
         assert_eq!((code, out.as_str()), (2, ""));
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("printcam: error: "), "{err}");
+    }
+
+    /// `printer add` of a printer called `a` at `ip`.
+    fn add_line<'a>(ip: &'a str, code: &'a str) -> [&'a str; 8] {
+        [
+            "printer",
+            "add",
+            "--name",
+            "a",
+            "--ip",
+            ip,
+            "--access-code",
+            code,
+        ]
+    }
+
+    fn stored_printer(dir: &TestDir, id: i64) -> Printer {
+        Registry::open(Path::new(&dir.db()))
+            .unwrap()
+            .get(id)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_added_with_a_warning() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        // RFC 6761: .invalid never resolves.
+        let (code, out, err) = exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "door",
+                "--camera-type",
+                "mjpeg",
+                "--camera-url",
+                "http://admin:s3cretpw@cam.invalid:8081/?action=stream",
+            ],
+        );
+        assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+        assert!(err.starts_with("printcam: warning: "), "{err}");
+        assert!(
+            err.contains("cam.invalid") && !err.contains("s3cretpw"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // A name that resolves to loopback is refused (no --allow-loopback).
+        let (code, _, err) = exec(&c, &add_line("localhost", "x1"));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn moving_a_printer_asks_for_its_access_code() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        assert_eq!(exec(&c, &add_line("10.0.0.5", "x1")).0, 0);
+        let (code, _, err) = exec(&c, &["printer", "set", "1", "--ip", "10.0.0.6"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("access code is needed again"), "{err}");
+        let p = stored_printer(&dir, 1);
+        assert_eq!(p.ip.as_deref(), Some("10.0.0.6"));
+        assert_eq!(p.access_code.as_deref(), Some(STDIN_CODE));
+        // No answer: nothing changes.
+        let silent = Context {
+            read_line: Box::new(|| Ok(String::new())),
+            ..ctx(&[("PRINTCAM_DB", dir.db())], false)
+        };
+        let (code, _, err) = exec(&silent, &["printer", "set", "1", "--camera-port", "6001"]);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(stored_printer(&dir, 1).camera_port, None);
+        // Given in the same change, or not moving: no question.
+        let line = [
+            "printer",
+            "set",
+            "1",
+            "--camera-port",
+            "6001",
+            "--access-code",
+            "x2",
+        ];
+        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
+        assert_eq!(stored_printer(&dir, 1).access_code.as_deref(), Some("x2"));
+        let line = [
+            "printer",
+            "set",
+            "1",
+            "--name",
+            "b",
+            "--camera-port",
+            "6001",
+        ];
+        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
+    }
+
+    #[test]
+    fn list_and_show_mask_secret_query_values_and_user_names() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        for url in [
+            "http://10.0.0.9/video.cgi?user=admin&pwd=Hunter2pw",
+            "http://APIKEY123456@10.0.0.9/stream",
+        ] {
+            let line = [
+                "printer",
+                "add",
+                "--name",
+                "c",
+                "--camera-type",
+                "mjpeg",
+                "--camera-url",
+                url,
+            ];
+            assert_eq!(exec(&c, &line).0, 0);
+        }
+        for line in [
+            &["printer", "list"][..],
+            &["printer", "list", "--json"],
+            &["printer", "show", "1"],
+            &["printer", "show", "2"],
+        ] {
+            let (code, out, err) = exec(&c, line);
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                !out.contains("Hunter2pw") && !out.contains("APIKEY123456"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

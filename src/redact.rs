@@ -8,8 +8,11 @@
 /// What a hidden secret is replaced with.
 pub const MASK: &str = "****";
 
-/// Replaces the password of every `scheme://user:password@` in `text` with
-/// `****` (e.g. `rtsps://bblp:****@10.0.0.5:322/…`).
+/// Hides the secrets of every URL in `text`: the password of every
+/// `scheme://user:password@` (`rtsps://bblp:****@10.0.0.5:322/…`), a user
+/// name given without a password (`http://****@host/`: it is often an API
+/// key), and the value of every query parameter whose name looks like a
+/// secret (`?user=admin&pwd=****`, `token=****`; see `secret_name`).
 ///
 /// A URL is recognised by its `//`; the scheme before it may be anything or
 /// absent (`//user:pw@host`). Text without `//` (`user:pw@host`) is left
@@ -17,8 +20,8 @@ pub const MASK: &str = "****";
 ///
 /// The userinfo ends at the last `@` before the next `/`, `?`, `#`, quote or
 /// whitespace, so a password may contain `:` and `@` (and anything
-/// percent-encoded). The user name ends at the first `:`. A user without a
-/// password, or an empty password, is left alone.
+/// percent-encoded). The user name ends at the first `:`. A user name is
+/// shown when a password follows it, and hidden when none does.
 ///
 /// A password typed raw with `/`, `?`, `#` or a quote in it (not a valid URL,
 /// but it can be echoed in an error) is still hidden when what comes before
@@ -42,7 +45,7 @@ pub fn url_passwords(text: &str) -> String {
         }
     }
     out.push_str(&text[copied..]);
-    out
+    query_secrets(&out)
 }
 
 /// Replaces every occurrence of each non-empty secret in `text` with `****`,
@@ -65,6 +68,36 @@ pub fn secrets(text: &str, secrets: &[&str]) -> String {
     url_passwords(&out)
 }
 
+/// The secret parts of a parsed URL, as written and decoded, for `secrets`:
+/// a program (ffmpeg) may print them in either form, and outside a URL.
+pub fn url_secret_parts(url: &url::Url) -> Vec<String> {
+    let mut raw = Vec::new();
+    match url.password() {
+        Some(p) => raw.push(p.to_owned()),
+        None => raw.push(url.username().to_owned()),
+    }
+    if let Some(query) = url.query() {
+        for pair in query.split(['&', ';']) {
+            if let Some((name, value)) = pair.split_once('=') {
+                if secret_name(name) {
+                    raw.push(value.to_owned());
+                }
+            }
+        }
+    }
+    let decoded: Vec<String> = raw.iter().map(|s| decode(s)).collect();
+    raw.into_iter()
+        .chain(decoded)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("v={s}").as_bytes())
+        .next()
+        .map_or_else(|| s.to_owned(), |(_, v)| v.into_owned())
+}
+
 /// Where the password is in `rest` (the text right after a `//`), as byte
 /// offsets into `rest`.
 fn password_span(rest: &str) -> Option<(usize, usize)> {
@@ -77,8 +110,80 @@ fn password_span(rest: &str) -> Option<(usize, usize)> {
         None if cannot_be_host_port(authority) => word.rfind('@')?,
         None => return None,
     };
-    let colon = word[..at].find(':')?;
-    (colon + 1 < at).then_some((colon + 1, at))
+    match word[..at].find(':') {
+        Some(colon) if colon + 1 < at => Some((colon + 1, at)),
+        // No password: the user name is the secret, if there is one.
+        Some(colon) => (colon > 0).then_some((0, colon)),
+        None => (at > 0).then_some((0, at)),
+    }
+}
+
+/// Hides the value of every `name=value` that follows a `?`, `&` or `;`
+/// when `name` looks like a secret. Applied to the whole text, not only to
+/// recognised URLs: a path with a query is logged without its scheme too.
+/// A value ends at `&`, `;`, `#`, a quote or whitespace.
+fn query_secrets(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !matches!(bytes[i], b'?' | b'&' | b';') {
+            i += 1;
+            continue;
+        }
+        let name_start = i + 1;
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'%' | b'+')
+            })
+            .count();
+        let eq = name_start + name_len;
+        if name_len == 0 || bytes.get(eq) != Some(&b'=') {
+            i = name_start;
+            continue;
+        }
+        let value_start = eq + 1;
+        let value_end = text[value_start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | '#') || is_quote(c))
+            .map_or(text.len(), |n| value_start + n);
+        if value_end > value_start && secret_name(&text[name_start..eq]) {
+            out.push_str(&text[copied..value_start]);
+            out.push_str(MASK);
+            copied = value_end;
+        }
+        i = value_end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Query parameter names whose values are hidden, compared after
+/// percent-decoding, lower-casing and dropping `_`, `-` and `.`.
+const SECRET_NAMES: [&str; 7] = ["sig", "sid", "pw", "p", "code", "accesscode", "hash"];
+/// Parts of names whose values are hidden (`pass` covers password, passwd,
+/// passcode; `key` apikey and api_key; `sign` signature).
+const SECRET_PARTS: [&str; 9] = [
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "sign",
+    "credential",
+    "session",
+];
+
+/// Whether a query parameter called `raw` (as written) may hold a secret.
+fn secret_name(raw: &str) -> bool {
+    let name: String = decode(raw)
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    SECRET_NAMES.contains(&name.as_str()) || SECRET_PARTS.iter().any(|p| name.contains(p))
 }
 
 /// True when `authority` (with no `@`) is `something:x` where `x` is not a
@@ -168,11 +273,10 @@ mod tests {
     }
 
     #[test]
-    fn leaves_urls_without_a_password_alone() {
+    fn leaves_urls_without_secrets_alone() {
         for text in [
-            "rtsp://bblp@10.0.0.5:322/live",
-            "rtsp://bblp:@10.0.0.5/live",
             "http://cam.local:8080/stream",
+            "http://cam.local:8080/?action=stream&user=admin&resolution=640x480",
             "http://cam.local:8080/login?email=a@b.example",
             "http://[::1]:8080/x@y",
             "http://[fe80::1]/",
@@ -187,6 +291,84 @@ mod tests {
         ] {
             assert_eq!(url_passwords(text), text, "{text}");
         }
+    }
+
+    #[test]
+    fn hides_a_user_name_given_without_a_password() {
+        assert_eq!(url_passwords("http://APIKEY@host/"), "http://****@host/");
+        assert_eq!(
+            url_passwords("rtsp://bblp@10.0.0.5:322/live"),
+            "rtsp://****@10.0.0.5:322/live"
+        );
+        assert_eq!(
+            url_passwords("rtsp://bblp:@10.0.0.5/live"),
+            "rtsp://****:@10.0.0.5/live"
+        );
+        assert_eq!(
+            url_passwords("GET failed for \"https://k3y@cam.lan/x\" ok"),
+            "GET failed for \"https://****@cam.lan/x\" ok"
+        );
+    }
+
+    #[test]
+    fn hides_secret_query_values() {
+        assert_eq!(
+            url_passwords("http://host/video.cgi?user=admin&pwd=hunter2"),
+            "http://host/video.cgi?user=admin&pwd=****"
+        );
+        assert_eq!(
+            url_passwords("rtsp://host/live?token=abc123 failed"),
+            "rtsp://host/live?token=**** failed"
+        );
+        for name in [
+            "pwd",
+            "pass",
+            "password",
+            "passwd",
+            "key",
+            "apikey",
+            "api_key",
+            "API-Key",
+            "token",
+            "access_token",
+            "auth",
+            "secret",
+            "client_secret",
+            "sig",
+            "signature",
+            "X-Amz-Signature",
+            "sessionid",
+            "p%61ss",
+        ] {
+            let text = format!("http://h/x?a=1&{name}=s3cr3t&b=2#f");
+            assert_eq!(
+                url_passwords(&text),
+                format!("http://h/x?a=1&{name}=****&b=2#f"),
+                "{name}"
+            );
+        }
+        // Without a scheme too, and in a quoted URL.
+        assert_eq!(
+            url_passwords("GET /snapshot.cgi?pwd=hunter2 HTTP/1.1"),
+            "GET /snapshot.cgi?pwd=**** HTTP/1.1"
+        );
+        assert_eq!(
+            url_passwords(r#"url="http://h/?key=k1;token=t2" x"#),
+            r#"url="http://h/?key=****;token=****" x"#
+        );
+        assert_eq!(url_passwords("http://h/?token="), "http://h/?token=");
+    }
+
+    #[test]
+    fn secret_parts_of_a_url() {
+        let parts = |s: &str| url_secret_parts(&url::Url::parse(s).unwrap());
+        assert_eq!(parts("rtsp://u:p%40ss@h/"), ["p%40ss", "p@ss"]);
+        assert_eq!(parts("http://APIKEY@h/"), ["APIKEY", "APIKEY"]);
+        assert_eq!(
+            parts("rtsp://h/live?user=admin&token=a%2Bb&x=1"),
+            ["a%2Bb", "a+b"]
+        );
+        assert!(parts("rtsp://h/live?user=admin").is_empty());
     }
 
     #[test]
@@ -274,6 +456,27 @@ mod tests {
             let url = format!("{scheme}://{user}:{password}@{host}{path}");
             let text = format!("{before} {url} {after}");
             let expected = format!("{before} {scheme}://{user}:****@{host}{path} {after}");
+            prop_assert_eq!(url_passwords(&text), expected);
+        }
+
+        #[test]
+        fn hides_any_user_name_without_a_password(
+            scheme in "(http|https|rtsp|rtsps)",
+            user in "[A-Za-z0-9._~%-]{1,20}",
+            host in "[a-z0-9.-]{1,15}(:[0-9]{1,5})?",
+        ) {
+            let text = format!("{scheme}://{user}@{host}/x");
+            prop_assert_eq!(url_passwords(&text), format!("{scheme}://****@{host}/x"));
+        }
+
+        #[test]
+        fn hides_any_secret_query_value(
+            name in "(pwd|token|api_key|signature|passwd|auth)",
+            value in "[A-Za-z0-9._~%+/=-]{1,20}",
+            other in "[x-z]{1,5}=[a-z0-9]{0,5}",
+        ) {
+            let text = format!("http://h/p?{other}&{name}={value}&{other} x");
+            let expected = format!("http://h/p?{other}&{name}=****&{other} x");
             prop_assert_eq!(url_passwords(&text), expected);
         }
 

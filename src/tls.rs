@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, OtherError,
     SignatureScheme, StreamOwned,
 };
+
+use crate::urlguard::Target;
 
 /// A TLS connection to a printer.
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -555,17 +557,18 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
-/// Opens TCP (within `timeout`), sets read and write timeouts of `timeout`
-/// and completes the TLS handshake. Printers need no SNI: an IP address is
-/// sent as none, a host name as the usual one.
+/// Opens TCP to one of `target`'s checked addresses (within `timeout`),
+/// sets read and write timeouts of `timeout` and completes the TLS
+/// handshake. Printers need no SNI: an IP address is sent as none, a host
+/// name as the usual one.
 pub fn connect(
-    host: &str,
-    port: u16,
+    target: &Target,
     config: Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<TlsStream, ConnectError> {
+    let (host, port) = (target.host(), target.port());
     let server_name = server_name(host)?;
-    let sock = tcp_connect(host, port, timeout)?;
+    let sock = tcp_connect(target, timeout)?;
     let mut conn = ClientConnection::new(config, server_name).map_err(|e| {
         ConnectError::new(
             ConnectErrorKind::Handshake,
@@ -594,30 +597,11 @@ fn server_name(host: &str) -> Result<ServerName<'static>, ConnectError> {
     })
 }
 
-fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ConnectError> {
+fn tcp_connect(target: &Target, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let unreachable = |m: String| ConnectError::new(ConnectErrorKind::Unreachable, m);
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(sock) => {
-                let set = sock
-                    .set_read_timeout(Some(timeout))
-                    .and_then(|()| sock.set_write_timeout(Some(timeout)));
-                if let Err(e) = set {
-                    return Err(unreachable(format!("socket setup failed: {e}")));
-                }
-                return Ok(sock);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let message = match last {
-        None => format!("cannot resolve {host}: no address"),
-        Some(e) => match e.kind() {
+    let sock = target.connect(timeout).map_err(|e| {
+        let (host, port) = (target.host(), target.port());
+        unreachable(match e.kind() {
             io::ErrorKind::ConnectionRefused => format!(
                 "connection to {host}:{port} refused: the printer is off, still starting, \
                  or the IP address is wrong"
@@ -631,9 +615,12 @@ fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Co
                 "cannot connect to {host}:{port} ({e}): the printer is off or the IP address \
                  is wrong"
             ),
-        },
-    };
-    Err(unreachable(message))
+        })
+    })?;
+    sock.set_read_timeout(Some(timeout))
+        .and_then(|()| sock.set_write_timeout(Some(timeout)))
+        .map_err(|e| unreachable(format!("socket setup failed: {e}")))?;
+    Ok(sock)
 }
 
 fn handshake_error(host: &str, port: u16, timeout: Duration, e: &io::Error) -> ConnectError {

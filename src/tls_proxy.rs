@@ -13,7 +13,7 @@
 //! (`$`, channel, u16 length, payload) and request bodies pass untouched.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
+
+use crate::urlguard::Target;
 
 /// The longest RTSP request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -278,9 +280,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Where the proxy connects, and how.
-struct Target {
-    host: String,
-    port: u16,
+struct Upstream {
+    /// Checked by urlguard; connected to by address, never resolved again.
+    target: Target,
     tls: Arc<ClientConfig>,
     server_name: ServerName<'static>,
 }
@@ -295,10 +297,9 @@ pub struct TlsProxy {
 
 impl TlsProxy {
     /// Listens on 127.0.0.1 on an ephemeral port and forwards each client,
-    /// one at a time, to `target_host:target_port` over TLS.
+    /// one at a time, over TLS to `target`'s checked addresses.
     pub fn start(
-        target_host: String,
-        target_port: u16,
+        target: Target,
         tls: Arc<ClientConfig>,
         server_name: ServerName<'static>,
     ) -> io::Result<TlsProxy> {
@@ -312,9 +313,8 @@ impl TlsProxy {
             last_error: Mutex::new(None),
             connections: AtomicUsize::new(0),
         });
-        let target = Target {
-            host: target_host,
-            port: target_port,
+        let target = Upstream {
+            target,
             tls,
             server_name,
         };
@@ -371,7 +371,7 @@ impl Drop for TlsProxy {
     }
 }
 
-fn accept_loop(listener: TcpListener, port: u16, target: &Target, shared: &Shared) {
+fn accept_loop(listener: TcpListener, port: u16, target: &Upstream, shared: &Shared) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((plain, _)) => {
@@ -400,14 +400,14 @@ fn register(shared: &Shared, s: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-fn serve(plain: TcpStream, proxy_port: u16, target: &Target, shared: &Shared) -> io::Result<()> {
+fn serve(plain: TcpStream, proxy_port: u16, target: &Upstream, shared: &Shared) -> io::Result<()> {
     plain.set_nonblocking(false)?;
     plain.set_nodelay(true)?;
     plain.set_read_timeout(Some(POLL))?;
     plain.set_write_timeout(Some(IO_TIMEOUT))?;
     register(shared, &plain)?;
-    let where_ = format!("{}:{}", target.host, target.port);
-    let tcp = connect(&target.host, target.port)
+    let where_ = target.target.label();
+    let tcp = connect(&target.target)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {where_}: {e}")))?;
     register(shared, &tcp)?;
     let conn = handshake(&tcp, target)
@@ -418,7 +418,7 @@ fn serve(plain: TcpStream, proxy_port: u16, target: &Target, shared: &Shared) ->
         tcp: tcp.try_clone()?,
     });
     let done = AtomicBool::new(false);
-    let rewriter = RequestRewriter::new(proxy_port, &target.host, target.port);
+    let rewriter = RequestRewriter::new(proxy_port, target.target.host(), target.target.port());
     // Two threads: this one reads ffmpeg and writes TLS, a scoped one reads
     // TLS and writes ffmpeg. Each blocks only on its own socket's read; the
     // rustls state is shared under a mutex that is never held across a read,
@@ -453,23 +453,14 @@ fn end_connection(shared: &Shared, done: &AtomicBool) {
     shared.close_sockets();
 }
 
-fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                s.set_nodelay(true)?;
-                s.set_write_timeout(Some(IO_TIMEOUT))?;
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+fn connect(target: &Target) -> io::Result<TcpStream> {
+    let s = target.connect(CONNECT_TIMEOUT)?;
+    s.set_nodelay(true)?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
 }
 
-fn handshake(tcp: &TcpStream, target: &Target) -> io::Result<ClientConnection> {
+fn handshake(tcp: &TcpStream, target: &Upstream) -> io::Result<ClientConnection> {
     tcp.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut conn = ClientConnection::new(Arc::clone(&target.tls), target.server_name.clone())
         .map_err(io::Error::other)?;

@@ -9,7 +9,9 @@
 //! IPv6 (`::ffff:127.0.0.1`), `localhost` names, and names that resolve to a
 //! forbidden address (`check_resolved`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
 use url::{Host, Url};
 
 /// What destinations a camera URL may point at.
@@ -46,24 +48,115 @@ const METADATA_NAMES: [&str; 5] = [
 /// resolved here. The error says why; it never repeats a password.
 pub fn check_text(raw: &str, policy: Policy) -> Result<Url, String> {
     let url = parse(raw)?;
-    target(&url, policy)?;
+    dest(&url, policy)?;
     Ok(url)
 }
 
 /// `check_text`, then resolves the host and refuses the URL if any address it
-/// resolves to is forbidden. Called at save time and right before connecting.
-/// Returns the addresses that were checked.
-///
-/// Connect to the returned addresses rather than resolving the name again:
-/// a second lookup may answer differently (DNS rebinding).
-pub fn check_resolved(raw: &str, policy: Policy) -> Result<(Url, Vec<SocketAddr>), String> {
+/// resolves to is forbidden. Called right before connecting: connect to the
+/// returned target's addresses rather than resolving the name again, as a
+/// second lookup may answer differently (DNS rebinding).
+pub fn check_resolved(raw: &str, policy: Policy) -> Result<(Url, Target), String> {
     let url = parse(raw)?;
     let port = port(&url);
-    let addrs = match target(&url, policy)? {
-        Target::Ip(ip) => vec![SocketAddr::new(ip, port)],
-        Target::Name(name) => resolve(&name, port, policy)?,
-    };
-    Ok((url, addrs))
+    let dest = dest(&url, policy)?;
+    let target = resolve_dest(dest, port, policy).map_err(Lookup::into_message)?;
+    Ok((url, target))
+}
+
+/// The save-time check of a camera URL: `check_text`, then the addresses the
+/// name resolves to. A name that does not resolve (yet: camera off, mDNS not
+/// running, no DNS on this box) is accepted with the warning returned; the
+/// check at connect time guards the connection. A name that resolves to a
+/// forbidden address is refused.
+pub fn check_at_save(raw: &str, policy: Policy) -> Result<(Url, Option<String>), String> {
+    let url = parse(raw)?;
+    let port = port(&url);
+    let dest = dest(&url, policy)?;
+    let warning = save_time_lookup(dest, port, policy)?;
+    Ok((url, warning))
+}
+
+/// A printer's address (`ip`): an IP literal or a host name, nothing else.
+/// Judged as a camera URL's host is; names are not resolved here.
+pub fn check_host_text(host: &str, policy: Policy) -> Result<(), String> {
+    host_dest(host, policy).map(|_| ())
+}
+
+/// A printer's address and port, resolved and checked as `check_resolved`
+/// checks a camera URL; right before connecting.
+pub fn check_host(host: &str, port: u16, policy: Policy) -> Result<Target, String> {
+    let dest = host_dest(host, policy)?;
+    resolve_dest(dest, port, policy).map_err(Lookup::into_message)
+}
+
+/// The save-time check of a printer's address, as `check_at_save`: a name
+/// that does not resolve is accepted with the returned warning.
+pub fn check_host_at_save(host: &str, policy: Policy) -> Result<Option<String>, String> {
+    let dest = host_dest(host, policy)?;
+    // The port does not change what a name resolves to.
+    save_time_lookup(dest, 1, policy)
+}
+
+/// A destination urlguard has checked: the host as written (for TLS server
+/// names, Host headers and messages), the port and every address it
+/// resolved to, each allowed by the policy it was checked under. Only this
+/// module makes one, so connecting code that takes a `Target` cannot skip
+/// the check, and never resolves the name again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    host: String,
+    port: u16,
+    addrs: Vec<SocketAddr>,
+    loopback_allowed: bool,
+}
+
+impl Target {
+    /// The host as written: a name, or an IP address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The checked addresses, never empty; connect to these only.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The first checked address, for a program (ffmpeg) that takes one.
+    pub fn first_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Whether the check allowed loopback (`--allow-loopback`).
+    pub fn loopback_allowed(&self) -> bool {
+        self.loopback_allowed
+    }
+
+    /// `host:port`, an IPv6 host in brackets; for messages.
+    pub fn label(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Opens TCP to the first checked address that answers within `timeout`
+    /// each. The error is the last address's.
+    pub fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for addr in &self.addrs {
+            match TcpStream::connect_timeout(addr, timeout) {
+                Ok(sock) => return Ok(sock),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
 }
 
 /// Why `ip` is not an acceptable camera destination, or None if it is.
@@ -131,7 +224,7 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// Where a URL's host leads, once its text is judged acceptable.
-enum Target {
+enum Dest {
     Ip(IpAddr),
     /// A host name, exactly as a client would resolve it.
     Name(String),
@@ -211,7 +304,7 @@ fn port(url: &Url) -> u16 {
     })
 }
 
-fn target(url: &Url, policy: Policy) -> Result<Target, String> {
+fn dest(url: &Url, policy: Policy) -> Result<Dest, String> {
     match url.host() {
         Some(Host::Ipv4(ip)) => literal(IpAddr::V4(ip), policy),
         Some(Host::Ipv6(ip)) => literal(IpAddr::V6(ip), policy),
@@ -220,10 +313,10 @@ fn target(url: &Url, policy: Policy) -> Result<Target, String> {
     }
 }
 
-fn literal(ip: IpAddr, policy: Policy) -> Result<Target, String> {
+fn literal(ip: IpAddr, policy: Policy) -> Result<Dest, String> {
     match forbidden_ip(ip, policy) {
         Some(reason) => Err(format!("camera address {ip} is not allowed: {reason}")),
-        None => Ok(Target::Ip(ip)),
+        None => Ok(Dest::Ip(ip)),
     }
 }
 
@@ -231,7 +324,7 @@ fn literal(ip: IpAddr, policy: Policy) -> Result<Target, String> {
 /// has already turned numeric IPv4 forms into addresses; for rtsp(s) it keeps
 /// the host as opaque text, which the resolver would still read as an
 /// address (inet_aton), so that is done here for every scheme.
-fn domain(name: &str, policy: Policy) -> Result<Target, String> {
+fn domain(name: &str, policy: Policy) -> Result<Dest, String> {
     if name.contains('%') {
         // An opaque host keeps its escapes; clients differ on decoding them.
         return Err(format!(
@@ -258,26 +351,97 @@ fn domain(name: &str, policy: Policy) -> Result<Target, String> {
             "camera host {name} is not allowed: loopback address"
         ));
     }
-    Ok(Target::Name(name.to_owned()))
+    Ok(Dest::Name(name.to_owned()))
 }
 
-fn resolve(name: &str, port: u16, policy: Policy) -> Result<Vec<SocketAddr>, String> {
+/// Why a host could not be made a `Target`.
+enum Lookup {
+    /// The name does not resolve (now): no DNS, unknown name, no address.
+    Unresolved(String),
+    /// It resolves to a forbidden address.
+    Refused(String),
+}
+
+impl Lookup {
+    fn into_message(self) -> String {
+        match self {
+            Lookup::Unresolved(m) | Lookup::Refused(m) => m,
+        }
+    }
+}
+
+fn resolve_dest(dest: Dest, port: u16, policy: Policy) -> Result<Target, Lookup> {
+    let (host, addrs) = match dest {
+        Dest::Ip(ip) => (ip.to_string(), vec![SocketAddr::new(ip, port)]),
+        Dest::Name(name) => {
+            let addrs = resolve(&name, port, policy)?;
+            (name, addrs)
+        }
+    };
+    Ok(Target {
+        host,
+        port,
+        addrs,
+        loopback_allowed: policy.allow_loopback,
+    })
+}
+
+/// The save-time lookup: `Ok(Some(warning))` when the name does not resolve.
+fn save_time_lookup(dest: Dest, port: u16, policy: Policy) -> Result<Option<String>, String> {
+    match resolve_dest(dest, port, policy) {
+        Ok(_) => Ok(None),
+        Err(Lookup::Unresolved(why)) => Ok(Some(format!(
+            "{why}; saved anyway, the address is checked again at each connection"
+        ))),
+        Err(Lookup::Refused(why)) => Err(why),
+    }
+}
+
+fn resolve(name: &str, port: u16, policy: Policy) -> Result<Vec<SocketAddr>, Lookup> {
     let addrs: Vec<SocketAddr> = (name, port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve camera host {name}: {e}"))?
+        .map_err(|e| Lookup::Unresolved(format!("cannot resolve camera host {name}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("camera host {name} resolves to no address"));
+        return Err(Lookup::Unresolved(format!(
+            "camera host {name} resolves to no address"
+        )));
     }
     for addr in &addrs {
         if let Some(reason) = forbidden_ip(addr.ip(), policy) {
-            return Err(format!(
+            return Err(Lookup::Refused(format!(
                 "camera host {name} is not allowed: it resolves to {}, a {reason}",
                 addr.ip()
-            ));
+            )));
         }
     }
     Ok(addrs)
+}
+
+/// Characters of a printer address: host names and IP literals only (no
+/// spaces, controls, userinfo, path, port or zone).
+fn host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':')
+}
+
+/// Judges a printer address as the host of `http://<host>/` (brackets added
+/// for IPv6), after refusing anything but host characters.
+fn host_dest(host: &str, policy: Policy) -> Result<Dest, String> {
+    if host.is_empty() || !host.bytes().all(host_char) {
+        return Err(format!(
+            "ip must be a printer's address such as 192.168.1.50 or a host name \
+             (letters, digits, '.', '-', ':'), not {host:?}"
+        ));
+    }
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let url = parse(&format!("http://{bracketed}/")).map_err(|_| {
+        format!("ip must be a printer's address such as 192.168.1.50, not {host:?}")
+    })?;
+    dest(&url, policy)
 }
 
 /// What `parse_ipv4` made of a host.
@@ -651,7 +815,10 @@ mod tests {
         // consulted, as with a name that merely resolves to loopback.
         let e = check_resolved("http://localhost/", STRICT).unwrap_err();
         assert!(e.contains("loopback"), "{e}");
-        let e = resolve("localhost", 80, STRICT).unwrap_err();
+        let e = resolve("localhost", 80, STRICT)
+            .err()
+            .map(Lookup::into_message)
+            .unwrap();
         assert!(
             e.contains("resolves to") && e.contains("loopback address"),
             "{e}"
@@ -690,17 +857,23 @@ mod tests {
             ("rtsp://167772165/live", "10.0.0.5:554"),
             ("http://[fd12::1]:81/", "[fd12::1]:81"),
         ] {
-            let (_, addrs) = check_resolved(raw, STRICT).unwrap();
-            assert_eq!(addrs, vec![addr.parse::<SocketAddr>().unwrap()], "{raw}");
+            let (_, target) = check_resolved(raw, STRICT).unwrap();
+            let addr = addr.parse::<SocketAddr>().unwrap();
+            assert_eq!(target.addrs(), [addr], "{raw}");
+            assert_eq!(target.port(), addr.port(), "{raw}");
+            assert_eq!(target.host(), addr.ip().to_string(), "{raw}");
         }
     }
 
     #[test]
     fn check_resolved_allows_localhost_with_allow_loopback() {
-        let (url, addrs) = check_resolved("http://localhost:8081/", LOOPBACK_OK).unwrap();
+        let (url, target) = check_resolved("http://localhost:8081/", LOOPBACK_OK).unwrap();
         assert_eq!(url.host_str(), Some("localhost"));
-        assert!(!addrs.is_empty());
-        assert!(addrs
+        assert_eq!(target.host(), "localhost");
+        assert!(target.loopback_allowed());
+        assert!(!target.addrs().is_empty());
+        assert!(target
+            .addrs()
             .iter()
             .all(|a| a.ip().is_loopback() && a.port() == 8081));
     }
@@ -714,6 +887,100 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("s3cretpw"), "{e}");
+    }
+
+    #[test]
+    fn save_time_check_accepts_a_name_that_does_not_resolve_with_a_warning() {
+        // RFC 6761: .invalid never resolves.
+        let (url, warning) =
+            check_at_save("http://u:s3cretpw@cam.invalid:8081/?action=stream", STRICT).unwrap();
+        assert_eq!(url.host_str(), Some("cam.invalid"));
+        let warning = warning.expect("a warning");
+        assert!(warning.contains("cam.invalid"), "{warning}");
+        assert!(!warning.contains("s3cretpw"), "{warning}");
+        assert!(check_host_at_save("cam.invalid", STRICT).unwrap().is_some());
+        // Connecting still needs the name to resolve.
+        assert!(check_resolved("http://cam.invalid:8081/", STRICT).is_err());
+        assert!(check_host("cam.invalid", 6000, STRICT).is_err());
+    }
+
+    #[test]
+    fn save_time_check_refuses_what_resolves_to_forbidden_addresses() {
+        let e = check_at_save("http://localhost:8081/", STRICT).unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        let e = check_at_save("http://169.254.169.254/", LOOPBACK_OK).unwrap_err();
+        assert!(e.contains(METADATA), "{e}");
+        assert!(check_host_at_save("localhost", STRICT).is_err());
+        assert!(check_host_at_save("metadata.google.internal", LOOPBACK_OK).is_err());
+        assert_eq!(check_at_save("http://10.0.0.5/", STRICT).unwrap().1, None);
+        assert_eq!(check_host_at_save("localhost", LOOPBACK_OK), Ok(None));
+    }
+
+    #[test]
+    fn printer_addresses_are_resolved_and_checked() {
+        let e = check_host("localhost", 6000, STRICT).unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        let e = resolve("localhost", 6000, STRICT)
+            .err()
+            .map(Lookup::into_message)
+            .unwrap();
+        assert!(e.contains("resolves to"), "{e}");
+        for host in [
+            "127.0.0.1",
+            "2130706433",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.169.254",
+        ] {
+            assert!(check_host(host, 6000, STRICT).is_err(), "{host}");
+        }
+        let t = check_host("localhost", 6000, LOOPBACK_OK).unwrap();
+        assert_eq!((t.host(), t.port()), ("localhost", 6000));
+        assert!(t
+            .addrs()
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 6000));
+        let t = check_host("fd00::5", 322, STRICT).unwrap();
+        assert_eq!(t.addrs(), ["[fd00::5]:322".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(t.label(), "[fd00::5]:322");
+        let t = check_host("192.168.1.50", 6000, STRICT).unwrap();
+        assert_eq!(t.label(), "192.168.1.50:6000");
+    }
+
+    #[test]
+    fn printer_addresses_with_spaces_or_controls_are_refused() {
+        for host in [
+            "192.168.1.5 ",
+            " 192.168.1.5",
+            "192.168.1.5\n",
+            "cam\tlan",
+            "cam lan",
+            "cam\u{0}lan",
+            "cam\u{7f}",
+            "cam\rlan",
+            "",
+            "u@cam.lan",
+            "cam.lan/x",
+            "cam.lan:6000x",
+            "[fd00::5]",
+            "cam%2elan",
+            "cämera",
+        ] {
+            let e = check_host_text(host, LOOPBACK_OK).unwrap_err();
+            assert!(e.starts_with("ip must be"), "{host:?}: {e}");
+        }
+        for host in ["192.168.1.5", "cam-1.lan", "fd00::5", "printer_1.local"] {
+            assert_eq!(check_host_text(host, STRICT), Ok(()), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_target_connects_only_to_its_checked_addresses() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = check_host("127.0.0.1", port, LOOPBACK_OK).unwrap();
+        let sock = t.connect(Duration::from_secs(5)).unwrap();
+        assert_eq!(sock.peer_addr().unwrap(), t.first_addr());
     }
 
     #[test]

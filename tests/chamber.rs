@@ -15,8 +15,13 @@ use chamber_double::{cert_der, expected_frames, Double, Mode, Options, Stats};
 use printcam::source::{Source, SourceError, Upstream};
 use printcam::sources::chamber::{Chamber, OnPin};
 use printcam::tls::cert_sha256_hex;
+use printcam::urlguard::Policy;
 
 const CODE: &str = "12345678";
+/// The tests' printers listen on loopback, as `--allow-loopback` allows.
+const LOOPBACK_OK: Policy = Policy {
+    allow_loopback: true,
+};
 
 /// Collects frames; wants `want` of them, then says stop.
 struct Collect {
@@ -91,8 +96,28 @@ fn run(chamber: &Arc<Chamber>, up: &Arc<Collect>) -> Result<(), SourceError> {
 
 fn chamber(port: u16, code: &str, pin: Option<String>, on_pin: Option<OnPin>) -> Arc<Chamber> {
     Arc::new(
-        Chamber::new("127.0.0.1".into(), port, code.into(), pin, on_pin)
-            .with_timeouts(Duration::from_secs(5), Duration::from_secs(5)),
+        Chamber::new(
+            "127.0.0.1".into(),
+            port,
+            code.into(),
+            pin,
+            on_pin,
+            LOOPBACK_OK,
+        )
+        .with_timeouts(Duration::from_secs(5), Duration::from_secs(5)),
+    )
+}
+
+/// A chamber source without a pin, at `host`, with (connect, read) timeouts.
+fn plain_chamber(
+    host: &str,
+    port: u16,
+    policy: Policy,
+    (connect, read): (Duration, Duration),
+) -> Arc<Chamber> {
+    Arc::new(
+        Chamber::new(host.into(), port, CODE.into(), None, None, policy)
+            .with_timeouts(connect, read),
     )
 }
 
@@ -271,9 +296,11 @@ fn an_overlong_access_code_is_fatal_and_never_sent() {
 #[test]
 fn a_silent_camera_times_out_with_a_clear_message() {
     let double = Double::start(Options::new(Mode::Silent));
-    let source = Arc::new(
-        Chamber::new("127.0.0.1".into(), double.port(), CODE.into(), None, None)
-            .with_timeouts(Duration::from_secs(5), Duration::from_secs(1)),
+    let source = plain_chamber(
+        "127.0.0.1",
+        double.port(),
+        LOOPBACK_OK,
+        (Duration::from_secs(5), Duration::from_secs(1)),
     );
     let err = run(&source, &Collect::new(1)).unwrap_err();
     assert!(err.retry);
@@ -298,9 +325,11 @@ fn a_connection_dropped_mid_frame_is_an_error_after_the_good_frames() {
 #[test]
 fn a_stop_interrupts_a_blocked_read() {
     let double = Double::start(Options::new(Mode::Silent));
-    let source = Arc::new(
-        Chamber::new("127.0.0.1".into(), double.port(), CODE.into(), None, None)
-            .with_timeouts(Duration::from_secs(5), Duration::from_secs(120)),
+    let source = plain_chamber(
+        "127.0.0.1",
+        double.port(),
+        LOOPBACK_OK,
+        (Duration::from_secs(5), Duration::from_secs(120)),
     );
     let up = Collect::new(1);
     let stopper = {
@@ -357,9 +386,11 @@ fn a_server_that_never_speaks_tls_fails_the_handshake_in_time() {
             }
         })
         .unwrap();
-    let source = Arc::new(
-        Chamber::new("127.0.0.1".into(), port, CODE.into(), None, None)
-            .with_timeouts(Duration::from_secs(1), Duration::from_secs(1)),
+    let source = plain_chamber(
+        "127.0.0.1",
+        port,
+        LOOPBACK_OK,
+        (Duration::from_secs(1), Duration::from_secs(1)),
     );
     let err = run(&source, &Collect::new(1)).unwrap_err();
     assert!(err.retry);
@@ -375,11 +406,30 @@ fn a_server_that_never_speaks_tls_fails_the_handshake_in_time() {
 #[test]
 fn a_host_name_works_as_well_as_an_ip_address() {
     let double = Double::start(Options::new(Mode::Normal));
-    let source = Arc::new(
-        Chamber::new("localhost".into(), double.port(), CODE.into(), None, None)
-            .with_timeouts(Duration::from_secs(5), Duration::from_secs(5)),
+    let source = plain_chamber(
+        "localhost",
+        double.port(),
+        LOOPBACK_OK,
+        (Duration::from_secs(5), Duration::from_secs(5)),
     );
     let up = Collect::new(2);
     run(&source, &up).unwrap();
     assert_eq!(up.frames(), expected_frames(2));
+}
+
+/// A name that resolves to loopback is judged by what it resolves to, right
+/// before connecting: without `--allow-loopback` nothing connects, so no
+/// access code is sent.
+#[test]
+fn a_name_that_resolves_to_loopback_is_not_connected_to() {
+    let double = Double::start(Options::new(Mode::Normal));
+    for host in ["localhost", "127.0.0.1", "2130706433"] {
+        let timeouts = (Duration::from_secs(5), Duration::from_secs(5));
+        let source = plain_chamber(host, double.port(), Policy::default(), timeouts);
+        let err = run(&source, &Collect::new(1)).unwrap_err();
+        assert!(err.message.contains("loopback"), "{host}: {}", err.message);
+        assert!(!err.message.contains(CODE), "{}", err.message);
+    }
+    assert_eq!(Stats::get(&double.stats.connections), 0);
+    assert_eq!(Stats::get(&double.stats.auth_ok), 0);
 }

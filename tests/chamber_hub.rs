@@ -15,7 +15,7 @@ use chamber_double::{cert_der, Double, Mode, Options, Stats, CERT_A, CERT_B, KEY
 use printcam::cameras::Cameras;
 use printcam::config::Settings;
 use printcam::hub::{RecvTimeoutError, UpstreamState};
-use printcam::registry::{Printer, Registry};
+use printcam::registry::{Printer, PrinterPatch, Registry};
 use printcam::tls::cert_sha256_hex;
 
 const CODE: &str = "12345678";
@@ -214,4 +214,78 @@ fn the_first_certificate_is_pinned_and_a_changed_one_refused() {
     wait_until("the printer connection to close", || {
         count(&impostor.stats.current) == 0
     });
+}
+
+#[test]
+fn moving_a_printer_forgets_the_pin_and_needs_the_access_code_again() {
+    let first = Double::start(Options::new(Mode::Endless));
+    let cameras = cameras();
+    let id = add_p1s(&cameras, first.port(), CODE);
+    assert!(cameras.test(id).unwrap().success);
+    assert!(pin_of(&cameras, id).is_some());
+
+    // Another device on another port, with another certificate and code.
+    const NEW_CODE: &str = "87654321";
+    let other = Double::start(Options {
+        cert_pem: CERT_B,
+        key_pem: KEY_B,
+        access_code: NEW_CODE,
+        ..Options::new(Mode::Endless)
+    });
+    let move_only = PrinterPatch {
+        camera_port: Some(Some(other.port())),
+        ..PrinterPatch::default()
+    };
+    let e = cameras.update_printer(id, &move_only).unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.message().contains("access_code"), "{}", e.message());
+    assert_eq!(cameras.printer(id).unwrap().camera_port, Some(first.port()));
+    assert!(pin_of(&cameras, id).is_some());
+    let move_ip = PrinterPatch {
+        ip: Some(Some("localhost".into())),
+        ..PrinterPatch::default()
+    };
+    assert!(cameras.update_printer(id, &move_ip).is_err());
+
+    let with_code = PrinterPatch {
+        access_code: Some(Some(NEW_CODE.into())),
+        ..move_only
+    };
+    cameras.update_printer(id, &with_code).unwrap();
+    assert_eq!(pin_of(&cameras, id), None);
+    let test = cameras.test(id).unwrap();
+    assert!(test.success, "{test:?}");
+    // The new device got the new code, never the old one, and is pinned.
+    assert_eq!(count(&other.stats.auth_bad), 0);
+    assert_eq!(
+        pin_of(&cameras, id),
+        Some(cert_sha256_hex(&cert_der(CERT_B)))
+    );
+    // Same address again: nothing to re-enter.
+    let same = PrinterPatch {
+        camera_port: Some(Some(other.port())),
+        name: Some("renamed".into()),
+        ..PrinterPatch::default()
+    };
+    cameras.update_printer(id, &same).unwrap();
+    assert!(pin_of(&cameras, id).is_some());
+    cameras.shutdown();
+}
+
+#[test]
+fn a_pin_seen_at_the_old_address_is_not_stored_after_a_move() {
+    let cameras = cameras();
+    let id = add_p1s(&cameras, 6000, CODE);
+    let before = cameras.printer(id).unwrap();
+    let moved = PrinterPatch {
+        camera_port: Some(Some(6001)),
+        access_code: Some(Some(CODE.into())),
+        ..PrinterPatch::default()
+    };
+    cameras.update_printer(id, &moved).unwrap();
+    // The old hub's connection delivers its first frame only now.
+    cameras.pin_cert(&before, &"ab".repeat(32));
+    assert_eq!(pin_of(&cameras, id), None);
+    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32));
+    assert_eq!(pin_of(&cameras, id), Some("cd".repeat(32)));
 }

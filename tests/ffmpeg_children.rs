@@ -213,6 +213,9 @@ fn printer_refusing_port_322_says_enable_liveview() {
         "12345678".into(),
         support::accept_any_client(),
         Some(real),
+        Policy {
+            allow_loopback: true,
+        },
     );
     let up = TestUp::new(1, 5);
     let err = source.run(&up).unwrap_err();

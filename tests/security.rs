@@ -426,3 +426,153 @@ fn trace_logs_never_show_the_token_or_an_access_code() {
     assert!(!log.contains("SECRET"), "the token was logged:\n{log}");
     assert!(!log.contains(CODE), "an access code was logged:\n{log}");
 }
+
+// ------------------------------------------------------- addresses and URLs
+
+fn strict() -> Settings {
+    Settings {
+        allow_loopback: false,
+        ..test_settings()
+    }
+}
+
+fn printer_body(ip: &str) -> String {
+    let ip = printcam::json::Value::from(ip).to_json();
+    format!(r#"{{"name":"p","ip":{ip},"access_code":"12345678"}}"#)
+}
+
+#[test]
+fn printer_addresses_are_judged_as_camera_urls_are() {
+    let ts = server(strict());
+    for ip in [
+        "localhost",
+        "127.0.0.1",
+        "2130706433",
+        "::1",
+        "169.254.169.254",
+    ] {
+        let r = send(&ts, "POST", "/printers", &printer_body(ip), None);
+        assert_eq!(r.status, 400, "{ip}: {}", r.text());
+        assert!(
+            r.detail().contains("printer address refused"),
+            "{}",
+            r.text()
+        );
+    }
+    // Spaces and control characters inside the address.
+    for ip in [
+        "cam lan",
+        "cam\tlan",
+        "192.168.1.5\u{7}",
+        "192.168.1.5\u{0}x",
+    ] {
+        let r = send(&ts, "POST", "/printers", &printer_body(ip), None);
+        assert_eq!(r.status, 400, "{ip:?}: {}", r.text());
+        assert!(r.detail().contains("ip must be"), "{}", r.text());
+    }
+    let ok = send(
+        &ts,
+        "POST",
+        "/printers",
+        &printer_body("192.168.1.50"),
+        None,
+    );
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    assert!(ok.json().get("warnings").is_none(), "{}", ok.text());
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_saved_with_a_warning() {
+    let ts = server(strict());
+    // RFC 6761: .invalid never resolves, like a LAN name this box's
+    // resolver does not know yet.
+    let body = r#"{"name":"door","camera_type":"mjpeg","camera_url":"http://admin:s3cretpw@cam.invalid:8081/?action=stream"}"#;
+    let r = send(&ts, "POST", "/printers", body, None);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let warnings = r.json().get("warnings").cloned().expect("warnings");
+    let text = warnings.to_json();
+    assert!(text.contains("cam.invalid"), "{text}");
+    assert!(!text.contains("s3cretpw"), "{text}");
+
+    let r = send(
+        &ts,
+        "POST",
+        "/printers",
+        &printer_body("printer.invalid"),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.json().get("warnings").is_some(), "{}", r.text());
+    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let patch = r#"{"ip":"printer2.invalid","access_code":"12345678"}"#;
+    let r = send(&ts, "PATCH", &format!("/printers/{id}"), patch, None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json().get("warnings").is_some(), "{}", r.text());
+
+    // A name that resolves to a forbidden address is still refused.
+    let body = r#"{"name":"d","camera_type":"mjpeg","camera_url":"http://localhost:8081/"}"#;
+    assert_eq!(send(&ts, "POST", "/printers", body, None).status, 400);
+}
+
+#[test]
+fn moving_a_printer_needs_its_access_code_in_the_same_change() {
+    let ts = server(test_settings());
+    let r = send(
+        &ts,
+        "POST",
+        "/printers",
+        &printer_body("192.168.1.50"),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().get("id").and_then(|v| v.as_i64()).unwrap();
+    let path = format!("/printers/{id}");
+    for patch in [r#"{"ip":"192.168.1.51"}"#, r#"{"camera_port":6001}"#] {
+        let r = send(&ts, "PATCH", &path, patch, None);
+        assert_eq!(r.status, 400, "{patch}: {}", r.text());
+        assert!(r.detail().contains("access_code"), "{}", r.text());
+    }
+    let r = send(&ts, "GET", &path, "", None);
+    assert_eq!(
+        r.json().get("ip").and_then(|v| v.as_str()),
+        Some("192.168.1.50")
+    );
+    let patch = r#"{"ip":"192.168.1.51","access_code":"87654321"}"#;
+    let r = send(&ts, "PATCH", &path, patch, None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Other fields change without it.
+    assert_eq!(
+        send(&ts, "PATCH", &path, r#"{"name":"q"}"#, None).status,
+        200
+    );
+}
+
+#[test]
+fn secrets_in_camera_urls_are_masked_in_the_api() {
+    let ts = server(test_settings());
+    for (url, secret) in [
+        (
+            "http://10.0.0.9/video.cgi?user=admin&pwd=Hunter2pw",
+            "Hunter2pw",
+        ),
+        ("http://APIKEY123456@10.0.0.9/stream", "APIKEY123456"),
+        ("http://10.0.0.9/s?token=T0kenVal&x=1", "T0kenVal"),
+        ("rtsp://10.0.0.9/live?sig=S1gnature", "S1gnature"),
+    ] {
+        let kind = if url.starts_with("rtsp") {
+            "rtsp"
+        } else {
+            "mjpeg"
+        };
+        let body = format!(r#"{{"name":"c","camera_type":"{kind}","camera_url":"{url}"}}"#);
+        let r = send(&ts, "POST", "/printers", &body, None);
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert!(!r.text().contains(secret), "{}", r.text());
+    }
+    let list = get(&ts, "/printers", &[]);
+    assert_eq!(list.status, 200);
+    for secret in ["Hunter2pw", "APIKEY123456", "T0kenVal", "S1gnature"] {
+        assert!(!list.text().contains(secret), "{}", list.text());
+    }
+    assert!(list.text().contains("pwd=****"), "{}", list.text());
+}

@@ -15,15 +15,20 @@ use std::time::{Duration, Instant};
 use printcam::source::Source;
 use printcam::sources::rtsp::Rtsp;
 use printcam::tls_proxy::TlsProxy;
+use printcam::urlguard::{self, Policy};
 use rustls::pki_types::ServerName;
 use support::{accept_any_client, child_pids, TestUp, TlsFront};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The tests' cameras listen on loopback, as `--allow-loopback` allows.
+const LOOPBACK_OK: Policy = Policy {
+    allow_loopback: true,
+};
+
 fn start_proxy(port: u16) -> TlsProxy {
     TlsProxy::start(
-        "127.0.0.1".into(),
-        port,
+        urlguard::check_host("127.0.0.1", port, LOOPBACK_OK).unwrap(),
         accept_any_client(),
         ServerName::try_from("127.0.0.1".to_string()).unwrap(),
     )
@@ -195,6 +200,7 @@ fn x1c_emulation_through_the_proxy() {
             "31415926".into(),
             accept_any_client(),
             Some(ffmpeg.clone()),
+            LOOPBACK_OK,
         );
         assert!(!source.describe().contains("31415926"));
         let up = TestUp::new(5, 10);
@@ -213,6 +219,7 @@ fn x1c_emulation_through_the_proxy() {
             "27182818".into(),
             accept_any_client(),
             Some(ffmpeg),
+            LOOPBACK_OK,
         );
         let err = source.run(&TestUp::new(1, 5)).unwrap_err();
         assert!(err.message.contains("401"), "{err}");

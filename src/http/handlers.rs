@@ -40,14 +40,17 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
         Route::CreatePrinter => {
             let v = body::read_json(request)?;
             let p = printers::new_from_json(&v).map_err(invalid)?;
-            let id = cameras.add_printer(&p).map_err(err)?;
-            printer_reply(201, cameras, id)?.with_header("Location", format!("/printers/{id}"))
+            let saved = cameras.add(&p).map_err(err)?;
+            let id = saved.value;
+            let p = cameras.printer(id).map_err(err)?;
+            Reply::json(201, &printers::saved_json(&p, &saved.warnings))
+                .with_header("Location", format!("/printers/{id}"))
         }
         Route::UpdatePrinter(id) => {
             let v = body::read_json(request)?;
             let patch = printers::update_from_json(&v).map_err(invalid)?;
-            let p = cameras.update_printer(id, &patch).map_err(err)?;
-            Reply::json(200, &printers::to_json(&p))
+            let saved = cameras.update(id, &patch).map_err(err)?;
+            Reply::json(200, &printers::saved_json(&saved.value, &saved.warnings))
         }
         Route::DeletePrinter(id) => {
             cameras.remove_printer(id).map_err(err)?;

@@ -43,6 +43,20 @@ pub fn to_json(p: &Printer) -> Value {
     ])
 }
 
+/// A printer as the answer to a create or change shows it: `to_json`, plus
+/// `warnings` (strings, secrets masked) when there are any.
+pub fn saved_json(p: &Printer, warnings: &[String]) -> Value {
+    let mut v = to_json(p);
+    if let (Value::Object(members), false) = (&mut v, warnings.is_empty()) {
+        let list = warnings
+            .iter()
+            .map(|w| Value::from(crate::redact::url_passwords(w)))
+            .collect();
+        members.push(("warnings".to_string(), Value::Array(list)));
+    }
+    v
+}
+
 /// A body's fields as a change: absent fields are `None`, JSON null (or an
 /// empty string) clears an optional field. Refuses unknown or repeated
 /// fields and wrong types, naming the field.

@@ -9,6 +9,7 @@ use super::tofu::{PinCheck, Tofu};
 use crate::jpeg::MAX_FRAME;
 use crate::source::{Source, SourceError, Upstream};
 use crate::tls::{self, ConnectErrorKind, TlsStream};
+use crate::urlguard::Policy;
 
 pub use super::tofu::OnPin;
 
@@ -20,6 +21,8 @@ const FIELD_LEN: usize = 32;
 pub struct Chamber {
     host: String,
     port: u16,
+    /// Judges the address each time before connecting.
+    policy: Policy,
     access_code: String,
     tofu: Tofu,
     connect_timeout: Duration,
@@ -33,10 +36,12 @@ impl Chamber {
         access_code: String,
         pin: Option<String>,
         on_pin: Option<OnPin>,
+        policy: Policy,
     ) -> Self {
         Chamber {
             host,
             port,
+            policy,
             access_code,
             tofu: Tofu::new(pin, on_pin),
             connect_timeout: Duration::from_secs(5),
@@ -53,14 +58,15 @@ impl Chamber {
     }
 
     fn open(&self) -> Result<(TlsStream, PinCheck), SourceError> {
+        // Resolved and checked now, before the access code goes anywhere.
+        let target = super::printer_target(&self.host, self.port, self.policy)?;
         let check = self.tofu.check();
         let config = check.config.clone();
-        let stream = tls::connect(&self.host, self.port, config, self.connect_timeout).map_err(
-            |e| match e.kind {
+        let stream =
+            tls::connect(&target, config, self.connect_timeout).map_err(|e| match e.kind {
                 ConnectErrorKind::CertificateChanged => SourceError::fatal(e.message),
                 _ => SourceError::transient(e.message),
-            },
-        )?;
+            })?;
         Ok((stream, check))
     }
 

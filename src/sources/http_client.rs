@@ -133,20 +133,18 @@ impl Resolver for GuardedResolver {
         _config: &Config,
         _timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let (url, addrs) = match urlguard::check_resolved(&self.url, self.policy) {
-            Ok(checked) => checked,
+        let target = match urlguard::check_resolved(&self.url, self.policy) {
+            Ok((_, target)) => target,
             Err(why) => {
                 *lock(&self.refusal) = Some(why);
                 return Err(ureq::Error::HostNotFound);
             }
         };
-        let port = url.port_or_known_default();
+        // ureq connects to exactly these; the Host header and TLS server
+        // name still come from the URL.
         let mut out = self.empty();
-        for mut addr in addrs {
-            if let Some(p) = port {
-                addr.set_port(p);
-            }
-            if out.try_push(addr).is_err() {
+        for addr in target.addrs() {
+            if out.try_push(*addr).is_err() {
                 break;
             }
         }

@@ -12,7 +12,8 @@ use crate::camera::{BuiltIn, CameraType};
 use crate::cameras::{CameraKind, Cameras};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
-use crate::source::Source;
+use crate::source::{Source, SourceError};
+use crate::urlguard::{self, Policy, Target};
 use std::sync::Arc;
 
 /// The source that serves printer `p`'s camera.
@@ -25,6 +26,7 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
             p.access_code.clone().unwrap_or_default(),
             printer_tofu(p, cameras),
             cameras.settings().ffmpeg.clone(),
+            cameras.settings().url_policy(),
         ))),
         CameraKind::External(CameraType::Rtsp) => {
             // An rtsps camera's certificate is accepted as presented, as a
@@ -64,6 +66,7 @@ fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
         p.access_code.clone().unwrap_or_default(),
         p.cert_sha256.clone(),
         Some(pin_in_registry(p, cameras)),
+        cameras.settings().url_policy(),
     )
 }
 
@@ -74,16 +77,30 @@ fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> tofu::Tofu {
 }
 
 fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
-    let id = p.id;
+    // The settings connected with: a pin seen at an old address after a
+    // change must not be stored for the new one.
+    let at = p.clone();
     // Weak: the registry outlives hubs, and a strong link would be a cycle.
     let weak = Arc::downgrade(cameras);
     Arc::new(move |sha256: &str| {
         if let Some(cameras) = weak.upgrade() {
-            cameras.pin_cert(id, sha256);
+            cameras.pin_cert(&at, sha256);
         }
     })
 }
 
 fn external_url(p: &Printer) -> String {
     p.camera_url.clone().unwrap_or_default()
+}
+
+/// A printer's address, checked right before connecting to it: a refused
+/// text cannot become acceptable (fatal), a lookup may succeed later.
+pub(crate) fn printer_target(
+    host: &str,
+    port: u16,
+    policy: Policy,
+) -> std::result::Result<Target, SourceError> {
+    let refused = |why: String| format!("printer address refused: {why}");
+    urlguard::check_host_text(host, policy).map_err(|why| SourceError::fatal(refused(why)))?;
+    urlguard::check_host(host, port, policy).map_err(|why| SourceError::transient(refused(why)))
 }

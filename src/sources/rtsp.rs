@@ -28,7 +28,7 @@ use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
 use crate::source::{Source, SourceError, Upstream};
 use crate::tls_proxy::TlsProxy;
-use crate::urlguard::{self, Policy};
+use crate::urlguard::{self, Policy, Target};
 
 const MAX_FPS: u32 = 30;
 /// No byte from ffmpeg for this long means the camera is gone (ffmpeg's own
@@ -52,6 +52,7 @@ enum Kind {
         port: u16,
         access_code: String,
         tls: PrinterTls,
+        policy: Policy,
     },
     Usb {
         device: String,
@@ -96,8 +97,10 @@ impl Rtsp {
         access_code: String,
         tls: Arc<ClientConfig>,
         ffmpeg: Option<PathBuf>,
+        policy: Policy,
     ) -> Rtsp {
-        Rtsp::printer(host, port, access_code, PrinterTls::Fixed(tls), ffmpeg)
+        let tls = PrinterTls::Fixed(tls);
+        Rtsp::printer(host, port, access_code, tls, ffmpeg, policy)
     }
 
     /// A printer's own RTSPS camera whose certificate is pinned on first use
@@ -109,8 +112,10 @@ impl Rtsp {
         access_code: String,
         tofu: Tofu,
         ffmpeg: Option<PathBuf>,
+        policy: Policy,
     ) -> Rtsp {
-        Rtsp::printer(host, port, access_code, PrinterTls::Tofu(tofu), ffmpeg)
+        let tls = PrinterTls::Tofu(tofu);
+        Rtsp::printer(host, port, access_code, tls, ffmpeg, policy)
     }
 
     fn printer(
@@ -119,6 +124,7 @@ impl Rtsp {
         access_code: String,
         tls: PrinterTls,
         ffmpeg: Option<PathBuf>,
+        policy: Policy,
     ) -> Rtsp {
         Rtsp {
             kind: Kind::Bambu {
@@ -126,6 +132,7 @@ impl Rtsp {
                 port,
                 access_code,
                 tls,
+                policy,
             },
             ffmpeg,
         }
@@ -143,16 +150,8 @@ impl Rtsp {
         match &self.kind {
             Kind::Bambu { access_code, .. } => vec![access_code.clone()],
             Kind::Url { url, .. } => Url::parse(url)
-                .ok()
-                .and_then(|u| u.password().map(|p| p.to_string()))
-                .into_iter()
-                .flat_map(|p| {
-                    let decoded = url::form_urlencoded::parse(format!("p={p}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned());
-                    std::iter::once(p).chain(decoded)
-                })
-                .collect(),
+                .map(|u| redact::url_secret_parts(&u))
+                .unwrap_or_default(),
             Kind::Usb { .. } => Vec::new(),
         }
     }
@@ -179,7 +178,10 @@ impl Rtsp {
                 port,
                 access_code,
                 tls,
+                policy,
             } => {
+                // Resolved and checked now, before the access code goes anywhere.
+                let target = super::printer_target(host, *port, *policy)?;
                 let (config, pin) = match tls {
                     PrinterTls::Fixed(config) => (Arc::clone(config), None),
                     PrinterTls::Tofu(tofu) => {
@@ -187,7 +189,7 @@ impl Rtsp {
                         (Arc::clone(&check.config), Some(check))
                     }
                 };
-                let proxy = start_proxy(host, *port, &config)?;
+                let proxy = start_proxy(target, &config)?;
                 // The access code is in ffmpeg's argument list, which local
                 // users can read (/proc/<pid>/cmdline); the README says so.
                 let local = local_url(proxy.local_port(), BAMBU_PATH, Some(("bblp", access_code)))?;
@@ -198,13 +200,15 @@ impl Rtsp {
                 })
             }
             Kind::Url { url, policy, tls } => {
-                let parsed = urlguard::check_text(url, *policy)
+                urlguard::check_text(url, *policy)
                     .map_err(|e| SourceError::fatal(self.redact(&e)))?;
-                urlguard::check_resolved(url, *policy)
+                let (parsed, target) = urlguard::check_resolved(url, *policy)
                     .map_err(|e| SourceError::transient(self.redact(&e)))?;
                 match parsed.scheme() {
+                    // ffmpeg gets the checked address, not the name to
+                    // resolve again (a second answer could differ).
                     "rtsp" => Ok(Prepared {
-                        args: rtsp_args(ffmpeg_path, url, fps),
+                        args: rtsp_args(ffmpeg_path, &at_address(&parsed, &target)?, fps),
                         proxy: None,
                         pin: None,
                     }),
@@ -212,7 +216,7 @@ impl Rtsp {
                         let tls = tls.as_ref().ok_or_else(|| {
                             SourceError::fatal("rtsps cameras need TLS settings (internal error)")
                         })?;
-                        prepare_rtsps_url(&parsed, tls, ffmpeg_path, fps)
+                        prepare_rtsps_url(&parsed, target, tls, ffmpeg_path, fps)
                     }
                     _ => Err(SourceError::fatal(
                         "an rtsp camera needs an rtsp:// or rtsps:// URL",
@@ -355,11 +359,28 @@ fn rtsp_args(ffmpeg_path: &Path, url: &str, fps: u32) -> Vec<String> {
     ffmpeg::rtsp_args(ffmpeg::rtsp_timeout_flag(ffmpeg_path), url, fps)
 }
 
-fn start_proxy(host: &str, port: u16, tls: &Arc<ClientConfig>) -> Result<TlsProxy, SourceError> {
+fn start_proxy(target: Target, tls: &Arc<ClientConfig>) -> Result<TlsProxy, SourceError> {
+    let host = target.host();
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| SourceError::fatal(format!("{host} is not a valid host name")))?;
-    TlsProxy::start(host.to_string(), port, Arc::clone(tls), name)
+    TlsProxy::start(target, Arc::clone(tls), name)
         .map_err(|e| SourceError::transient(format!("cannot start the local TLS proxy: {e}")))
+}
+
+/// `url` with its host replaced by `target`'s first checked address and its
+/// port made explicit; user info, path and query are kept.
+fn at_address(url: &Url, target: &Target) -> Result<String, SourceError> {
+    let addr = target.first_addr();
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let mut out = url.clone();
+    let moved = out.set_host(Some(&host)).is_ok() && out.set_port(Some(addr.port())).is_ok();
+    if !moved {
+        return Err(SourceError::fatal("cannot build the camera URL for ffmpeg"));
+    }
+    Ok(out.to_string())
 }
 
 /// `rtsp://[user:pass@]127.0.0.1:<port><path>`, userinfo percent-encoded.
@@ -378,19 +399,15 @@ fn local_url(
     Ok(u.to_string())
 }
 
+/// The proxy connects to `target`'s checked addresses; ffmpeg to the proxy.
 fn prepare_rtsps_url(
     parsed: &Url,
+    target: Target,
     tls: &Arc<ClientConfig>,
     ffmpeg_path: &Path,
     fps: u32,
 ) -> Result<Prepared, SourceError> {
-    let host = match parsed.host() {
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        Some(h) => h.to_string(),
-        None => return Err(SourceError::fatal("the camera URL has no host")),
-    };
-    let port = parsed.port().unwrap_or(322);
-    let proxy = start_proxy(&host, port, tls)?;
+    let proxy = start_proxy(target, tls)?;
     let mut local = parsed.clone();
     let moved = local.set_scheme("rtsp").is_ok()
         && local.set_host(Some("127.0.0.1")).is_ok()
@@ -519,6 +536,70 @@ mod tests {
         assert_eq!(
             local_url(4000, "/a", Some(("bblp", "a@b:c/d"))).unwrap(),
             "rtsp://bblp:a%40b%3Ac%2Fd@127.0.0.1:4000/a"
+        );
+    }
+
+    fn ffmpeg_input(s: &Rtsp) -> Result<String, SourceError> {
+        let prepared = s.prepare(Path::new("/nonexistent/ffmpeg"), 5)?;
+        let at = prepared.args.iter().position(|a| a == "-i").unwrap();
+        Ok(prepared.args[at + 1].clone())
+    }
+
+    #[test]
+    fn ffmpeg_gets_the_checked_address_not_the_name() {
+        let loopback_ok = Policy {
+            allow_loopback: true,
+        };
+        let s = Rtsp::url(
+            "rtsp://admin:pw@localhost:8554/live?ch=1".into(),
+            None,
+            loopback_ok,
+            None,
+        );
+        let input = ffmpeg_input(&s).unwrap();
+        let parsed = Url::parse(&input).unwrap();
+        let ip: std::net::IpAddr = parsed
+            .host_str()
+            .unwrap()
+            .trim_matches(['[', ']'])
+            .parse()
+            .unwrap_or_else(|_| panic!("not an address: {input}"));
+        assert!(ip.is_loopback(), "{input}");
+        assert_eq!(parsed.port(), Some(8554));
+        assert_eq!(
+            (parsed.username(), parsed.password()),
+            ("admin", Some("pw"))
+        );
+        assert_eq!(parsed.path(), "/live");
+        assert_eq!(parsed.query(), Some("ch=1"));
+        // Without the allowance the name is refused before ffmpeg runs.
+        let s = Rtsp::url(
+            "rtsp://admin:pw@localhost:8554/live".into(),
+            None,
+            Policy::default(),
+            None,
+        );
+        let e = ffmpeg_input(&s).unwrap_err();
+        assert!(
+            e.message.contains("loopback") && !e.message.contains("pw@"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn at_address_brackets_ipv6_and_keeps_the_rest() {
+        let (url, target) =
+            urlguard::check_resolved("rtsp://u:p%40w@[fd00::5]/live?a=b", Policy::default())
+                .unwrap();
+        assert_eq!(
+            at_address(&url, &target).unwrap(),
+            "rtsp://u:p%40w@[fd00::5]:554/live?a=b"
+        );
+        let (url, target) =
+            urlguard::check_resolved("rtsp://167772165/live", Policy::default()).unwrap();
+        assert_eq!(
+            at_address(&url, &target).unwrap(),
+            "rtsp://10.0.0.5:554/live"
         );
     }
 
