@@ -576,3 +576,17 @@ fn secrets_in_camera_urls_are_masked_in_the_api() {
     }
     assert!(list.text().contains("pwd=****"), "{}", list.text());
 }
+
+#[test]
+fn a_short_token_is_warned_about_at_start() {
+    let short = Served::start(&["--demo"], &[("PRINTCAM_TOKEN", "short-tok")]);
+    let log = short.stop();
+    assert!(log.contains("shorter than 16 characters"), "{log}");
+    assert!(!log.contains("short-tok"), "the token was logged:\n{log}");
+    let long = Served::start(
+        &["--demo"],
+        &[("PRINTCAM_TOKEN", "a-long-enough-token-4711")],
+    );
+    let log = long.stop();
+    assert!(!log.contains("shorter than"), "{log}");
+}

@@ -218,7 +218,19 @@ impl Shared {
     }
 }
 
+/// A token this short can be guessed by trying.
+const SHORT_TOKEN: usize = 16;
+
 fn warn_if_open(token: &Option<String>, addr: SocketAddr) {
+    if token
+        .as_ref()
+        .is_some_and(|t| t.chars().count() < SHORT_TOKEN)
+    {
+        log::warn!(
+            "the token is shorter than {SHORT_TOKEN} characters and can be guessed; use a \
+             long random one (e.g. `head -c 18 /dev/urandom | base64`)"
+        );
+    }
     if token.is_none() && !addr.ip().is_loopback() {
         log::warn!(
             "listening on {addr} without a token: anyone who can reach this port can \
@@ -267,15 +279,33 @@ fn dispatch(shared: &Shared, request: &mut Request) {
     }
 }
 
-/// One line per request. Never the query string: it may carry a token.
+/// One line per request, bounded as a whole: a client chooses the method
+/// and the path. Never the query string: it may carry a token.
 fn log_request(method: &Method, target: &str, status: u16) {
+    log::info!("{}", request_line_for_log(method, target, status));
+}
+
+fn request_line_for_log(method: &Method, target: &str, status: u16) -> String {
     let (path, _) = router::split_target(target);
-    let path: String = path
+    let method = method.to_string();
+    format!(
+        "{} {} {status}",
+        printable(&method, 16),
+        printable(path, 200)
+    )
+}
+
+/// At most `max` characters of `text`, controls as `?`, a cut marked `…`.
+fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
         .chars()
-        .take(200)
+        .take(max)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    log::info!("{method} {path} {status}");
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Counts running connection threads, overall and per client, so one
@@ -375,4 +405,29 @@ impl Handlers {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_logged_in_a_bounded_line() {
+        let long_method = Method::Other("X".repeat(8192));
+        let line =
+            request_line_for_log(&long_method, &format!("/{}?token=s", "p".repeat(9000)), 400);
+        assert!(
+            line.chars().count() < 240,
+            "{} characters",
+            line.chars().count()
+        );
+        assert!(
+            line.starts_with(&format!("{}… /", "X".repeat(16))),
+            "{line}"
+        );
+        assert!(!line.contains("token"));
+        let plain = request_line_for_log(&Method::Get, "/healthz?token=s", 200);
+        assert_eq!(plain, "GET /healthz 200");
+        assert_eq!(printable("a\u{1b}b", 10), "a?b");
+    }
 }

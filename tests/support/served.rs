@@ -14,6 +14,8 @@ pub struct Served {
     pub child: Child,
     pub addr: SocketAddr,
     lines: mpsc::Receiver<String>,
+    /// What it wrote before it said where it listens.
+    early: Vec<String>,
 }
 
 impl Served {
@@ -46,6 +48,7 @@ impl Served {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lines,
+            early: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -58,6 +61,7 @@ impl Served {
                 served.addr = addr.trim().parse().expect("an address");
                 return served;
             }
+            served.early.push(line);
         }
     }
 
@@ -83,7 +87,10 @@ impl Served {
             }
             thread::sleep(Duration::from_millis(50));
         };
-        let mut all = String::new();
+        let mut all = self.early.join("\n");
+        if !all.is_empty() {
+            all.push('\n');
+        }
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             all.push_str(&line);
             all.push('\n');
