@@ -145,9 +145,8 @@ fn sps_refuses_what_is_not_one_and_never_panics_on_truncation() {
         // The fields read come first (the VUI that follows is not read): a
         // cut either fails or gives the same answer.
         for len in 0..full.len() {
-            match Sps::parse(&full[..len]) {
-                Ok(cut) => assert_eq!(cut, whole, "{} cut at {len}", case.what),
-                Err(_) => {}
+            if let Ok(cut) = Sps::parse(&full[..len]) {
+                assert_eq!(cut, whole, "{} cut at {len}", case.what);
             }
         }
         assert!(Sps::parse(&full[..5]).is_err(), "{}", case.what);
