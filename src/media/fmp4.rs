@@ -39,15 +39,19 @@ impl Rotation {
         }
     }
 
-    /// a, b, c, d of the display matrix in 16.16 fixed point: a point (x, y)
-    /// is shown at (a*x + c*y, b*x + d*y), y pointing down.
-    fn matrix(self) -> [i32; 4] {
+    /// a, b, c, d, tx, ty of the display matrix in 16.16 fixed point: a
+    /// point (x, y) of a `width` x `height` picture is shown at
+    /// (a*x + c*y + tx, b*x + d*y + ty), y pointing down. The translation
+    /// brings the turned picture back to the origin, as phones write it.
+    fn matrix(self, width: u32, height: u32) -> [i32; 6] {
         const ONE: i32 = 0x1_0000;
+        // Sizes are at most 8192 (Sps::parse), so they fit 16.16.
+        let (w, h) = ((width << 16) as i32, (height << 16) as i32);
         match self {
-            Rotation::None => [ONE, 0, 0, ONE],
-            Rotation::Cw90 => [0, ONE, -ONE, 0],
-            Rotation::Cw180 => [-ONE, 0, 0, -ONE],
-            Rotation::Cw270 => [0, -ONE, ONE, 0],
+            Rotation::None => [ONE, 0, 0, ONE, 0, 0],
+            Rotation::Cw90 => [0, ONE, -ONE, 0, h, 0],
+            Rotation::Cw180 => [-ONE, 0, 0, -ONE, w, h],
+            Rotation::Cw270 => [0, -ONE, ONE, 0, 0, w],
         }
     }
 }
@@ -120,7 +124,7 @@ impl VideoTrack {
             put_u32(b, 0); // duration: unknown, live
             b.extend_from_slice(&[0; 8]);
             b.extend_from_slice(&[0; 8]); // layer, group, volume, reserved
-            put_matrix(b, rotation.matrix());
+            put_matrix(b, rotation.matrix(self.info.width, self.info.height));
             put_u32(b, self.info.width << 16);
             put_u32(b, self.info.height << 16);
         });
@@ -323,15 +327,15 @@ fn mvhd(b: &mut Vec<u8>) {
         put_u32(b, 0x0001_0000); // rate 1.0
         put_u16(b, 0x0100); // volume 1.0
         b.extend_from_slice(&[0; 10]);
-        put_matrix(b, Rotation::None.matrix());
+        put_matrix(b, Rotation::None.matrix(0, 0));
         b.extend_from_slice(&[0; 24]);
         put_u32(b, TRACK_ID + 1); // next track id
     });
 }
 
-/// A 3x3 matrix with no translation; u, v, w fixed as the format wants.
-fn put_matrix(b: &mut Vec<u8>, [a, bb, c, d]: [i32; 4]) {
-    for v in [a, bb, 0, c, d, 0, 0, 0, 0x4000_0000] {
+/// The 3x3 matrix; u, v, w fixed as the format wants.
+fn put_matrix(b: &mut Vec<u8>, [a, bb, c, d, tx, ty]: [i32; 6]) {
+    for v in [a, bb, 0, c, d, 0, tx, ty, 0x4000_0000] {
         b.extend_from_slice(&v.to_be_bytes());
     }
 }

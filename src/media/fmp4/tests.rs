@@ -113,22 +113,22 @@ fn rotation_sets_the_track_matrix_and_nothing_else() {
             .to_vec()
     };
     let plain = tkhd(Rotation::None);
-    for (degrees, abcd) in [
-        (90, [0, 1, -1, 0]),
-        (180, [-1, 0, 0, -1]),
-        (270, [0, -1, 1, 0]),
-    ] {
+    // 640x360; a, b, c, d, tx, ty in 16.16.
+    let turns = [
+        (90, [0, 1, -1, 0, 360, 0]),
+        (180, [-1, 0, 0, -1, 640, 360]),
+        (270, [0, -1, 1, 0, 0, 640]),
+    ];
+    for (degrees, want) in turns {
         let r = Rotation::from_degrees(degrees).unwrap();
         let t = tkhd(r);
         assert_eq!(t.len(), plain.len());
         let m = |i: usize| {
             i32::from_be_bytes([t[40 + 4 * i], t[41 + 4 * i], t[42 + 4 * i], t[43 + 4 * i]])
         };
-        assert_eq!(
-            [m(0), m(1), m(3), m(4)],
-            abcd.map(|v| v * 0x1_0000),
-            "{degrees}"
-        );
+        let got = [m(0), m(1), m(3), m(4), m(6), m(7)];
+        assert_eq!(got, want.map(|v| v * 0x1_0000), "{degrees}");
+        assert_eq!([m(2), m(5), m(8)], [0, 0, 0x4000_0000]);
         assert_eq!(t[..40], plain[..40]);
         assert_eq!(t[76..], plain[76..], "width and height stay as coded");
     }
