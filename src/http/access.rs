@@ -193,9 +193,7 @@ pub fn page_token(settings: &Settings, request: &Request) -> Option<String> {
 }
 
 fn query_token(query: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
+    super::router::query_value(query, "token")
 }
 
 /// The credentials of an `Authorization: Bearer …` header.

@@ -93,12 +93,17 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let slot = match shared.handlers.enter(shared.clone(), peer.ip()) {
         Ok(slot) => slot,
         Err(full) => {
-            let why = match full {
-                Full::Server => "too many requests at once; try again later",
-                Full::Client => {
-                    "too many connections from your address at once; close some and try again"
-                }
+            let (why, count) = match full {
+                Full::Server => (
+                    "too many requests at once; try again later",
+                    &shared.refusals.connections,
+                ),
+                Full::Client => (
+                    "too many connections from your address at once; close some and try again",
+                    &shared.refusals.client,
+                ),
             };
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::debug!("http: {peer} refused: {why}");
             refuse(
                 stream,

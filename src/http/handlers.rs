@@ -67,8 +67,10 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
             let n = cameras.stop(id).map_err(err)?;
             Reply::json(200, &Value::object([("stopped", Value::from(n))]))
         }
-        // Streams take the request itself; the dispatcher never sends them here.
-        Route::Stream(_) => Reply::not_found(),
+        // Streams take the request itself, metrics the server's figures, and
+        // named sources are resolved first: the dispatcher never sends
+        // them here.
+        Route::Stream(_) | Route::Metrics | Route::BySource(_) => Reply::not_found(),
     };
     Ok(reply)
 }

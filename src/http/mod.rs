@@ -6,6 +6,7 @@ mod access;
 mod body;
 mod conn;
 mod handlers;
+mod metrics;
 mod nonblocking;
 mod page;
 pub mod printers;
@@ -101,6 +102,7 @@ struct Shared {
     accept: Mutex<Option<JoinHandle<()>>>,
     handlers: Handlers,
     viewers: viewers::Viewers,
+    refusals: metrics::Refusals,
 }
 
 impl Server {
@@ -136,6 +138,7 @@ impl Server {
             accept: Mutex::new(None),
             handlers: Handlers::default(),
             viewers: viewers::Viewers::default(),
+            refusals: metrics::Refusals::default(),
         });
         let looping = shared.clone();
         let handle = thread::Builder::new()
@@ -257,10 +260,12 @@ fn dispatch(shared: &Shared, request: &mut Request) {
         log_status(reply.status);
         return reply.send(request);
     }
-    let route = router::route(&method, path);
+    let route = router::route(&method, path, query);
     if let Err(reply) = access::check(settings, &route, request, query) {
+        shared.refusals.count(reply.status);
         return send(reply, request);
     }
+    let route = route.and_then(|r| resolve_source(&shared.cameras, r, query));
     match route {
         Ok(Route::Stream(id)) => stream::serve(
             &shared.cameras,
@@ -271,11 +276,53 @@ fn dispatch(shared: &Shared, request: &mut Request) {
             (&shared.stopping, shared.limits.stream_poll),
             log_status,
         ),
+        Ok(Route::Metrics) => send(metrics_reply(shared), request),
         Ok(route) => {
             let reply = handlers::handle(&shared.cameras, route, request);
             send(reply, request);
         }
         Err(reply) => send(reply, request),
+    }
+}
+
+fn metrics_reply(shared: &Shared) -> Reply {
+    let figures = metrics::ServerFigures {
+        open_connections: shared.handlers.open(),
+        refusals: &shared.refusals,
+        viewers_refused: shared.viewers.refused(),
+    };
+    match metrics::render(&shared.cameras, &figures) {
+        Ok(text) => Reply::text(200, metrics::CONTENT_TYPE, text),
+        Err(e) => Reply::error(&e),
+    }
+}
+
+/// A go2rtc-style route's camera, named by `src`: a printer's id, or its
+/// name (exactly, else ignoring case). Unknown is the usual 404.
+fn resolve_source(cameras: &Cameras, route: Route, query: &str) -> Result<Route, Reply> {
+    let Route::BySource(action) = route else {
+        return Ok(route);
+    };
+    let Some(src) = router::query_value(query, "src").filter(|s| !s.is_empty()) else {
+        return Err(Reply::detail(
+            400,
+            "src is required: a printer's id or name",
+        ));
+    };
+    let printers = cameras.printers().map_err(|e| Reply::error(&e))?;
+    let by_id = src
+        .parse::<i64>()
+        .ok()
+        .filter(|id| printers.iter().any(|p| p.id == *id));
+    let by_name = || {
+        let exact = printers.iter().find(|p| p.name == src);
+        exact
+            .or_else(|| printers.iter().find(|p| p.name.eq_ignore_ascii_case(&src)))
+            .map(|p| p.id)
+    };
+    match by_id.or_else(by_name) {
+        Some(id) => Ok(action.route(id)),
+        None => Err(Reply::detail(404, "Printer not found")),
     }
 }
 
@@ -383,6 +430,10 @@ impl Handlers {
         running.total += 1;
         drop(running);
         Ok(Slot { shared, client })
+    }
+
+    fn open(&self) -> usize {
+        lock(&self.running).total
     }
 
     /// Waits up to `bound` for every connection to finish; returns how many remain.

@@ -62,6 +62,11 @@ impl Reply {
             .with_header("Pragma", "no-cache".into())
     }
 
+    /// A text body of the given type (metrics).
+    pub fn text(status: u16, content_type: &'static str, text: String) -> Reply {
+        Reply::new(status, content_type, text.into_bytes().into())
+    }
+
     pub fn html(page: String) -> Reply {
         Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
             .with_header(

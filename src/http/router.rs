@@ -21,6 +21,28 @@ pub enum Route {
     Test(i64),
     Status(i64),
     Stop(i64),
+    Metrics,
+    /// go2rtc's forms (`/api/stream.mjpeg?src=…`, `/api/frame.jpeg?src=…`):
+    /// the camera is named by the `src` query parameter, a printer's id
+    /// or name, which only the registry can resolve.
+    BySource(SourceAction),
+}
+
+/// What a go2rtc-style URL asks of the camera its `src` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAction {
+    Stream,
+    Snapshot,
+}
+
+impl SourceAction {
+    /// The route for printer `id`.
+    pub fn route(self, id: i64) -> Route {
+        match self {
+            SourceAction::Stream => Route::Stream(id),
+            SourceAction::Snapshot => Route::Snapshot(id),
+        }
+    }
 }
 
 const API_PREFIX: &str = "/api/v1";
@@ -35,10 +57,11 @@ pub fn split_target(target: &str) -> (&str, &str) {
     }
 }
 
-/// The route for `method` and `path` (no query), or the error reply: 404 for
+/// The route for `method`, `path` and `query`, or the error reply: 404 for
 /// an unknown path, 405 for a known path with another method, 400 for an id
-/// that is not a whole number.
-pub fn route(method: &Method, path: &str) -> Result<Route, Reply> {
+/// that is not a whole number. The query matters only for the URL forms of
+/// other tools (`?action=` of mjpg-streamer); other parameters are ignored.
+pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
     let path = strip_prefix(path);
     let path = if path.len() > 1 {
         path.strip_suffix('/').unwrap_or(path)
@@ -50,12 +73,24 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Reply> {
     match segments.as_slice() {
         [""] => only_get(m, Route::Page),
         ["healthz"] => only_get(m, Route::Health),
+        ["metrics"] => only_get(m, Route::Metrics),
+        ["api", "stream.mjpeg"] => only_get(m, Route::BySource(SourceAction::Stream)),
+        ["api", "frame.jpeg"] => only_get(m, Route::BySource(SourceAction::Snapshot)),
         ["usb-cameras"] => only_get(m, Route::UsbCameras),
         ["printers"] => match m {
             Method::Get => Ok(Route::ListPrinters),
             Method::Post => Ok(Route::CreatePrinter),
             _ => Err(Reply::method_not_allowed("GET POST")),
         },
+        // mjpg-streamer's `?action=stream|snapshot`, as Mainsail, Fluidd,
+        // OctoPrint and crowsnest users paste it.
+        ["printers", id] if *m == Method::Get && mjpg_streamer_action(query).is_some() => {
+            let id = parse_id(id)?;
+            Ok(match mjpg_streamer_action(query) {
+                Some(SourceAction::Snapshot) => Route::Snapshot(id),
+                _ => Route::Stream(id),
+            })
+        }
         ["printers", id] => {
             let make = match m {
                 Method::Get => Route::GetPrinter,
@@ -91,6 +126,21 @@ fn camera_route(m: &Method, id: &str, action: &str) -> Result<Route, Reply> {
     match m {
         Method::Get => Ok(make(parse_id(id)?)),
         _ => Err(Reply::method_not_allowed("GET")),
+    }
+}
+
+/// The value of the first query parameter named `name`, decoded.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn mjpg_streamer_action(query: &str) -> Option<SourceAction> {
+    match query_value(query, "action")?.as_str() {
+        "stream" => Some(SourceAction::Stream),
+        "snapshot" => Some(SourceAction::Snapshot),
+        _ => None,
     }
 }
 
@@ -140,11 +190,13 @@ mod tests {
     use super::*;
 
     fn ok(m: Method, p: &str) -> Route {
-        route(&m, p).unwrap_or_else(|r| panic!("{p}: {}", r.status))
+        let (path, query) = split_target(p);
+        route(&m, path, query).unwrap_or_else(|r| panic!("{p}: {}", r.status))
     }
 
     fn status(m: Method, p: &str) -> u16 {
-        match route(&m, p) {
+        let (path, query) = split_target(p);
+        match route(&m, path, query) {
             Ok(r) => panic!("{p}: routed to {r:?}"),
             Err(reply) => reply.status,
         }
@@ -214,6 +266,43 @@ mod tests {
         assert_eq!(status(Method::Get, "/printers/99999999999999999999"), 400);
         assert_eq!(status(Method::Get, "/printers/1.5/camera/test"), 400);
         assert_eq!(status(Method::Get, "/printers/%31"), 400);
+    }
+
+    #[test]
+    fn the_url_forms_of_other_tools() {
+        assert_eq!(
+            ok(Method::Get, "/printers/3/?action=stream"),
+            Route::Stream(3)
+        );
+        assert_eq!(
+            ok(Method::Get, "/printers/3?action=stream&timestamp=17"),
+            Route::Stream(3)
+        );
+        assert_eq!(
+            ok(Method::Get, "/printers/3/?bypassCache=1&action=snapshot"),
+            Route::Snapshot(3)
+        );
+        // Another action, or none, is the printer itself.
+        assert_eq!(
+            ok(Method::Get, "/printers/3/?action=other"),
+            Route::GetPrinter(3)
+        );
+        assert_eq!(
+            ok(Method::Delete, "/printers/3?action=stream"),
+            Route::DeletePrinter(3)
+        );
+        assert_eq!(status(Method::Get, "/printers/x/?action=stream"), 400);
+        assert_eq!(
+            ok(Method::Get, "/api/stream.mjpeg?src=2"),
+            Route::BySource(SourceAction::Stream)
+        );
+        assert_eq!(
+            ok(Method::Get, "/api/frame.jpeg?src=door"),
+            Route::BySource(SourceAction::Snapshot)
+        );
+        assert_eq!(ok(Method::Get, "/metrics"), Route::Metrics);
+        assert_eq!(ok(Method::Get, "/api/v1/metrics"), Route::Metrics);
+        assert_eq!(status(Method::Post, "/api/frame.jpeg"), 405);
     }
 
     #[test]

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 /// The frame rate a viewer asked for: missing means the default, anything
 /// numeric is clamped to 1–30, anything else is refused.
 pub fn parse_fps(query: &str) -> Result<u32, Reply> {
-    let given = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "fps")
-        .map(|(_, v)| v.into_owned());
+    let given = super::router::query_value(query, "fps");
     let Some(text) = given else {
         return Ok(hub::DEFAULT_FPS);
     };

@@ -3,12 +3,15 @@
 
 use super::reply::Reply;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Viewers {
     /// Open streams per printer id; the total is their sum.
     open: Mutex<HashMap<i64, usize>>,
+    /// Streams refused by the limits, for the metrics.
+    refused: AtomicU64,
 }
 
 /// An admitted viewer's place; given back when dropped (also on panic).
@@ -29,6 +32,9 @@ impl Viewers {
         let mut open = super::lock(&self.open);
         let total: usize = open.values().sum();
         let here = open.get(&id).copied().unwrap_or(0);
+        if total >= max_total || here >= max_per_camera {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
         if total >= max_total {
             return Err(busy(&format!(
                 "too many viewers ({max_total} streams are open); try again later"
@@ -41,6 +47,10 @@ impl Viewers {
         }
         open.insert(id, here + 1);
         Ok(Pass { viewers: self, id })
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]

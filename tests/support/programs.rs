@@ -16,13 +16,31 @@ pub fn require(program: &str, arg: &str, package: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    decide(found, program, package)
+}
+
+/// True if Debian's python3 can import `module`; otherwise as `require`.
+pub fn require_python_module(module: &str, package: &str) -> bool {
+    let found = Command::new("/usr/bin/python3")
+        .args(["-c", &format!("import {module}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    decide(found, &format!("python module {module}"), package)
+}
+
+/// The rule for a missing program: under CI the test fails, elsewhere it
+/// is skipped with a message naming the package.
+fn decide(found: bool, what: &str, package: &str) -> bool {
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
-            "{program} is required under CI (Debian package: {package})"
+            "{what} is required under CI (Debian package: {package})"
         );
         eprintln!(
-            "SKIPPED: {program} not found; install the Debian package `{package}` to run this test"
+            "SKIPPED: {what} not found; install the Debian package `{package}` to run this test"
         );
     }
     found
