@@ -310,3 +310,75 @@ fn ffmpeg_reads_the_go2rtc_style_stream() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The README's Home Assistant recipe ("MJPEG IP Camera": an MJPEG URL and
+/// a still image URL carrying the token), read by a Python HTTP client as
+/// Home Assistant's own is.
+#[test]
+fn home_assistant_recipe_urls_work_from_python() {
+    if !programs::require("/usr/bin/python3", "-V", "python3") {
+        return;
+    }
+    let ts = server(Settings {
+        token: Some(TOKEN.into()),
+        ..test_settings()
+    });
+    let base = format!("http://{}", ts.addr);
+    let mjpeg_url = format!("{base}/printers/0/camera/stream?fps=5&token={TOKEN}");
+    let still_url = format!("{base}/printers/0/camera/snapshot?token={TOKEN}");
+    let script = r#"
+import sys, urllib.request
+mjpeg, still = sys.argv[1], sys.argv[2]
+img = urllib.request.urlopen(still, timeout=20).read()
+assert img[:2] == b"\xff\xd8", "still image is no JPEG"
+r = urllib.request.urlopen(mjpeg, timeout=20)
+ctype = r.headers["Content-Type"]
+assert ctype.startswith("multipart/x-mixed-replace"), ctype
+seen, buf = 0, b""
+while seen < 2:
+    buf += r.read(4096)
+    while b"\xff\xd9" in buf and b"\xff\xd8" in buf:
+        buf = buf[buf.index(b"\xff\xd9") + 2:]
+        seen += 1
+print("ok", len(img), seen)
+"#;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script, &mjpeg_url, &still_url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The README's timelapse loop, two rounds of it, with curl.
+#[test]
+fn timelapse_recipe_saves_jpegs_with_curl() {
+    if !programs::require("curl", "--version", "curl") {
+        return;
+    }
+    let ts = server(test_settings());
+    let dir = std::env::temp_dir().join(format!("printcam-timelapse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://{}/printers/0/camera/snapshot", ts.addr);
+    // The recipe's loop, with `seq 2` instead of forever and a counter in
+    // the name so two shots in one second do not collide.
+    let script = r#"for i in $(seq 2); do curl -sf -o "shot-$i-$(date +%Y%m%d-%H%M%S).jpg" "$URL" || exit 1; sleep 1; done"#;
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .env("URL", &url)
+        .current_dir(&dir)
+        .status()
+        .expect("sh runs");
+    assert!(status.success());
+    let shots: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(shots.len(), 2);
+    for shot in shots {
+        assert!(is_jpeg(&std::fs::read(shot.path()).unwrap()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
