@@ -158,3 +158,59 @@ fn a_page_of_another_site_cannot_stop_streams_or_change_printers() {
         .collect();
     assert!(!names.contains(&"planted".to_string()), "{names:?}");
 }
+
+#[path = "support/tiny_camera.rs"]
+mod tiny_camera;
+
+/// Ten cameras on the wall: a browser opens at most six connections to a
+/// host, so ten live streams would leave four tiles blank; snapshot tiles
+/// all show a picture.
+#[test]
+fn the_wall_shows_every_one_of_ten_cameras() {
+    if !have_chromium() {
+        return;
+    }
+    let jpeg: &'static [u8] = include_bytes!("data/f1.jpg");
+    let camera = tiny_camera::TinyServer::start(
+        move |_| tiny_camera::response("200 OK", "image/jpeg", jpeg, true),
+        false,
+    );
+    let ts = TestServer::start_configured(
+        Settings {
+            token: Some(TOKEN.into()),
+            ..test_settings()
+        },
+        Limits::default(),
+    );
+    for i in 1..10 {
+        let body = format!(
+            r#"{{"name":"Printer {i}","camera_type":"snapshot","camera_url":"{}"}}"#,
+            camera.url("/snap.jpg")
+        );
+        let r = support::request(
+            ts.addr,
+            "POST",
+            "/printers",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &format!("Bearer {TOKEN}")),
+            ],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let url = format!("http://{}/?token={TOKEN}", ts.addr);
+    let dom = browser::dump_dom(&url, Duration::from_secs(8));
+    let shown = dom.matches("data-shown=\"").count();
+    let sized = dom.matches("data-shown=\"0x0\"").count();
+    println!("the wall of 10 cameras: {shown} tiles showed a picture");
+    assert_eq!((shown, sized), (10, 0), "{dom}");
+    assert_eq!(dom.matches("class=\"state live\"").count(), 10, "{dom}");
+    // For a person to look at: BROWSER_SHOTS=dir keeps a screenshot.
+    if let Some(dir) = std::env::var_os("BROWSER_SHOTS") {
+        for (w, h, name) in [(1280, 900, "wall.png"), (390, 844, "wall-phone.png")] {
+            let png = browser::screenshot(&url, w, h, Duration::from_secs(8));
+            std::fs::write(std::path::Path::new(&dir).join(name), png).unwrap();
+        }
+    }
+}

@@ -344,7 +344,13 @@ fn the_page_escapes_printer_names() {
     let html = r.text();
     assert!(!html.contains("<script>"), "{html}");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(html.contains("/printers/0/camera/stream"));
+    // The wall shows snapshots; a tile opens the camera's full-rate view.
+    assert!(html.contains("/printers/0/camera/snapshot"), "{html}");
+    assert!(html.contains("href=\"/?camera=0\""), "{html}");
+    let view = srv.get("/?camera=0").text();
+    assert!(view.contains("/printers/0/camera/stream"), "{view}");
+    assert_eq!(srv.get("/?camera=99").status, 404);
+    assert_eq!(srv.get("/?camera=x").status, 400);
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub fn check(
     request: &Request,
     query: &str,
 ) -> Result<(), Reply> {
-    if matches!(route, Ok(Route::Health)) {
+    if matches!(route, Ok(Route::Health | Route::PageScript)) {
         return Ok(());
     }
     match &settings.token {

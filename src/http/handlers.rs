@@ -20,13 +20,12 @@ pub fn handle(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Reply 
 
 fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Reply, Reply> {
     let reply = match route {
-        Route::Page => {
-            let token = super::access::page_token(cameras.settings(), request);
-            Reply::html(page::render(
-                &cameras.printers().map_err(err)?,
-                token.as_deref(),
-            ))
-        }
+        Route::Page => page_reply(cameras, request)?,
+        Route::PageScript => Reply::text(
+            200,
+            "application/javascript; charset=utf-8",
+            page::SCRIPT.to_string(),
+        ),
         Route::Health => Reply::json(200, &Value::object([("status", Value::from("ok"))])),
         Route::UsbCameras => Reply::json(200, &usb_cameras_json()),
         Route::ListPrinters => {
@@ -100,6 +99,28 @@ fn test_json(t: &TestResult) -> Value {
 }
 
 /// The hub's figures; a camera nobody has used yet is idle with zeros.
+/// The wall, or with `?camera=ID` that one camera at full rate.
+fn page_reply(cameras: &Arc<Cameras>, request: &Request) -> Result<Reply, Reply> {
+    let token = super::access::page_token(cameras.settings(), request);
+    let (_, query) = super::router::split_target(request.url());
+    if let Some(id) = super::router::query_value(query, "camera") {
+        let id = id
+            .parse::<i64>()
+            .map_err(|_| Reply::detail(400, "camera must be a printer id"))?;
+        let printer = cameras.printer(id).map_err(err)?;
+        return Ok(Reply::html(page::view(&printer, token.as_deref())));
+    }
+    let printers = cameras.printers().map_err(err)?;
+    let tiles: Vec<page::Tile> = printers
+        .iter()
+        .map(|printer| page::Tile {
+            printer,
+            stats: cameras.status(printer.id).ok().flatten(),
+        })
+        .collect();
+    Ok(Reply::html(page::wall(&tiles, token.as_deref())))
+}
+
 fn status_json(id: i64, stats: Option<HubStats>) -> Value {
     let s = stats.unwrap_or_else(|| HubStats {
         state: UpstreamState::Idle,

@@ -71,7 +71,9 @@ impl Reply {
         Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
             .with_header(
                 "Content-Security-Policy",
-                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'".into(),
+                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+                 script-src 'self'; connect-src 'self'"
+                    .into(),
             )
             // Its links may carry the viewer's token.
             .with_header("Referrer-Policy", "no-referrer".into())

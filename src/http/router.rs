@@ -8,6 +8,8 @@ use super::request::Method;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Page,
+    /// The page's script: static code, served without the token.
+    PageScript,
     Health,
     UsbCameras,
     ListPrinters,
@@ -72,6 +74,7 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
     let m = method;
     match segments.as_slice() {
         [""] => only_get(m, Route::Page),
+        ["page.js"] => only_get(m, Route::PageScript),
         ["healthz"] => only_get(m, Route::Health),
         ["metrics"] => only_get(m, Route::Metrics),
         ["api", "stream.mjpeg"] => only_get(m, Route::BySource(SourceAction::Stream)),
@@ -250,6 +253,7 @@ mod tests {
         }
         assert_eq!(ok(Method::Get, "/"), Route::Page);
         assert_eq!(ok(Method::Get, "/api/v1"), Route::Page);
+        assert_eq!(ok(Method::Get, "/page.js"), Route::PageScript);
     }
 
     #[test]

@@ -178,11 +178,7 @@ impl Chromium {
     }
 
     pub fn open_sized(url: &str, width: u32, height: u32) -> Chromium {
-        let profile = std::env::temp_dir().join(format!(
-            "printcam-chromium-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
+        let profile = fresh_profile("page");
         let child = Command::new("chromium")
             .args(common_flags(&profile))
             .arg(format!("--window-size={width},{height}"))
@@ -227,15 +223,41 @@ fn common_flags(profile: &std::path::Path) -> Vec<String> {
     .collect()
 }
 
-/// A screenshot of `url` after `budget` of page time, as PNG bytes.
-pub fn screenshot(url: &str, width: u32, height: u32, budget: Duration) -> Vec<u8> {
+/// The DOM of `url` after `budget` of page time, as Chromium serializes it.
+pub fn dump_dom(url: &str, budget: Duration) -> String {
+    let profile = fresh_profile("dom");
+    let out = Command::new("chromium")
+        .args(common_flags(&profile))
+        .arg("--dump-dom")
+        .arg(format!("--virtual-time-budget={}", budget.as_millis()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom failed: {}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fresh_profile(what: &str) -> PathBuf {
     let profile = std::env::temp_dir().join(format!(
-        "printcam-chromium-shot-{}-{}",
+        "printcam-chromium-{what}-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
-    let out = profile.join("shot.png");
     std::fs::create_dir_all(&profile).expect("profile dir");
+    profile
+}
+
+/// A screenshot of `url` after `budget` of page time, as PNG bytes.
+pub fn screenshot(url: &str, width: u32, height: u32, budget: Duration) -> Vec<u8> {
+    let profile = fresh_profile("shot");
+    let out = profile.join("shot.png");
     let status = Command::new("chromium")
         .args(common_flags(&profile))
         .arg(format!("--window-size={width},{height}"))
