@@ -282,7 +282,7 @@ mod tests {
             name: "bare".into(),
             ..Printer::default()
         };
-        let html = wall_of(&[bare.clone()], None);
+        let html = wall_of(std::slice::from_ref(&bare), None);
         assert!(!html.contains("<img"));
         assert!(html.contains("no camera configured"));
         assert!(!view(&bare, None).contains("<img"));
