@@ -534,3 +534,34 @@ fn usb_cameras_are_listed_as_on_this_box() {
         assert_eq!(listed, want);
     }
 }
+
+/// HEAD is answered as GET without the body (monitors check URLs so).
+#[test]
+fn head_is_get_without_a_body() {
+    let srv = TestServer::start();
+    let head = |path: &str| {
+        let mut s = support::connect(srv.addr);
+        write!(s, "HEAD {path} HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr).unwrap();
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut s, &mut all).unwrap();
+        let (head, body) = all.split_once("\r\n\r\n").expect("a whole head");
+        (head.to_string(), body.to_string())
+    };
+    let (h, body) = head("/healthz");
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert!(h.contains("Content-Length: 15"), "{h}");
+    assert!(body.is_empty(), "{body:?}");
+    let (h, body) = head("/printers/0/camera/snapshot");
+    assert!(
+        h.starts_with("HTTP/1.1 200") && h.contains("Content-Type: image/jpeg"),
+        "{h}"
+    );
+    assert!(body.is_empty());
+    let (h, body) = head("/printers/0/camera/stream");
+    assert!(h.contains("multipart/x-mixed-replace"), "{h}");
+    assert!(body.is_empty());
+    assert!(head("/printers/99/camera/stream")
+        .0
+        .starts_with("HTTP/1.1 404"));
+    assert!(head("/nope").0.starts_with("HTTP/1.1 404"));
+}

@@ -250,8 +250,16 @@ fn dispatch(shared: &Shared, request: &mut Request) {
     let target = request.url().to_string();
     let (path, query) = router::split_target(&target);
     let log_status = |status: u16| log_request(&method, path, status);
+    // HEAD is GET without the body (RFC 9110), also for monitors that
+    // check a URL with it.
+    let head_only = method == Method::Head;
     let send = |reply: Reply, request: &mut Request| {
         log_status(reply.status);
+        let reply = if head_only {
+            reply.without_body()
+        } else {
+            reply
+        };
         access::with_cors(settings, reply).send(request);
     };
     if let Some(reply) = access::preflight(settings, &method) {
@@ -260,13 +268,25 @@ fn dispatch(shared: &Shared, request: &mut Request) {
         log_status(reply.status);
         return reply.send(request);
     }
-    let route = router::route(&method, path, query);
+    let routed_as = if head_only {
+        Method::Get
+    } else {
+        method.clone()
+    };
+    let route = router::route(&routed_as, path, query);
     if let Err(reply) = access::check(settings, &route, request, query) {
         shared.refusals.count(reply.status);
         return send(reply, request);
     }
     let route = route.and_then(|r| resolve_source(&shared.cameras, r, query));
     match route {
+        Ok(Route::Stream(id)) if head_only => {
+            let reply = shared
+                .cameras
+                .printer(id)
+                .map_or_else(|e| Reply::error(&e), |_| Reply::stream_head());
+            send(reply, request);
+        }
         Ok(Route::Stream(id)) => stream::serve(
             &shared.cameras,
             &shared.viewers,

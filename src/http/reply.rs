@@ -18,6 +18,8 @@ pub struct Reply {
     headers: Vec<(&'static str, String)>,
     /// Shared so a snapshot goes out without copying the JPEG.
     body: Arc<[u8]>,
+    /// The answer to a HEAD: every header as for GET, no body.
+    head_only: bool,
 }
 
 impl Reply {
@@ -85,7 +87,19 @@ impl Reply {
             content_type,
             headers: Vec::new(),
             body,
+            head_only: false,
         }
+    }
+
+    /// As the answer to a HEAD request: the same head, no body.
+    pub fn without_body(mut self) -> Reply {
+        self.head_only = true;
+        self
+    }
+
+    /// What a HEAD of a stream gets: a stream's head, no frames.
+    pub fn stream_head() -> Reply {
+        Reply::new(200, crate::mjpeg::CONTENT_TYPE, Arc::from(&[][..]))
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
@@ -119,7 +133,9 @@ impl Reply {
         }
         head.push_str("Connection: close\r\n\r\n");
         out.write_all(head.as_bytes())?;
-        out.write_all(&self.body)?;
+        if !self.head_only {
+            out.write_all(&self.body)?;
+        }
         out.flush()
     }
 }
