@@ -148,9 +148,25 @@ impl Cameras {
     /// Checks and stores a new printer: its id, and what the caller should
     /// show the user (a host that does not resolve yet).
     pub fn add(&self, p: &Printer) -> Result<Saved<i64>> {
-        let warnings = validate(p, self.settings.url_policy())?;
+        let mut warnings = validate(p, self.settings.url_policy())?;
+        warnings.extend(self.name_taken(p)?);
         let value = self.registry.add(p)?;
         Ok(Saved { value, warnings })
+    }
+
+    /// A warning when another printer has the same name: go2rtc-style URLs
+    /// (`?src=NAME`) and people pick printers by it.
+    fn name_taken(&self, p: &Printer) -> Result<Option<String>> {
+        let clash = self
+            .printers()?
+            .into_iter()
+            .find(|other| other.id != p.id && other.name.eq_ignore_ascii_case(p.name.trim()));
+        Ok(clash.map(|other| {
+            format!(
+                "printer {} is also called \"{}\"; ?src= by name picks the first",
+                other.id, other.name
+            )
+        }))
     }
 
     /// `update`, with its warnings logged.
@@ -172,7 +188,10 @@ impl Cameras {
             needs_new_code(patch, &updated)?;
             updated.cert_sha256 = None;
         }
-        let warnings = validate(&updated, self.settings.url_policy())?;
+        let mut warnings = validate(&updated, self.settings.url_policy())?;
+        if updated.name != old.name {
+            warnings.extend(self.name_taken(&updated)?);
+        }
         if !self.registry.update(&updated)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
@@ -381,7 +400,10 @@ pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<Vec<String>> {
                     "a printer with an ip address needs its access code (shown on the printer's screen)".into(),
                 ))
             }
-            Some(code) => validate_access_code(code)?,
+            Some(code) => {
+                validate_access_code(code)?;
+                warnings.extend(unusual_access_code(code));
+            }
         }
     }
     if p.camera_port == Some(0) {
@@ -401,6 +423,17 @@ fn validate_access_code(code: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Bambu printers show an 8-character code; another length is kept (a
+/// future printer may differ) but is most likely a typo.
+fn unusual_access_code(code: &str) -> Option<String> {
+    (code.chars().count() != 8).then(|| {
+        format!(
+            "the access code has {} characters; Bambu Lab printers show 8 (check for a typo)",
+            code.chars().count()
+        )
+    })
 }
 
 /// A printer address is a host name or an IP literal; the same destination

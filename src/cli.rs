@@ -186,8 +186,13 @@ impl CliError {
 }
 
 impl From<Error> for CliError {
+    /// Input printcam refuses (a missing access code, a bad URL) is a usage
+    /// error like a missing flag: exit 2. What failed while running is 1.
     fn from(e: Error) -> Self {
-        CliError::Failed(e.message().to_string())
+        match e {
+            Error::Invalid(m) => CliError::Usage(m),
+            other => CliError::Failed(other.message().to_string()),
+        }
     }
 }
 
@@ -458,8 +463,50 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         }),
         "help" => help(rest),
         "version" => Ok(Command::Version),
-        other => Err(Topic::Overview.usage(format!("unknown command {other:?}"))),
+        other => Err(Topic::Overview.usage(format!(
+            "unknown command {other:?}{}",
+            did_you_mean(other, COMMANDS)
+        ))),
     }
+}
+
+const COMMANDS: &[&str] = &[
+    "serve",
+    "printer",
+    "snapshot",
+    "test",
+    "usb-cameras",
+    "help",
+];
+const PRINTER_COMMANDS: &[&str] = &["add", "list", "show", "set", "remove", "forget-cert"];
+
+/// `; did you mean "x"?` for the closest of `known` within two edits (or
+/// one that starts with what was typed), else nothing.
+fn did_you_mean(typed: &str, known: &[&str]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (edits(typed, k), *k))
+        .filter(|(d, k)| *d <= 2 || (typed.len() >= 2 && k.starts_with(typed)))
+        .min();
+    best.map_or(String::new(), |(_, k)| format!("; did you mean {k:?}?"))
+}
+
+/// Levenshtein distance, for short words.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// What the options before the command name come to.
@@ -515,7 +562,10 @@ fn printer(global: &[String], rest: &[String]) -> Result<Command, CliError> {
         other if is_option(other) => Err(Topic::Printer.usage(
             "expected a subcommand (add, list, show, set, remove, forget-cert) before options",
         )),
-        other => Err(Topic::Printer.usage(format!("unknown subcommand {other:?}"))),
+        other => Err(Topic::Printer.usage(format!(
+            "unknown subcommand {other:?}{}",
+            did_you_mean(other, PRINTER_COMMANDS)
+        ))),
     }
 }
 
@@ -557,7 +607,7 @@ fn by_id(
 fn help(rest: &[String]) -> Result<Command, CliError> {
     let words: Vec<&str> = rest.iter().map(String::as_str).collect();
     let topic = match words.as_slice() {
-        [] => Topic::Overview,
+        [] | ["-h" | "--help" | "help"] => Topic::Overview,
         ["serve"] => Topic::Serve,
         ["printer"] => Topic::Printer,
         ["printer", "add"] => Topic::PrinterAdd,
@@ -741,8 +791,11 @@ pub struct Context {
     pub var: EnvVar,
     /// Whether stdout is a terminal (binary output is refused there).
     pub stdout_is_terminal: bool,
-    /// Reads one line from stdin (`--access-code -`).
+    /// Reads one line from stdin (`--access-code -`), without echo on a
+    /// terminal.
     pub read_line: LineReader,
+    /// Whether stdin is a terminal (a person to prompt).
+    pub stdin_is_terminal: bool,
 }
 
 /// Reads one line of input.
@@ -753,12 +806,23 @@ impl Context {
         Context {
             var: Box::new(|k| std::env::var(k).ok()),
             stdout_is_terminal: io::stdout().is_terminal(),
-            read_line: Box::new(|| {
-                let mut line = String::new();
-                io::stdin().read_line(&mut line).map(|_| line)
-            }),
+            read_line: Box::new(read_line_quietly),
+            stdin_is_terminal: io::stdin().is_terminal(),
         }
     }
+}
+
+/// One line of stdin; on a terminal with echo off while it is typed, so
+/// an access code does not show on the screen.
+fn read_line_quietly() -> io::Result<String> {
+    let mut line = String::new();
+    let _quiet = crate::terminal::EchoOff::on_stdin();
+    let read = io::stdin().read_line(&mut line).map(|_| line);
+    if _quiet.is_some() {
+        // The Enter the user typed was not echoed either.
+        eprintln!();
+    }
+    read
 }
 
 /// The binary's entry point: arguments (program name first) to exit code.
@@ -820,7 +884,7 @@ fn execute(
         }
         Command::Serve(opts) => serve_now(&opts, ctx, err)?,
         Command::PrinterAdd(opts, mut p) => {
-            code_from_stdin(&mut p.access_code, ctx)?;
+            code_from_stdin(&mut p.access_code, ctx, err)?;
             let saved = cameras(&opts, ctx, true)?.add(&p)?;
             warn(err, &saved.warnings);
             write_out(out, format!("{}\n", saved.value).as_bytes())?
@@ -840,14 +904,24 @@ fn execute(
         }
         Command::PrinterSet(opts, id, mut patch) => {
             if let Some(code) = &mut patch.0.access_code {
-                code_from_stdin(code, ctx)?;
+                code_from_stdin(code, ctx, err)?;
             }
             let cameras = cameras(&opts, ctx, false)?;
             ask_code_if_moved(&cameras, id, &mut patch.0, ctx, err)?;
             warn(err, &cameras.update(id, &patch.0)?.warnings);
+            write_out(out, format!("printer {id} updated\n").as_bytes())?
         }
-        Command::PrinterRemove(opts, id) => cameras(&opts, ctx, false)?.remove_printer(id)?,
-        Command::PrinterForgetCert(opts, id) => cameras(&opts, ctx, false)?.forget_cert(id)?,
+        Command::PrinterRemove(opts, id) => {
+            cameras(&opts, ctx, false)?.remove_printer(id)?;
+            write_out(out, format!("printer {id} removed\n").as_bytes())?
+        }
+        Command::PrinterForgetCert(opts, id) => {
+            cameras(&opts, ctx, false)?.forget_cert(id)?;
+            let line = format!(
+                "printer {id}: certificate forgotten; the next connection pins the one it sees\n"
+            );
+            write_out(out, line.as_bytes())?
+        }
         Command::Snapshot { opts, id, output } => snapshot_now(&opts, ctx, id, output, out)?,
         Command::Test(opts, id) => return test_now(&opts, ctx, id, out),
         Command::UsbCameras => usb_cameras_now(out)?,
@@ -856,10 +930,23 @@ fn execute(
 }
 
 /// `--access-code -` reads the code from stdin, keeping it out of the
-/// process list and the shell history.
-fn code_from_stdin(code: &mut Option<String>, ctx: &Context) -> Result<(), CliError> {
+/// process list and the shell history; on a terminal it asks for it (and
+/// the terminal does not show what is typed).
+fn code_from_stdin(
+    code: &mut Option<String>,
+    ctx: &Context,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
     if code.as_deref() != Some(STDIN) {
         return Ok(());
+    }
+    if ctx.stdin_is_terminal {
+        let asked = write!(
+            err,
+            "Access code (shown on the printer's screen; not echoed): "
+        )
+        .and_then(|()| err.flush());
+        asked.map_err(|e| CliError::Failed(format!("could not ask for the access code: {e}")))?;
     }
     *code = Some(read_code(ctx)?);
     Ok(())
@@ -1126,14 +1213,6 @@ fn or_dash(v: &Option<String>) -> String {
     v.as_deref().map_or("-".to_string(), printable)
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
 /// One field a line; the access code only as set / not set.
 fn show(p: &Printer) -> String {
     let kind = CameraKind::of(p);
@@ -1162,13 +1241,22 @@ fn show(p: &Printer) -> String {
             "camera type",
             or_dash(&p.camera_type.map(|t| t.to_string())),
         ),
-        ("camera enabled", yes_no(p.camera_enabled).to_string()),
+        ("external camera", external_state(p).to_string()),
         ("certificate pin", or_dash(&p.cert_sha256)),
     ];
     lines
         .iter()
         .map(|(k, v)| format!("{:<17}{v}\n", format!("{k}:")))
         .collect()
+}
+
+/// Whether the external camera is the one served.
+fn external_state(p: &Printer) -> &'static str {
+    match (&p.camera_url, p.camera_enabled) {
+        (None, _) => "-",
+        (Some(_), true) => "enabled",
+        (Some(_), false) => "disabled (the built-in camera is used)",
+    }
 }
 
 fn set_or_not(b: bool) -> &'static str {
@@ -1215,7 +1303,7 @@ Flags win over the environment. Options take a value as '--flag value' or '--fla
 Exit status: 0 success, 1 failure, 2 bad usage.
 
 Example:
-  printcam printer add --name P1S --ip 192.168.1.50 --access-code 12345678 --model P1S
+  printcam printer add --name P1S --ip 192.168.1.50 --access-code - --model P1S
   printcam serve --listen 0.0.0.0:8080
 ";
 
@@ -1302,7 +1390,7 @@ A code typed on the command line stays in your shell's history and shows in
 the process list: prefer '--access-code -' and type or pipe it in.
 
 Examples:
-  printcam printer add --name P1S --ip 192.168.1.50 --access-code 12345678 --model P1S
+  printcam printer add --name P1S --ip 192.168.1.50 --access-code - --model P1S
   printcam printer add --name Door --camera-url http://192.168.1.60/stream --camera-type mjpeg
 ";
 
@@ -1532,7 +1620,7 @@ mod tests {
             "--name=P1S",
             "--ip",
             "192.168.1.50",
-            "--access-code=SECRETAC123",
+            "--access-code=SECRETAC",
             "--model",
             "P1S",
             "--camera-port",
@@ -1540,7 +1628,7 @@ mod tests {
         ]);
         assert_eq!(printer.name, "P1S");
         assert_eq!(printer.ip.as_deref(), Some("192.168.1.50"));
-        assert_eq!(printer.access_code.as_deref(), Some("SECRETAC123"));
+        assert_eq!(printer.access_code.as_deref(), Some("SECRETAC"));
         assert_eq!(printer.camera_port, Some(6001));
         assert!(!printer.camera_enabled);
     }
@@ -1600,10 +1688,10 @@ mod tests {
 
     #[test]
     fn secrets_in_bad_options_are_not_echoed() {
-        let e = usage_of(&["printer", "add", "--name", "a", "--acess-code=SECRETAC123"]);
-        assert!(!e.contains("SECRETAC123"), "{e}");
-        let e = usage_of(&["printer", "add", "--name", "a", "SECRETAC123"]);
-        assert!(!e.contains("SECRETAC123"), "{e}");
+        let e = usage_of(&["printer", "add", "--name", "a", "--acess-code=SECRETAC"]);
+        assert!(!e.contains("SECRETAC"), "{e}");
+        let e = usage_of(&["printer", "add", "--name", "a", "SECRETAC"]);
+        assert!(!e.contains("SECRETAC"), "{e}");
     }
 
     #[test]
@@ -1759,9 +1847,9 @@ mod tests {
 
     #[test]
     fn change_debug_hides_the_access_code() {
-        let patch = patch_of(&["printer", "set", "3", "--access-code", "SECRETAC123"]);
+        let patch = patch_of(&["printer", "set", "3", "--access-code", "SECRETAC"]);
         let shown = format!("{:?}", Change(patch));
-        assert!(!shown.contains("SECRETAC123"), "{shown}");
+        assert!(!shown.contains("SECRETAC"), "{shown}");
     }
 
     #[test]
@@ -1783,7 +1871,7 @@ mod tests {
 
     // ------------------------------------------------------------ running
 
-    const STDIN_CODE: &str = "FROMSTDIN42";
+    const STDIN_CODE: &str = "FROMSTD4";
 
     struct TestDir(PathBuf);
 
@@ -1813,6 +1901,7 @@ mod tests {
             var: Box::new(move |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
             stdout_is_terminal: terminal,
             read_line: Box::new(|| Ok(format!("{STDIN_CODE}\n"))),
+            stdin_is_terminal: false,
         }
     }
 
@@ -1839,7 +1928,7 @@ mod tests {
             "--ip",
             "192.168.1.50",
             "--access-code",
-            "SECRETAC123",
+            "SECRETAC",
         ];
         assert_eq!(exec(&c, &add), (0, "1\n".to_string(), String::new()));
         for line in [
@@ -1851,7 +1940,7 @@ mod tests {
             assert_eq!(code, 0, "{line:?}: {err}");
             assert!(out.contains("P1S"), "{out}");
             assert!(
-                !out.contains("SECRETAC123") && !err.contains("SECRETAC123"),
+                !out.contains("SECRETAC") && !err.contains("SECRETAC"),
                 "{out}"
             );
         }
@@ -1923,10 +2012,97 @@ mod tests {
         let (code, out, err) = exec(&c, &["printer", "remove", "9"]);
         assert_eq!((code, out.as_str()), (1, ""));
         assert_eq!(err, "printcam: error: Printer not found\n");
+    }
+
+    #[test]
+    fn refused_input_is_a_usage_error_like_a_missing_flag() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
         let (code, _, err) = exec(&c, &["printer", "add", "--name", "b", "--ip", "10.0.0.5"]);
-        assert_eq!(code, 1);
+        assert_eq!(code, 2);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("access code"), "{err}");
+        assert_eq!(exec(&c, &["printer", "add", "--ip", "10.0.0.5"]).0, 2);
+    }
+
+    #[test]
+    fn set_remove_and_forget_cert_say_what_they_did() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        assert_eq!(exec(&c, &["printer", "add", "--name", "a"]).0, 0);
+        let said = |line: &[&str]| exec(&c, line).1;
+        assert_eq!(
+            said(&["printer", "set", "1", "--name", "b"]),
+            "printer 1 updated\n"
+        );
+        assert!(
+            said(&["printer", "forget-cert", "1"]).starts_with("printer 1: certificate forgotten")
+        );
+        assert_eq!(said(&["printer", "remove", "1"]), "printer 1 removed\n");
+    }
+
+    #[test]
+    fn odd_codes_and_repeated_names_are_saved_with_a_warning() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let add = |name: &str, code: &str| {
+            exec(
+                &c,
+                &[
+                    "printer",
+                    "add",
+                    "--name",
+                    name,
+                    "--ip",
+                    "10.0.0.5",
+                    "--access-code",
+                    code,
+                ],
+            )
+        };
+        let (code, _, err) = add("left", "1234");
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("warning: the access code has 4 characters"),
+            "{err}"
+        );
+        assert!(!err.contains("1234"), "the code was shown: {err}");
+        let (code, _, err) = add("Left", "12345678");
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("printer 1 is also called \"left\""), "{err}");
+        assert_eq!(add("right", "12345678").2, "");
+    }
+
+    #[test]
+    fn unknown_commands_get_a_suggestion() {
+        let err = |line: &[&str]| exec(&ctx(&[], false), line).2;
+        assert!(err(&["prnter", "list"]).contains("did you mean \"printer\""));
+        assert!(err(&["snap", "1"]).contains("did you mean \"snapshot\""));
+        assert!(err(&["printer", "lst"]).contains("did you mean \"list\""));
+        assert!(!err(&["zzzzzzz"]).contains("did you mean"));
+        assert_eq!(exec(&ctx(&[], false), &["help", "--help"]).0, 0);
+    }
+
+    #[test]
+    fn show_says_which_camera_is_served() {
+        let builtin = Printer {
+            id: 1,
+            name: "p1s".into(),
+            ip: Some("10.0.0.5".into()),
+            access_code: Some("12345678".into()),
+            ..Printer::default()
+        };
+        assert!(
+            show(&builtin).contains("external camera: -"),
+            "{}",
+            show(&builtin)
+        );
+        let off = Printer {
+            camera_url: Some("http://10.0.0.6/s".into()),
+            camera_type: Some(CameraType::Mjpeg),
+            ..builtin.clone()
+        };
+        assert!(show(&off).contains("disabled (the built-in camera is used)"));
     }
 
     #[test]
@@ -1986,16 +2162,19 @@ mod tests {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         // A name that resolves to loopback is refused (no --allow-loopback).
-        let (code, _, err) = exec(&c, &add_line("localhost", "x1"));
-        assert_eq!(code, 1, "{err}");
-        assert!(err.contains("loopback"), "{err}");
+        let (code, _, err) = exec(&c, &add_line("localhost", "x1x1x1x1"));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("loopback") && err.contains("--allow-loopback"),
+            "{err}"
+        );
     }
 
     #[test]
     fn moving_a_printer_asks_for_its_access_code() {
         let dir = TestDir::new();
         let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
-        assert_eq!(exec(&c, &add_line("10.0.0.5", "x1")).0, 0);
+        assert_eq!(exec(&c, &add_line("10.0.0.5", "x1x1x1x1")).0, 0);
         let (code, _, err) = exec(&c, &["printer", "set", "1", "--ip", "10.0.0.6"]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("access code is needed again"), "{err}");
@@ -2018,10 +2197,13 @@ mod tests {
             "--camera-port",
             "6001",
             "--access-code",
-            "x2",
+            "x2x2x2x2",
         ];
-        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
-        assert_eq!(stored_printer(&dir, 1).access_code.as_deref(), Some("x2"));
+        assert_eq!(
+            exec(&silent, &line),
+            (0, "printer 1 updated\n".to_string(), String::new())
+        );
+        assert_eq!(stored_printer(&dir, 1).access_code.as_deref(), Some("x2x2x2x2"));
         let line = [
             "printer",
             "set",
@@ -2031,7 +2213,10 @@ mod tests {
             "--camera-port",
             "6001",
         ];
-        assert_eq!(exec(&silent, &line), (0, String::new(), String::new()));
+        assert_eq!(
+            exec(&silent, &line),
+            (0, "printer 1 updated\n".to_string(), String::new())
+        );
     }
 
     #[test]
@@ -2083,7 +2268,7 @@ mod tests {
                 "--ip",
                 "10.0.0.5",
                 "--access-code",
-                "x1",
+                "x1x1x1x1",
             ],
         );
         assert_eq!(exec(&c, &["printer", "set", "1", "--name", "renamed"]).0, 0);

@@ -38,13 +38,14 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         if !p.exists() {
             return Err(format!(
-                "PRINTCAM_FFMPEG is set to {}, which does not exist",
+                "the ffmpeg setting (--ffmpeg or PRINTCAM_FFMPEG) is {}, which does not exist",
                 p.display()
             ));
         }
         if !is_executable(p) {
             return Err(format!(
-                "PRINTCAM_FFMPEG is set to {}, which is not an executable file",
+                "the ffmpeg setting (--ffmpeg or PRINTCAM_FFMPEG) is {}, which is not an \
+                 executable file",
                 p.display()
             ));
         }

@@ -29,6 +29,7 @@ pub mod registry;
 pub mod signals;
 pub mod source;
 pub mod sources;
+pub mod terminal;
 pub mod tls;
 pub mod tls_proxy;
 pub mod urlguard;

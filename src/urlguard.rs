@@ -167,12 +167,16 @@ pub fn forbidden_ip(ip: IpAddr, policy: Policy) -> Option<&'static str> {
     }
 }
 
+/// Why loopback is refused, and how to allow it (for a camera served by
+/// another program on this box).
+const LOOPBACK: &str = "loopback address (allow cameras on this box with --allow-loopback)";
+
 fn forbidden_v4(ip: Ipv4Addr, policy: Policy) -> Option<&'static str> {
     // 169.254.169.254: AWS, GCP, Azure, …; 100.100.100.200: Alibaba Cloud.
     if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
         Some(METADATA)
     } else if ip.is_loopback() {
-        (!policy.allow_loopback).then_some("loopback address")
+        (!policy.allow_loopback).then_some(LOOPBACK)
     } else if ip.octets()[0] == 0 {
         Some("unspecified address")
     } else if ip.is_link_local() {
@@ -194,7 +198,7 @@ fn forbidden_v6(ip: Ipv6Addr, policy: Policy) -> Option<&'static str> {
     } else if ip == AWS_METADATA {
         Some(METADATA)
     } else if ip.is_loopback() {
-        (!policy.allow_loopback).then_some("loopback address")
+        (!policy.allow_loopback).then_some(LOOPBACK)
     } else if ip.is_unspecified() {
         Some("unspecified address")
     } else if ip.segments()[0] & 0xffc0 == 0xfe80 {
@@ -347,9 +351,7 @@ fn domain(name: &str, policy: Policy) -> Result<Dest, String> {
     }
     let loopback = LOOPBACK_NAMES.contains(&bare) || bare.ends_with(".localhost");
     if loopback && !policy.allow_loopback {
-        return Err(format!(
-            "camera host {name} is not allowed: loopback address"
-        ));
+        return Err(format!("camera host {name} is not allowed: {LOOPBACK}"));
     }
     Ok(Dest::Name(name.to_owned()))
 }
@@ -986,16 +988,10 @@ mod tests {
     #[test]
     fn forbidden_ip_reasons() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            forbidden_ip(ip("127.0.0.1"), STRICT),
-            Some("loopback address")
-        );
+        assert_eq!(forbidden_ip(ip("127.0.0.1"), STRICT), Some(LOOPBACK));
         assert_eq!(forbidden_ip(ip("127.0.0.1"), LOOPBACK_OK), None);
-        assert_eq!(
-            forbidden_ip(ip("127.255.0.9"), STRICT),
-            Some("loopback address")
-        );
-        assert_eq!(forbidden_ip(ip("::1"), STRICT), Some("loopback address"));
+        assert_eq!(forbidden_ip(ip("127.255.0.9"), STRICT), Some(LOOPBACK));
+        assert_eq!(forbidden_ip(ip("::1"), STRICT), Some(LOOPBACK));
         assert_eq!(forbidden_ip(ip("::1"), LOOPBACK_OK), None);
         assert_eq!(
             forbidden_ip(ip("169.254.169.254"), LOOPBACK_OK),

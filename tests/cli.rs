@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const SECRET: &str = "SECRETAC123";
+const SECRET: &str = "SECRETAC";
 
 struct TestDir(PathBuf);
 
@@ -112,7 +112,12 @@ fn add_list_show_set_remove_round_trip() {
         &dir,
         &["printer", "set", &id, "--name", "Renamed", "--model", "X1C"],
     );
-    assert_eq!((set.code, set.out.as_str()), (0, ""), "{}", set.err);
+    assert_eq!(
+        (set.code, set.out.as_str()),
+        (0, format!("printer {id} updated\n").as_str()),
+        "{}",
+        set.err
+    );
     let show = with_db(&dir, &["printer", "show", &id]);
     assert_eq!(show.code, 0, "{}", show.err);
     assert!(show.out.contains("Renamed"), "{}", show.out);
@@ -201,7 +206,8 @@ fn refused_camera_urls_exit_non_zero_with_a_reason() {
                 kind,
             ],
         );
-        assert_one_error_line(&r, 1, why);
+        // Refused input is a usage error (2), like a missing flag.
+        assert_one_error_line(&r, 2, why);
         assert!(r.out.is_empty(), "{}", r.out);
     }
     // Nothing was stored.
@@ -245,7 +251,7 @@ fn set_with_a_refused_url_keeps_the_old_settings() {
             "mjpeg",
         ],
     );
-    assert_one_error_line(&r, 1, "refused");
+    assert_one_error_line(&r, 2, "--allow-loopback");
     let show = with_db(&dir, &["printer", "show", &id]);
     assert!(show.out.contains("chamber"), "{}", show.out);
 }
@@ -471,4 +477,83 @@ fn usb_cameras_lists_devices_or_says_there_are_none() {
     }
     assert_eq!(run(&dir, &["usb-cameras", "--help"]).code, 0);
     assert_eq!(run(&dir, &["usb-cameras", "extra"]).code, 2);
+}
+
+/// `--access-code -` on a terminal asks for the code and does not show it
+/// as it is typed; from a pipe it reads silently. The terminal is a real
+/// pseudo-terminal (Python's pty module).
+#[test]
+fn an_access_code_typed_at_a_terminal_is_asked_for_and_not_shown() {
+    let dir = TestDir::new();
+    let script = r#"
+import os, pty, select, sys, time
+argv = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen = b""
+def read_for(seconds, until=None):
+    global seen
+    end = time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen += chunk
+            if until and until in seen:
+                return
+read_for(20, b"Access code")
+os.write(fd, b"TYPEDC09\n")
+read_for(20)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(repr(seen) + "\n" + str(os.waitstatus_to_exitcode(status)) + "\n")
+"#;
+    let db = dir.db();
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_printcam")])
+        .args([
+            "printer", "add", "--name", "tty", "--ip", "10.0.0.5", "--model", "P1S",
+        ])
+        .args(["--access-code", "-", "--db", &db])
+        .current_dir(&dir.0)
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Access code"), "no prompt: {text}");
+    assert!(!text.contains("TYPEDC09"), "the code was echoed: {text}");
+    assert!(text.trim_end().ends_with("\n0"), "{text}");
+    let show = with_db(&dir, &["printer", "show", "1"]);
+    assert!(show.out.contains("access code:     set"), "{}", show.out);
+    // From a pipe: no prompt at all.
+    let piped = Command::new(env!("CARGO_BIN_EXE_printcam"))
+        .args([
+            "printer", "add", "--name", "pipe", "--ip", "10.0.0.6", "--model", "P1S",
+        ])
+        .args(["--access-code", "-", "--db", &db])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"PIPEDC08\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
 }

@@ -28,7 +28,14 @@ pub fn to_json(p: &Printer) -> Value {
             "url",
             Value::from(p.camera_url.as_deref().map(crate::redact::url_passwords)),
         ),
-        ("enabled", Value::from(p.camera_enabled)),
+        // Whether the camera endpoints serve a camera (the built-in one,
+        // the demo or an enabled external one); `camera_enabled` below
+        // is the external camera's own switch.
+        (
+            "enabled",
+            Value::from(CameraKind::of(p) != CameraKind::None),
+        ),
+        ("external_enabled", Value::from(p.camera_enabled)),
     ]);
     Value::object([
         ("id", Value::from(p.id)),
