@@ -645,6 +645,16 @@ mod tests {
         }
 
         #[test]
+        fn accepted_text_prints_back_to_the_same_value(
+            s in r#"\[?( ?(-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?|"([a-z ]|\\[nt"\\/bfr]|\\u00[0-9a-f]{2}|\\ud83d\\ude00)*"|true|null|\{"k":0\}) ?,?){1,4}\]?"#
+        ) {
+            // Texts printcam did not print: exponents, escapes, blanks, -0.
+            if let Ok(v) = parse(&s) {
+                prop_assert_eq!(parse(&v.to_json()), Ok(v), "{}", s);
+            }
+        }
+
+        #[test]
         fn serialise_then_parse_round_trips(v in arb_value()) {
             let text = v.to_json();
             let back = parse(&text).unwrap();

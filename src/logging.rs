@@ -1,157 +1,56 @@
-//! The logger: `RUST_LOG` filtering as env_logger reads it, one line per
-//! record on stderr, `[2026-11-21T11:00:00Z INFO  printcam::hub] message`.
+//! The logger: env_logger reading `RUST_LOG`, one line per record on
+//! stderr, `[2026-11-21T11:00:00Z INFO  printcam::hub] message`.
 //!
-//! Our own rather than env_logger's: with its filter, formatting and
-//! timestamp crates it was ~25 KB of a router binary that has to stay under
-//! 2 MB (README, "Sizes"), for what is a few dozen lines here.
-//!
-//! `RUST_LOG` is a comma-separated list of directives, each `LEVEL`,
-//! `TARGET` (everything from that target) or `TARGET=LEVEL`, optionally
-//! followed by `/TEXT` to keep only messages containing TEXT. A record's
-//! level is judged by the longest directive whose target begins its target
-//! (`printcam=debug` covers `printcam::hub`); a record no directive covers
-//! is dropped. Levels are off, error, warn, info, debug and trace (trace
-//! records are compiled out of release builds).
+//! env_logger without its default features, for size (README, "Sizes"): no
+//! colours, `/TEXT` keeps messages that contain TEXT (a substring, not a
+//! regex), and the UTC timestamp is written here rather than by jiff.
 
 use std::io::Write;
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{LevelFilter, Log, Metadata, Record};
-
 /// Installs the logger, with `default` as the filter when `RUST_LOG` is
-/// unset or empty. A second call (a second command in one process) leaves
+/// unset or blank. A second call (a second command in one process) leaves
 /// the first logger in place.
 pub fn init(default: &str) {
-    static LOGGER: OnceLock<Logger> = OnceLock::new();
-    let spec = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    let mut installed = false;
-    let logger = LOGGER.get_or_init(|| {
-        installed = true;
-        let (filter, invalid) = Filter::parse(spec.as_deref().unwrap_or(default));
-        for directive in invalid {
-            // No logger yet to say it with.
-            eprintln!(
-                "printcam: RUST_LOG: ignoring {directive:?}: not LEVEL, TARGET or TARGET=LEVEL"
-            );
-        }
-        Logger { filter }
-    });
-    if installed && log::set_logger(logger).is_ok() {
-        log::set_max_level(logger.filter.max_level());
-    }
+    let spec = filter_spec(std::env::var("RUST_LOG").ok(), default);
+    // Err only when a logger is already installed.
+    let _ = builder(&spec).try_init();
 }
 
-struct Logger {
-    filter: Filter,
+/// The filter to use: `RUST_LOG` unless it is unset or blank (env_logger
+/// would read a blank one as "errors only"), without blanks in its
+/// directives: env_logger keeps those around a `=`, so `printcam = debug`
+/// would name the target "printcam " that nothing has.
+fn filter_spec(rust_log: Option<String>, default: &str) -> String {
+    let spec = rust_log
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let (directives, text) = spec.split_once('/').unwrap_or((&spec, ""));
+    let mut out: String = directives.split_whitespace().collect();
+    if spec.len() > directives.len() {
+        out.push('/');
+        out.push_str(text);
+    }
+    out
 }
 
-impl Log for Logger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.filter.enabled(metadata.target(), metadata.level())
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let message = record.args().to_string();
-        if !self.filter.text_matches(&message) {
-            return;
-        }
-        let line = format!(
-            "[{} {:<5} {}] {}\n",
+/// A logger for `spec` (env_logger warns on stderr about directives it
+/// does not understand, and skips them).
+fn builder(spec: &str) -> env_logger::Builder {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(spec).format(|out, record| {
+        // env_logger writes each formatted record in one write, so lines
+        // of different threads never interleave.
+        writeln!(
+            out,
+            "[{} {:<5} {}] {}",
             utc_timestamp(SystemTime::now()),
             record.level(),
             record.target(),
-            message
-        );
-        // One write per line, so lines of different threads never interleave;
-        // a closed stderr is nothing to complain to.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    }
-
-    fn flush(&self) {}
-}
-
-/// A parsed `RUST_LOG`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    /// `(target, level)`; `None` is the directive without a target.
-    directives: Vec<(Option<String>, LevelFilter)>,
-    /// The `/TEXT` part, if any.
-    text: Option<String>,
-}
-
-impl Filter {
-    /// Parses a spec; also returns the directives that were not understood
-    /// (env_logger also skips those, with a warning).
-    pub fn parse(spec: &str) -> (Filter, Vec<String>) {
-        let (directives_part, text) = match spec.split_once('/') {
-            Some((d, t)) => (d, Some(t.to_string())),
-            None => (spec, None),
-        };
-        let mut directives = Vec::new();
-        let mut invalid = Vec::new();
-        for part in directives_part.split(',').map(str::trim) {
-            if part.is_empty() {
-                continue;
-            }
-            let parsed = match part.split_once('=') {
-                Some((target, level)) => match (target.trim(), level.trim().parse()) {
-                    (t, Ok(level)) if !t.is_empty() => Some((Some(t.to_string()), level)),
-                    _ => None,
-                },
-                // A bare word is a level if it names one, else a target
-                // with every level.
-                None => Some(match part.parse::<LevelFilter>() {
-                    Ok(level) => (None, level),
-                    Err(_) => (Some(part.to_string()), LevelFilter::Trace),
-                }),
-            };
-            match parsed {
-                Some(d) => directives.push(d),
-                None => invalid.push(part.to_string()),
-            }
-        }
-        (Filter { directives, text }, invalid)
-    }
-
-    /// The level a record of `target` may have at most.
-    fn level_for(&self, target: &str) -> LevelFilter {
-        let mut best: Option<(usize, LevelFilter)> = None;
-        for (name, level) in &self.directives {
-            let len = match name {
-                None => 0,
-                Some(n) if target.starts_with(n.as_str()) => n.len(),
-                Some(_) => continue,
-            };
-            // The longest match wins; among equals, the later directive.
-            if best.is_none_or(|(l, _)| len >= l) {
-                best = Some((len, *level));
-            }
-        }
-        best.map_or(LevelFilter::Off, |(_, level)| level)
-    }
-
-    pub fn enabled(&self, target: &str, level: log::Level) -> bool {
-        level <= self.level_for(target)
-    }
-
-    fn text_matches(&self, message: &str) -> bool {
-        self.text.as_deref().is_none_or(|t| message.contains(t))
-    }
-
-    /// The most verbose level any directive allows, for `log::set_max_level`.
-    pub fn max_level(&self) -> LevelFilter {
-        self.directives
-            .iter()
-            .map(|(_, level)| *level)
-            .max()
-            .unwrap_or(LevelFilter::Off)
-    }
+            record.args()
+        )
+    });
+    builder
 }
 
 /// `2026-11-21T11:00:00Z`: UTC to the second, as env_logger printed it.
@@ -186,13 +85,34 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log::Level;
+    use log::{Level, LevelFilter, Log, Metadata, Record};
     use std::time::Duration;
 
+    struct Filter(env_logger::Logger);
+
     fn filter(spec: &str) -> Filter {
-        let (f, invalid) = Filter::parse(spec);
-        assert!(invalid.is_empty(), "{invalid:?}");
-        f
+        Filter(builder(&filter_spec(Some(spec.into()), "off")).build())
+    }
+
+    impl Filter {
+        fn enabled(&self, target: &str, level: Level) -> bool {
+            self.0
+                .enabled(&Metadata::builder().target(target).level(level).build())
+        }
+
+        fn text_matches(&self, message: &str) -> bool {
+            let args = format_args!("{message}");
+            let record = Record::builder()
+                .target("printcam")
+                .level(Level::Error)
+                .args(args)
+                .build();
+            self.0.matches(&record)
+        }
+
+        fn max_level(&self) -> LevelFilter {
+            self.0.filter()
+        }
     }
 
     #[test]
@@ -231,9 +151,8 @@ mod tests {
     }
 
     #[test]
-    fn invalid_directives_are_reported_and_skipped() {
-        let (f, invalid) = Filter::parse("info,printcam=loud,=debug");
-        assert_eq!(invalid, ["printcam=loud", "=debug"]);
+    fn invalid_directives_are_skipped() {
+        let f = filter("info,printcam=loud");
         assert!(f.enabled("printcam", Level::Info));
         assert!(!f.enabled("printcam", Level::Debug));
     }
@@ -245,13 +164,21 @@ mod tests {
         assert!(f.text_matches("garage: camera lost"));
         assert!(!f.text_matches("listening"));
         assert!(filter("info").text_matches("anything"));
+        // A substring, not a regex: env_logger's `regex` feature is off.
+        assert!(filter("info/a.c").text_matches("(a.c)"));
+        assert!(!filter("info/a.c").text_matches("abc"));
     }
 
     #[test]
-    fn empty_spec_logs_nothing() {
-        let f = filter("");
-        assert!(!f.enabled("printcam", Level::Error));
-        assert_eq!(f.max_level(), LevelFilter::Off);
+    fn a_blank_rust_log_means_the_default() {
+        for blank in [None, Some(""), Some("  ")] {
+            assert_eq!(filter_spec(blank.map(String::from), "info"), "info");
+        }
+        assert_eq!(filter_spec(Some("debug".into()), "info"), "debug");
+        assert_eq!(
+            filter_spec(Some(" warn, a = debug/x y/z ".into()), "info"),
+            "warn,a=debug/x y/z "
+        );
     }
 
     #[test]

@@ -728,6 +728,40 @@ mod tests {
         assert!(public_key(&[0x30, 0x80]).is_err());
     }
 
+    mod damaged {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        fn inside(part: &[u8], whole: &[u8]) -> bool {
+            let range = whole.as_ptr_range();
+            part.is_empty()
+                || (range.contains(&part.as_ptr()) && part.as_ptr_range().end <= range.end)
+        }
+
+        proptest! {
+            #[test]
+            fn der_walk_of_a_damaged_certificate_stays_inside_it(
+                pem in prop::sample::select(vec![V1_RSA, V1_EC, V3_RSA]),
+                flips in prop::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+                cut in any::<Index>(),
+            ) {
+                let mut der = cert(pem);
+                for (at, byte) in flips {
+                    let i = at.index(der.len());
+                    der[i] = byte;
+                }
+                der.truncate(cut.index(der.len() + 1));
+                if let Ok(spki) = subject_public_key_info(&der) {
+                    prop_assert!(inside(spki, &der));
+                }
+                if let Ok((_, key)) = public_key(&der) {
+                    prop_assert!(inside(key, &der));
+                }
+            }
+        }
+    }
+
     #[test]
     fn fingerprint_is_lower_case_hex_sha256() {
         assert_eq!(

@@ -11,7 +11,8 @@ mod nonblocking;
 mod page;
 pub mod printers;
 mod reply;
-mod request;
+// Public for the fuzz target of the head parser (fuzz/).
+pub mod request;
 mod router;
 mod stream;
 mod viewers;

@@ -64,24 +64,33 @@ pub struct Head {
     pub target: String,
     /// HTTP/1.0 rather than 1.1.
     pub http10: bool,
-    pub headers: Vec<(String, String)>,
+    /// Names (tokens, so text) and values (trimmed by httparse); a value
+    /// is bytes, as RFC 9110 allows any octet above 0x7F in it.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Head {
-    /// The first header named `name` (any case), trimmed.
+    /// The first header named `name` (any case), if its value is text.
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first header named `name` (any case), as sent.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
     /// The body's length from Content-Length (0 without one). Bodies must
     /// be at most `max_body` (413) and not chunked (411): everything
     /// printcam takes is a small JSON object.
     pub fn body_length(&self, max_body: usize) -> Result<usize, Reply> {
-        if let Some(te) = self.header("Transfer-Encoding") {
-            return Err(if te.to_ascii_lowercase().contains("chunked") {
+        if let Some(te) = self.header_bytes("Transfer-Encoding") {
+            let chunked = te.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+            return Err(if chunked {
                 Reply::detail(
                     411,
                     "chunked request bodies are not accepted; send a Content-Length",
@@ -94,19 +103,22 @@ impl Head {
             .headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-            .map(|(_, v)| v.as_str());
+            .map(|(_, v)| v.as_slice());
         let Some(first) = lengths.next() else {
             return Ok(0);
         };
         let bad = || Reply::detail(400, "Content-Length must be one whole number");
         if lengths.any(|v| v != first)
             || first.is_empty()
-            || !first.bytes().all(|b| b.is_ascii_digit())
+            || !first.iter().all(|b| b.is_ascii_digit())
         {
             return Err(bad());
         }
         // All digits: only overflow fails, and that is too large anyway.
-        let n = first.parse::<usize>().unwrap_or(usize::MAX);
+        let n = std::str::from_utf8(first)
+            .ok()
+            .and_then(|digits| digits.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
         if n > max_body {
             return Err(too_large(max_body));
         }
@@ -130,10 +142,11 @@ pub fn too_large(limit: usize) -> Reply {
 /// Where a head ends in `buf` (the index after its blank line), None while
 /// it is incomplete, or the reply when it is too long. `from` is how far a
 /// previous call looked, so a client sending a byte at a time costs no
-/// rescans. Bare LF line ends are accepted, as RFC 9112 allows.
+/// rescans. Bare LF line ends are accepted, as RFC 9112 allows, and so is
+/// one empty line before the request line.
 pub fn head_end(buf: &[u8], from: usize) -> Result<Option<usize>, Reply> {
-    let line_end = memchr::memchr(b'\n', buf);
-    if line_end.map_or(buf.len(), |i| i + 1) > MAX_REQUEST_LINE {
+    let line = skip_empty_line(buf);
+    if memchr::memchr(b'\n', line).map_or(line.len(), |i| i + 1) > MAX_REQUEST_LINE {
         return Err(Reply::detail(
             414,
             &format!("the request line is longer than {MAX_REQUEST_LINE} bytes"),
@@ -155,77 +168,80 @@ pub fn head_end(buf: &[u8], from: usize) -> Result<Option<usize>, Reply> {
     }
 }
 
+/// Most headers a head may have; more get 431. Browsers send about 20.
+pub const MAX_HEADERS: usize = 64;
+
 /// Parses a complete head (as delimited by `head_end`).
 pub fn parse_head(head: &[u8]) -> Result<Head, Reply> {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let (method, target, http10) = parse_request_line(lines.next().unwrap_or_default())?;
-    let mut headers = Vec::new();
-    for line in lines.take_while(|l| !l.is_empty()) {
-        headers.push(parse_header(line)?);
+    let head = skip_empty_line(head);
+    // httparse skips any number of empty lines; RFC 9112 asks for one.
+    if head.starts_with(b"\r") || head.starts_with(b"\n") {
+        return Err(bad_request("more than one empty line before the request"));
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad_request("an incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Reply::detail(
+                431,
+                &format!("the request has more than {MAX_HEADERS} headers"),
+            ))
+        }
+        Err(httparse::Error::Version) if names_http(head) => {
+            return Err(Reply::detail(505, "only HTTP/1.0 and HTTP/1.1 are spoken"))
+        }
+        Err(e) => return Err(bad_request(&e.to_string())),
+    }
+    // Complete: httparse has filled these in.
+    let (method, target) = (req.method.unwrap_or_default(), req.path.unwrap_or_default());
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad_request("the target must be visible ASCII"));
+    }
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+    let http10 = req.version == Some(0);
+    let hosts = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Host"));
+    if !http10 && hosts.count() != 1 {
+        return Err(bad_request("an HTTP/1.1 request needs one Host header"));
     }
     Ok(Head {
-        method,
-        target,
+        method: Method::from_token(method),
+        target: target.to_string(),
         http10,
         headers,
     })
 }
 
-fn bad_request(what: &str) -> Reply {
-    Reply::detail(400, &format!("malformed request: {what}"))
+/// `head` without the one empty line a client may send before its
+/// request line (RFC 9112, section 2.2).
+fn skip_empty_line(head: &[u8]) -> &[u8] {
+    head.strip_prefix(b"\r\n")
+        .or_else(|| head.strip_prefix(b"\n"))
+        .unwrap_or(head)
 }
 
-fn parse_request_line(line: &[u8]) -> Result<(Method, String, bool), Reply> {
+/// Whether the request line ends in an `HTTP/` version, just not one
+/// printcam speaks (505 rather than 400).
+fn names_http(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
+    let (Some(_), Some(_), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad_request("the request line is not METHOD TARGET VERSION"));
+        return false;
     };
-    let http10 = match version {
-        b"HTTP/1.1" => false,
-        b"HTTP/1.0" => true,
-        v if v.starts_with(b"HTTP/") => {
-            return Err(Reply::detail(505, "only HTTP/1.0 and HTTP/1.1 are spoken"))
-        }
-        _ => return Err(bad_request("no HTTP version")),
-    };
-    if !is_token(method) {
-        return Err(bad_request("the method is not a token"));
-    }
-    if target.is_empty() || !target.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(bad_request("the target must be visible ASCII"));
-    }
-    // Both checked to be ASCII.
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok((Method::from_token(&text(method)), text(target), http10))
+    version.starts_with(b"HTTP/")
 }
 
-fn parse_header(line: &[u8]) -> Result<(String, String), Reply> {
-    let colon =
-        memchr::memchr(b':', line).ok_or_else(|| bad_request("a header without a colon"))?;
-    let (name, value) = (&line[..colon], &line[colon + 1..]);
-    // Also refuses obsolete line folding, whose lines start with a space.
-    if !is_token(name) {
-        return Err(bad_request("a header name is not a token"));
-    }
-    if value.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
-        return Err(bad_request("a header value holds a control character"));
-    }
-    let value = String::from_utf8_lossy(value);
-    Ok((
-        String::from_utf8_lossy(name).into_owned(),
-        value.trim_matches([' ', '\t']).to_string(),
-    ))
-}
-
-/// An RFC 9110 token: what methods and header names are made of.
-fn is_token(b: &[u8]) -> bool {
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c))
+fn bad_request(what: &str) -> Reply {
+    Reply::detail(400, &format!("malformed request: {what}"))
 }
 
 /// A whole request: its head, its body (already read), who sent it and the
@@ -336,7 +352,7 @@ mod tests {
         assert!(h.http10);
         assert_eq!(h.header("content-type"), Some("application/json"));
         assert_eq!(h.header("X-Empty"), Some(""));
-        let h = parsed(b"BREW /pot HTTP/1.1\r\n\r\n");
+        let h = parsed(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(h.method.to_string(), "BREW");
         assert!(!h.http10);
     }
@@ -344,29 +360,150 @@ mod tests {
     #[test]
     fn malformed_heads_are_400_or_505() {
         for bad in [
-            &b"GET /\r\n\r\n"[..],
-            b"GET  / HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1 x\r\n\r\n",
-            b"G(T / HTTP/1.1\r\n\r\n",
-            b"GET /\x01 HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-            b"GET / HTTP/1.1\r\nA : b\r\n\r\n",
-            b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
-            b"GET / HTTP/1.1\r\nA: b\x00c\r\n\r\n",
-            b"GET / FTP/1.1\r\n\r\n",
+            &b"GET /\r\nHost: x\r\n\r\n"[..],
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1 x\r\nHost: x\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\x00c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\x7fc\r\n\r\n",
+            b"GET / FTP/1.1\r\nHost: x\r\n\r\n",
+            b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
-            assert_eq!(
-                status(parse_head(bad)),
-                400,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            let shown = String::from_utf8_lossy(bad);
+            // Each has its Host, so fails for its own fault.
+            assert_eq!(status(parse_head(bad)), 400, "{shown:?}");
         }
         assert_eq!(status(parse_head(b"PRI * HTTP/2.0\r\n\r\n")), 505);
+        assert_eq!(
+            status(parse_head(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")),
+            505
+        );
+    }
+
+    #[test]
+    fn one_empty_line_before_the_request_is_ignored() {
+        for head in [
+            &b"\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"\nGET /a HTTP/1.1\nHost: x\n\n",
+        ] {
+            let end = end(head).unwrap_or_else(|| panic!("no end in {head:?}"));
+            assert_eq!(end, head.len());
+            assert_eq!(parsed(&head[..end]).target, "/a");
+        }
+        // The request line is still measured for 414 after the empty line.
+        let mut long = b"\r\nGET /".to_vec();
+        long.resize(2 + MAX_REQUEST_LINE + 1, b'a');
+        assert_eq!(status(head_end(&long, 0)), 414);
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        let host =
+            |headers: &str| parse_head(format!("GET / HTTP/1.1\r\n{headers}\r\n").as_bytes());
+        assert_eq!(status(host("")), 400);
+        assert_eq!(status(host("Host: a\r\nhost: a\r\n")), 400);
+        assert_eq!(status(host("X-Host: a\r\n")), 400);
+        assert_eq!(
+            parsed(b"GET / HTTP/1.1\r\nhOsT: a\r\n\r\n").header("host"),
+            Some("a")
+        );
+        // HTTP/1.0 had no Host header.
+        assert!(parsed(b"GET / HTTP/1.0\r\n\r\n").http10);
+    }
+
+    #[test]
+    fn too_many_headers_are_431() {
+        let mut head = "GET / HTTP/1.1\r\nHost: x\r\n".to_string();
+        for i in 1..MAX_HEADERS {
+            head.push_str(&format!("X-{i}: {i}\r\n"));
+        }
+        let fits = format!("{head}\r\n");
+        assert_eq!(parsed(fits.as_bytes()).headers.len(), MAX_HEADERS);
+        let over = format!("{head}X-Last: 1\r\n\r\n");
+        assert_eq!(status(parse_head(over.as_bytes())), 431);
+    }
+
+    #[test]
+    fn header_values_stay_bytes() {
+        let h =
+            parsed(b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9 \r\nX-Text: caf\xc3\xa9\r\n\r\n");
+        assert_eq!(h.header_bytes("x-name"), Some(&b"caf\xe9"[..]));
+        assert_eq!(h.header("x-name"), None);
+        assert_eq!(h.header("x-text"), Some("café"));
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Heads that are often nearly right, and bytes that are not.
+        fn heads() -> impl Strategy<Value = Vec<u8>> {
+            let line = prop_oneof![
+                4 => "[A-Za-z-]{1,6}: ?[ -~\u{e9}]{0,8}",
+                1 => "[ -~\t\x00\u{e9}]{0,10}",
+            ];
+            let head = (
+                any::<bool>(),
+                "(GET|POST|B\\(W) /[!-~]{0,8}",
+                prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0", "HTTP/2.0"]),
+                prop::collection::vec(line, 0..5),
+                prop::sample::select(vec![0, 1, 1, 2]),
+                prop::sample::select(vec!["", "\r\n", "\n"]),
+            )
+                .prop_map(|(crlf, request, version, mut lines, hosts, before)| {
+                    lines.extend(std::iter::repeat_n("Host: h".to_string(), hosts));
+                    let eol = if crlf { "\r\n" } else { "\n" };
+                    let lines: String = lines.iter().map(|l| format!("{l}{eol}")).collect();
+                    format!("{before}{request} {version}{eol}{lines}{eol}").into_bytes()
+                });
+            prop_oneof![3 => head, 1 => prop::collection::vec(any::<u8>(), 0..128)]
+        }
+
+        /// `head_end` as conn.rs calls it: once per read of `step` bytes.
+        fn piecemeal(bytes: &[u8], step: usize) -> Result<Option<usize>, u16> {
+            let mut from = 0;
+            loop {
+                let to = (from + step).min(bytes.len());
+                let found = head_end(&bytes[..to], from).map_err(|r| r.status);
+                if to == bytes.len() || !matches!(found, Ok(None)) {
+                    return found;
+                }
+                from = to;
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn heads_are_judged_alike_whole_or_piecemeal(bytes in heads(), step in 1usize..40) {
+                let whole = head_end(&bytes, 0).map_err(|r| r.status);
+                prop_assert_eq!(piecemeal(&bytes, step), whole);
+            }
+
+            #[test]
+            fn accepted_heads_keep_the_rules(bytes in heads()) {
+                let Ok(Some(end)) = head_end(&bytes, 0) else {
+                    return Ok(());
+                };
+                match parse_head(&bytes[..end]) {
+                    Ok(h) => {
+                        prop_assert!(h.target.bytes().all(|b| b.is_ascii_graphic()));
+                        let hosts = h.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("host"));
+                        prop_assert!(h.http10 || hosts.count() == 1);
+                        prop_assert!(h.headers.iter().all(|(_, v)| !v.contains(&0)));
+                    }
+                    Err(r) => prop_assert!(matches!(r.status, 400 | 431 | 505), "{}", r.status),
+                }
+            }
+        }
     }
 
     fn length(headers: &str) -> Result<usize, Reply> {
-        parsed(format!("POST / HTTP/1.1\r\n{headers}\r\n").as_bytes()).body_length(100)
+        parsed(format!("POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes()).body_length(100)
     }
 
     #[test]
@@ -390,11 +527,28 @@ mod tests {
         );
         assert_eq!(status(length("Transfer-Encoding: chunked\r\n")), 411);
         assert_eq!(status(length("Transfer-Encoding: gzip\r\n")), 400);
+        assert_eq!(
+            status(length(
+                "Transfer-Encoding: gzip, CHUNKED\r\nContent-Length: 3\r\n"
+            )),
+            411
+        );
+        let raw = |h: &[u8]| parsed(&[b"POST / HTTP/1.1\r\nHost: x\r\n", h, b"\r\n"].concat());
+        assert_eq!(
+            status(raw(b"Transfer-Encoding: \xff\r\n").body_length(100)),
+            400
+        );
+        assert_eq!(
+            status(raw(b"Content-Length: \xff1\r\n").body_length(100)),
+            400
+        );
     }
 
     #[test]
     fn continue_is_expected_only_from_http11() {
-        let h = |v: &str| parsed(format!("POST / {v}\r\nExpect: 100-Continue\r\n\r\n").as_bytes());
+        let h = |v: &str| {
+            parsed(format!("POST / {v}\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n").as_bytes())
+        };
         assert!(h("HTTP/1.1").expects_continue());
         assert!(!h("HTTP/1.0").expects_continue());
     }
