@@ -2203,7 +2203,10 @@ mod tests {
             exec(&silent, &line),
             (0, "printer 1 updated\n".to_string(), String::new())
         );
-        assert_eq!(stored_printer(&dir, 1).access_code.as_deref(), Some("x2x2x2x2"));
+        assert_eq!(
+            stored_printer(&dir, 1).access_code.as_deref(),
+            Some("x2x2x2x2")
+        );
         let line = [
             "printer",
             "set",

@@ -47,10 +47,31 @@ fn builder(spec: &str) -> env_logger::Builder {
             utc_timestamp(SystemTime::now()),
             record.level(),
             record.target(),
-            record.args()
+            bounded(record.args().to_string())
         )
     });
     builder
+}
+
+/// Longest message a log line carries: messages quote what clients and
+/// cameras sent, and a line must not grow with it.
+const MAX_MESSAGE: usize = 2048;
+
+/// `message` cut at `MAX_MESSAGE` characters (marked `…`), one line.
+fn bounded(message: String) -> String {
+    let several_lines = message.contains(['\n', '\r']);
+    if message.chars().count() <= MAX_MESSAGE && !several_lines {
+        return message;
+    }
+    let mut out: String = message
+        .chars()
+        .take(MAX_MESSAGE)
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    if message.chars().count() > MAX_MESSAGE {
+        out.push('…');
+    }
+    out
 }
 
 /// `2026-11-21T11:00:00Z`: UTC to the second, as env_logger printed it.
@@ -85,6 +106,15 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_bounded_and_kept_on_one_line() {
+        assert_eq!(bounded("short".into()), "short");
+        assert_eq!(bounded("two\nlines".into()), "two lines");
+        let long = bounded("x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_MESSAGE + 1);
+        assert!(long.ends_with('…'));
+    }
     use log::{Level, LevelFilter, Log, Metadata, Record};
     use std::time::Duration;
 
