@@ -421,8 +421,11 @@ mod tests {
     }
 
     /// Text that holds no `/` or `@`, so it cannot start or end a URL.
+    /// Text around a URL. No `=`: a `name=value` pair whose name looks
+    /// like a secret (`p=…`, `token=…`) is masked wherever it stands, by
+    /// design, so filler must not make one.
     fn filler() -> impl Strategy<Value = String> {
-        "[^/@]{0,20}"
+        "[^/@=]{0,20}"
     }
 
     proptest! {
