@@ -1091,7 +1091,8 @@ fn address(p: &Printer) -> String {
     match (CameraKind::of(p), &p.camera_url, &p.ip) {
         (CameraKind::External(_), Some(url), _) => redact::url_passwords(url),
         (_, _, Some(ip)) => match p.camera_port {
-            Some(port) => format!("{ip}:{port}"),
+            Some(port) => crate::sources::label(ip, port),
+            None if ip.contains(':') => format!("[{ip}]"),
             None => ip.clone(),
         },
         _ => "-".to_string(),
@@ -1140,12 +1141,20 @@ fn show(p: &Printer) -> String {
     let port = match (p.camera_port, &kind) {
         (Some(port), _) => port.to_string(),
         (None, CameraKind::BuiltIn(b)) => format!("{} (default)", b.default_port()),
+        (None, CameraKind::Undetected) => "322 or 6000 (defaults)".to_string(),
         (None, _) => "-".to_string(),
+    };
+    let camera = match (&kind, crate::cameras::camera_detected(p)) {
+        (_, true) => format!("{} (detected: the model is not known)", kind.as_str()),
+        (CameraKind::Undetected, _) => {
+            "undetected (the model is not known: both kinds are tried on first use)".to_string()
+        }
+        _ => kind.as_str().to_string(),
     };
     let lines = [
         ("id", p.id.to_string()),
         ("name", printable(&p.name)),
-        ("camera", kind.as_str().to_string()),
+        ("camera", camera),
         ("ip", or_dash(&p.ip)),
         (
             "access code",
@@ -2144,12 +2153,16 @@ mod tests {
             success: true,
             resolution: Some("1280x720".into()),
             error: None,
+            camera: "chamber",
+            detected: false,
         };
         assert_eq!(test_line(&ok), "ok: 1280x720\n");
         let failed = TestResult {
             success: false,
             resolution: None,
             error: Some("no\nframe".into()),
+            camera: "undetected",
+            detected: false,
         };
         assert_eq!(test_line(&failed), "failed: no frame\n");
     }
