@@ -2148,6 +2148,64 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_printer_addresses_are_shown_in_brackets() {
+        let p = Printer {
+            id: 1,
+            name: "v6".into(),
+            ip: Some("fd00::50".into()),
+            access_code: Some("12345678".into()),
+            model: Some("P1S".into()),
+            ..Printer::default()
+        };
+        assert_eq!(address(&p), "[fd00::50]");
+        let on_port = Printer {
+            camera_port: Some(6000),
+            ..p.clone()
+        };
+        assert_eq!(address(&on_port), "[fd00::50]:6000");
+        assert!(list_table(&[on_port]).contains(" [fd00::50]:6000\n"));
+        let v4 = Printer {
+            ip: Some("192.168.1.50".into()),
+            camera_port: Some(322),
+            ..p
+        };
+        assert_eq!(address(&v4), "192.168.1.50:322");
+    }
+
+    #[test]
+    fn show_says_how_the_camera_kind_is_known() {
+        let line = |p: &Printer| {
+            show(p)
+                .lines()
+                .find(|l| l.starts_with("camera:"))
+                .unwrap()
+                .to_string()
+        };
+        let unknown = Printer {
+            id: 1,
+            name: "p".into(),
+            ip: Some("192.168.1.9".into()),
+            access_code: Some("12345678".into()),
+            ..Printer::default()
+        };
+        assert!(line(&unknown).contains("undetected"), "{}", line(&unknown));
+        let detected = Printer {
+            detected_camera: Some(crate::camera::BuiltIn::Rtsps),
+            ..unknown.clone()
+        };
+        assert!(
+            line(&detected).ends_with("rtsps (detected: the model is not known)"),
+            "{}",
+            line(&detected)
+        );
+        let known = Printer {
+            model: Some("Bambu Lab P1S".into()),
+            ..unknown
+        };
+        assert!(line(&known).ends_with(" chamber"), "{}", line(&known));
+    }
+
+    #[test]
     fn test_lines() {
         let ok = TestResult {
             success: true,
