@@ -1407,7 +1407,9 @@ Fields:
   --ip ADDR              a Bambu Lab printer's address (needs --access-code)
   --access-code CODE     the printer's LAN access code (shown on its screen);
                          '-' reads it from stdin
-  --model MODEL          the printer model (X1C, P1S, A1, …): picks the camera protocol
+  --model MODEL          the printer model (X1C, P1S, Bambu Lab H2D, N2S, …): picks the
+                         camera protocol; without one (or an unknown one) the camera
+                         is detected on first use
   --serial SERIAL        the printer's serial number
   --camera-port PORT     replace the built-in camera's port (6000 or 322)
   --camera-url URL       an external camera: http(s) URL, rtsp(s) URL or /dev/videoN
