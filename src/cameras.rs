@@ -2,7 +2,7 @@
 //! demo camera), each with at most one hub, built from its settings on first
 //! use and replaced when the settings change.
 
-use crate::camera::{builtin_for_model, BuiltIn, CameraType};
+use crate::camera::{camera_for_model, BuiltIn, CameraType};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -21,6 +21,9 @@ pub enum CameraKind {
     Demo,
     External(CameraType),
     BuiltIn(BuiltIn),
+    /// A printer whose model printcam does not know (or that has none), its
+    /// camera not detected yet: both kinds are tried on first use.
+    Undetected,
     /// Neither a Bambu address nor an enabled external camera.
     None,
 }
@@ -32,7 +35,9 @@ impl CameraKind {
         }
         match (p.camera_enabled, p.camera_type, &p.camera_url) {
             (true, Some(t), Some(_)) => CameraKind::External(t),
-            _ if p.ip.is_some() => CameraKind::BuiltIn(builtin_for_model(p.model.as_deref())),
+            _ if p.ip.is_some() => camera_for_model(p.model.as_deref())
+                .or(p.detected_camera)
+                .map_or(CameraKind::Undetected, CameraKind::BuiltIn),
             _ => CameraKind::None,
         }
     }
@@ -42,9 +47,28 @@ impl CameraKind {
             CameraKind::Demo => "demo",
             CameraKind::External(t) => t.as_str(),
             CameraKind::BuiltIn(b) => b.as_str(),
+            CameraKind::Undetected => "undetected",
             CameraKind::None => "none",
         }
     }
+}
+
+/// True when the printer's built-in camera kind was detected (its model
+/// is unknown) rather than known from the model.
+pub fn camera_detected(p: &Printer) -> bool {
+    p.detected_camera.is_some() && configured_kind(p) == CameraKind::Undetected
+}
+
+/// The kind the settings ask for, leaving out what detection found: a
+/// detection being stored does not change the camera a hub serves.
+fn configured_kind(p: &Printer) -> CameraKind {
+    if p.detected_camera.is_none() {
+        return CameraKind::of(p);
+    }
+    CameraKind::of(&Printer {
+        detected_camera: None,
+        ..p.clone()
+    })
 }
 
 /// What a save stored, and warnings for the user about it.
@@ -88,6 +112,10 @@ pub struct TestResult {
     pub success: bool,
     pub resolution: Option<String>,
     pub error: Option<String>,
+    /// The camera kind afterwards (`CameraKind::as_str`), and whether it
+    /// was detected rather than known from the model.
+    pub camera: &'static str,
+    pub detected: bool,
 }
 
 struct Entry {
@@ -188,6 +216,12 @@ impl Cameras {
             needs_new_code(patch, &updated)?;
             updated.cert_sha256 = None;
         }
+        // What was found at the old address, or for the old model, may not
+        // hold for the new ones.
+        let redetect = moved || old.model != updated.model;
+        if redetect {
+            updated.detected_camera = None;
+        }
         let mut warnings = validate(&updated, self.settings.url_policy())?;
         if updated.name != old.name {
             warnings.extend(self.name_taken(&updated)?);
@@ -198,7 +232,11 @@ impl Cameras {
         if moved && old.cert_sha256.is_some() {
             self.registry.set_cert_pin(id, None)?;
         }
-        if !same_camera(&old, &updated) {
+        if redetect && old.detected_camera.is_some() {
+            self.registry.set_detected_camera(id, None)?;
+        }
+        let was_detecting = configured_kind(&old) == CameraKind::Undetected;
+        if !same_camera(&old, &updated) || (redetect && was_detecting) {
             self.close_hub(id);
         }
         Ok(Saved {
@@ -265,6 +303,15 @@ impl Cameras {
 
     /// Connects (or uses the live connection) and reports the resolution.
     pub fn test(self: &Arc<Self>, id: i64) -> Result<TestResult> {
+        let mut result = self.test_frame(id)?;
+        // Read again: the test may have detected the camera.
+        let p = self.printer(id)?;
+        result.camera = CameraKind::of(&p).as_str();
+        result.detected = camera_detected(&p);
+        Ok(result)
+    }
+
+    fn test_frame(self: &Arc<Self>, id: i64) -> Result<TestResult> {
         let hub = match self.hub(id) {
             Ok(hub) => hub,
             Err(Error::NotFound(m)) => return Err(Error::NotFound(m)),
@@ -276,6 +323,8 @@ impl Cameras {
                     success: true,
                     resolution: Some(format!("{w}x{h}")),
                     error: None,
+                    camera: "",
+                    detected: false,
                 },
                 None => failed_test("the camera sent a frame whose size could not be read"),
             },
@@ -328,6 +377,23 @@ impl Cameras {
         }
     }
 
+    /// Stores the camera kind detected for a printer of unknown model at
+    /// `at` (the settings the hub was built from), unless the printer has
+    /// moved or changed model since.
+    pub fn store_detected_camera(&self, at: &Printer, camera: BuiltIn) {
+        let id = at.id;
+        let failed = |e: Error| log::warn!("printer {id}: could not store the camera kind: {e}");
+        match self.registry.get(id) {
+            Ok(Some(p)) if !moves_printer(at, &p) && p.model == at.model => {
+                if let Err(e) = self.registry.set_detected_camera(id, Some(camera)) {
+                    failed(e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => failed(e),
+        }
+    }
+
     fn close_hub(&self, id: i64) {
         let old = self.lock_hubs().remove(&id);
         if let Some(old) = old {
@@ -345,6 +411,8 @@ fn failed_test(why: &str) -> TestResult {
         success: false,
         resolution: None,
         error: Some(why.to_string()),
+        camera: "",
+        detected: false,
     }
 }
 
@@ -367,11 +435,11 @@ pub fn demo_printer() -> Printer {
 }
 
 /// True when `a` and `b` would be served by the same upstream settings
-/// (names and models that do not change the camera do not count). The pin is
-/// left out: the source itself stores it on first use, and `forget_cert`
-/// closes the hub explicitly.
+/// (names and models that do not change the camera do not count). The pin
+/// and the detected camera are left out: the source itself stores them on
+/// first use, and `forget_cert` and `update` close the hub explicitly.
 fn same_camera(a: &Printer, b: &Printer) -> bool {
-    CameraKind::of(a) == CameraKind::of(b)
+    configured_kind(a) == configured_kind(b)
         && a.ip == b.ip
         && a.access_code == b.access_code
         && a.camera_port == b.camera_port

@@ -922,8 +922,10 @@ fn execute(
             );
             write_out(out, line.as_bytes())?
         }
-        Command::Snapshot { opts, id, output } => snapshot_now(&opts, ctx, id, output, out)?,
-        Command::Test(opts, id) => return test_now(&opts, ctx, id, out),
+        Command::Snapshot { opts, id, output } => {
+            snapshot_now(&opts, ctx, id, output, Output { out, err })?
+        }
+        Command::Test(opts, id) => return test_now(&opts, ctx, id, Output { out, err }),
         Command::UsbCameras => usb_cameras_now(out)?,
     }
     Ok(0)
@@ -1066,7 +1068,8 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
         ));
     }
     let explicit_db = opts.db.is_some() || (ctx.var)("PRINTCAM_DB").is_some_and(|v| !v.is_empty());
-    let registry = if s.demo && !explicit_db {
+    let in_memory = s.demo && !explicit_db;
+    let registry = if in_memory {
         let _ = writeln!(
             err,
             "printcam: demo mode with an in-memory database (give --db to keep printers)"
@@ -1076,6 +1079,7 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
         Registry::open(&s.db)?
     };
     let listen = s.listen.clone();
+    let publish = (!in_memory).then(|| (s.db.clone(), s.token.clone()));
     let cameras = Cameras::new(Arc::new(registry), s);
     let server = crate::http::Server::start(Arc::clone(&cameras), &listen)
         .map(Arc::new)
@@ -1086,12 +1090,90 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
         stopper.shutdown();
     })
     .map_err(|e| CliError::Failed(format!("cannot start the signal thread: {e}")))?;
+    let published = publish.and_then(|(db, token)| publish_server(&db, server.addr(), token));
     let _ = writeln!(err, "printcam: listening on http://{}", server.addr());
     server.wait();
+    // Before the cameras close: a CLI must not ask a server that is going.
+    drop(published);
     server.shutdown();
     cameras.shutdown();
     log::info!("stopped");
     Ok(())
+}
+
+/// Where `snapshot` and `test` tell what they did.
+struct Output<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+/// Writes `<db>.server` so the CLI finds this server; a failure only costs
+/// the CLI's use of it.
+fn publish_server(
+    db: &Path,
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+) -> Option<crate::running::Published> {
+    match crate::running::publish(db, addr, token) {
+        Ok(p) => {
+            log::info!(
+                "wrote {} (printcam snapshot and test on this database go through this server)",
+                p.path().display()
+            );
+            Some(p)
+        }
+        Err(e) => {
+            log::warn!(
+                "could not write {}: {e}; printcam snapshot and test will connect to the cameras \
+                 themselves",
+                crate::running::file_for(db).display()
+            );
+            None
+        }
+    }
+}
+
+/// The server running on this command's database, unless the command is
+/// for the demo camera (this process's own). A server file whose server
+/// does not listen any more is reported on stderr and passed over.
+fn running_server(
+    opts: &Overrides,
+    ctx: &Context,
+    id: i64,
+) -> Result<Option<(crate::running::Running, Duration)>, CliError> {
+    let s = settings(opts, ctx)?;
+    if id == crate::cameras::DEMO_ID && s.demo {
+        return Ok(None);
+    }
+    // The server waits up to its own snapshot timeout for a frame.
+    let wait = s.snapshot_timeout + ASK_MARGIN;
+    Ok(crate::running::find(&s.db).map(|r| (r, wait)))
+}
+
+/// Beyond the server's snapshot timeout (the CLI's own default, unless set).
+const ASK_MARGIN: Duration = Duration::from_secs(15);
+
+/// Maps what asking the server gave: a result, an error, or None to go on
+/// directly (nothing listens where the server file says).
+fn asked<T>(
+    answer: Result<T, crate::running::AskError>,
+    server: &crate::running::Running,
+    err: &mut dyn Write,
+) -> Result<Option<T>, CliError> {
+    match answer {
+        Ok(v) => Ok(Some(v)),
+        Err(crate::running::AskError::Failed(m)) => Err(CliError::Failed(m)),
+        Err(crate::running::AskError::NotListening) => {
+            let _ = writeln!(
+                err,
+                "printcam: warning: the server of this database (pid {}) does not listen on {}; \
+                 connecting to the camera directly",
+                server.pid,
+                server.reach()
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn snapshot_now(
@@ -1099,20 +1181,29 @@ fn snapshot_now(
     ctx: &Context,
     id: i64,
     output: Option<PathBuf>,
-    out: &mut dyn Write,
+    to: Output<'_>,
 ) -> Result<(), CliError> {
     if output.is_none() && ctx.stdout_is_terminal {
         return Err(Topic::Snapshot
             .usage("refusing to write a JPEG to a terminal: give -o FILE or redirect stdout"));
     }
     crate::logging::init("error");
-    let cameras = cameras(opts, ctx, false)?;
-    let frame = cameras.snapshot(id);
-    cameras.shutdown();
-    let jpeg = frame?.jpeg;
+    let through_server = match running_server(opts, ctx, id)? {
+        Some((server, wait)) => asked(server.snapshot(id, wait), &server, to.err)?,
+        None => None,
+    };
+    let jpeg: std::sync::Arc<[u8]> = match through_server {
+        Some(jpeg) => jpeg.into(),
+        None => {
+            let cameras = cameras(opts, ctx, false)?;
+            let frame = cameras.snapshot(id);
+            cameras.shutdown();
+            frame?.jpeg
+        }
+    };
     match output {
         Some(path) => write_atomically(&path, &jpeg),
-        None => write_out(out, &jpeg),
+        None => write_out(to.out, &jpeg),
     }
 }
 
@@ -1140,19 +1231,41 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     Ok(())
 }
 
-fn test_now(
-    opts: &Overrides,
-    ctx: &Context,
-    id: i64,
-    out: &mut dyn Write,
-) -> Result<i32, CliError> {
+fn test_now(opts: &Overrides, ctx: &Context, id: i64, to: Output<'_>) -> Result<i32, CliError> {
     crate::logging::init("error");
-    let cameras = cameras(opts, ctx, false)?;
-    let result = cameras.test(id);
-    cameras.shutdown();
-    let result = result?;
-    write_out(out, test_line(&result).as_bytes())?;
+    let through_server = match running_server(opts, ctx, id)? {
+        Some((server, wait)) => asked(server.test(id, wait), &server, to.err)?,
+        None => None,
+    };
+    let result = match through_server {
+        Some(answer) => test_from_json(&answer),
+        None => {
+            let cameras = cameras(opts, ctx, false)?;
+            let result = cameras.test(id);
+            cameras.shutdown();
+            result?
+        }
+    };
+    write_out(to.out, test_line(&result).as_bytes())?;
     Ok(if result.success { 0 } else { EXIT_FAILURE })
+}
+
+/// The server's test answer (`GET /printers/{id}/camera/test`) as the
+/// fields `test_line` prints.
+fn test_from_json(v: &crate::json::Value) -> TestResult {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(crate::json::Value::as_str)
+            .map(String::from)
+    };
+    let success = v.get("success").and_then(crate::json::Value::as_bool) == Some(true);
+    TestResult {
+        success,
+        resolution: text("resolution"),
+        error: text("error").or_else(|| (!success).then(|| format!("the server answered {v}"))),
+        camera: "",
+        detected: false,
+    }
 }
 
 fn test_line(r: &TestResult) -> String {
@@ -1178,7 +1291,8 @@ fn address(p: &Printer) -> String {
     match (CameraKind::of(p), &p.camera_url, &p.ip) {
         (CameraKind::External(_), Some(url), _) => redact::url_passwords(url),
         (_, _, Some(ip)) => match p.camera_port {
-            Some(port) => format!("{ip}:{port}"),
+            Some(port) => crate::sources::label(ip, port),
+            None if ip.contains(':') => format!("[{ip}]"),
             None => ip.clone(),
         },
         _ => "-".to_string(),
@@ -1219,12 +1333,20 @@ fn show(p: &Printer) -> String {
     let port = match (p.camera_port, &kind) {
         (Some(port), _) => port.to_string(),
         (None, CameraKind::BuiltIn(b)) => format!("{} (default)", b.default_port()),
+        (None, CameraKind::Undetected) => "322 or 6000 (defaults)".to_string(),
         (None, _) => "-".to_string(),
+    };
+    let camera = match (&kind, crate::cameras::camera_detected(p)) {
+        (_, true) => format!("{} (detected: the model is not known)", kind.as_str()),
+        (CameraKind::Undetected, _) => {
+            "undetected (the model is not known: both kinds are tried on first use)".to_string()
+        }
+        _ => kind.as_str().to_string(),
     };
     let lines = [
         ("id", p.id.to_string()),
         ("name", printable(&p.name)),
-        ("camera", kind.as_str().to_string()),
+        ("camera", camera),
         ("ip", or_dash(&p.ip)),
         (
             "access code",
@@ -1373,7 +1495,9 @@ Fields:
   --ip ADDR              a Bambu Lab printer's address (needs --access-code)
   --access-code CODE     the printer's LAN access code (shown on its screen);
                          '-' reads it from stdin
-  --model MODEL          the printer model (X1C, P1S, A1, …): picks the camera protocol
+  --model MODEL          the printer model (X1C, P1S, Bambu Lab H2D, N2S, …): picks the
+                         camera protocol; without one (or an unknown one) the camera
+                         is detected on first use
   --serial SERIAL        the printer's serial number
   --camera-port PORT     replace the built-in camera's port (6000 or 322)
   --camera-url URL       an external camera: http(s) URL, rtsp(s) URL or /dev/videoN
@@ -1484,8 +1608,10 @@ Example:
 const HELP_SNAPSHOT: &str = "\
 Usage: printcam snapshot ID [-o FILE]
 
-Connects to the printer's camera directly (no server needed) and writes one JPEG
-to FILE, or to stdout when it is not a terminal.
+Writes one JPEG from the printer's camera to FILE, or to stdout when it is not
+a terminal. While 'printcam serve' runs on the same database (it writes
+DB.server beside it), the JPEG comes through that server and its one camera
+connection; otherwise printcam connects to the camera itself.
 
 Options:
   -o, --output FILE      write to FILE (replaced atomically); '-' means stdout
@@ -1513,8 +1639,11 @@ Example:
 const HELP_TEST: &str = "\
 Usage: printcam test ID
 
-Connects to the printer's camera and reports 'ok: WIDTHxHEIGHT' or 'failed: why'.
-Exits 0 when the camera answered, 1 when it did not.
+Checks the printer's camera and reports 'ok: WIDTHxHEIGHT' or 'failed: why'.
+Exits 0 when the camera answered, 1 when it did not. While 'printcam serve'
+runs on the same database (it writes DB.server beside it), the test goes
+through that server and its one camera connection; otherwise printcam
+connects to the camera itself.
 
 Options:
   --demo                 ID 0 is the built-in demo camera
@@ -2327,17 +2456,79 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_printer_addresses_are_shown_in_brackets() {
+        let p = Printer {
+            id: 1,
+            name: "v6".into(),
+            ip: Some("fd00::50".into()),
+            access_code: Some("12345678".into()),
+            model: Some("P1S".into()),
+            ..Printer::default()
+        };
+        assert_eq!(address(&p), "[fd00::50]");
+        let on_port = Printer {
+            camera_port: Some(6000),
+            ..p.clone()
+        };
+        assert_eq!(address(&on_port), "[fd00::50]:6000");
+        assert!(list_table(&[on_port]).contains(" [fd00::50]:6000\n"));
+        let v4 = Printer {
+            ip: Some("192.168.1.50".into()),
+            camera_port: Some(322),
+            ..p
+        };
+        assert_eq!(address(&v4), "192.168.1.50:322");
+    }
+
+    #[test]
+    fn show_says_how_the_camera_kind_is_known() {
+        let line = |p: &Printer| {
+            show(p)
+                .lines()
+                .find(|l| l.starts_with("camera:"))
+                .unwrap()
+                .to_string()
+        };
+        let unknown = Printer {
+            id: 1,
+            name: "p".into(),
+            ip: Some("192.168.1.9".into()),
+            access_code: Some("12345678".into()),
+            ..Printer::default()
+        };
+        assert!(line(&unknown).contains("undetected"), "{}", line(&unknown));
+        let detected = Printer {
+            detected_camera: Some(crate::camera::BuiltIn::Rtsps),
+            ..unknown.clone()
+        };
+        assert!(
+            line(&detected).ends_with("rtsps (detected: the model is not known)"),
+            "{}",
+            line(&detected)
+        );
+        let known = Printer {
+            model: Some("Bambu Lab P1S".into()),
+            ..unknown
+        };
+        assert!(line(&known).ends_with(" chamber"), "{}", line(&known));
+    }
+
+    #[test]
     fn test_lines() {
         let ok = TestResult {
             success: true,
             resolution: Some("1280x720".into()),
             error: None,
+            camera: "chamber",
+            detected: false,
         };
         assert_eq!(test_line(&ok), "ok: 1280x720\n");
         let failed = TestResult {
             success: false,
             resolution: None,
             error: Some("no\nframe".into()),
+            camera: "undetected",
+            detected: false,
         };
         assert_eq!(test_line(&failed), "failed: no frame\n");
     }

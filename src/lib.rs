@@ -26,6 +26,7 @@ pub mod media;
 pub mod mjpeg;
 pub mod redact;
 pub mod registry;
+pub mod running;
 pub mod signals;
 pub mod source;
 pub mod sources;

@@ -4,7 +4,7 @@
 //! it was left looser. It uses a rollback journal (TRUNCATE) rather than WAL
 //! because flash overlays (JFFS2) cannot mmap WAL's `-shm` file.
 
-use crate::camera::CameraType;
+use crate::camera::{BuiltIn, CameraType};
 use crate::error::{Error, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
@@ -34,6 +34,10 @@ pub struct Printer {
     /// SHA-256 (lower-case hex) of the printer's TLS certificate, pinned on
     /// first successful connection.
     pub cert_sha256: Option<String>,
+    /// The built-in camera found by trying both kinds, for a printer whose
+    /// model printcam does not know (or that has none); forgotten when the
+    /// address, port or model changes.
+    pub detected_camera: Option<BuiltIn>,
 }
 
 impl fmt::Debug for Printer {
@@ -54,6 +58,7 @@ impl fmt::Debug for Printer {
             .field("camera_type", &self.camera_type)
             .field("camera_enabled", &self.camera_enabled)
             .field("cert_sha256", &self.cert_sha256)
+            .field("detected_camera", &self.detected_camera)
             .finish()
     }
 }
@@ -127,6 +132,8 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );",
+    // 1 -> 2: the camera detected for a printer of unknown model.
+    "ALTER TABLE printers ADD COLUMN detected_camera TEXT;",
 ];
 
 /// The schema version this build writes.
@@ -140,7 +147,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
-                       camera_type, camera_enabled, cert_sha256";
+                       camera_type, camera_enabled, cert_sha256, detected_camera";
 
 /// The database. Safe to share between threads.
 pub struct Registry {
@@ -218,8 +225,9 @@ impl Registry {
         conn.execute(
             &format!(
                 "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
-                 camera_url, camera_type, camera_enabled, cert_sha256, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW}, {NOW})"
+                 camera_url, camera_type, camera_enabled, cert_sha256, detected_camera, \
+                 created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW})"
             ),
             params![
                 p.name,
@@ -232,6 +240,7 @@ impl Registry {
                 p.camera_type.map(CameraType::as_str),
                 p.camera_enabled,
                 p.cert_sha256,
+                p.detected_camera.map(BuiltIn::as_str),
             ],
         )
         .map_err(|e| db_error("could not add printer", e))?;
@@ -241,7 +250,8 @@ impl Registry {
 
     /// Replaces every field of printer `p.id`. False if there is no such printer.
     ///
-    /// The certificate pin is left alone: only `set_cert_pin` changes it.
+    /// The certificate pin and the detected camera are left alone: only
+    /// `set_cert_pin` and `set_detected_camera` change them.
     pub fn update(&self, p: &Printer) -> Result<bool> {
         let changed = self
             .conn()
@@ -291,6 +301,22 @@ impl Registry {
                     e,
                 )
             })?;
+        Ok(changed > 0)
+    }
+}
+
+impl Registry {
+    /// Stores (or with None forgets) the camera detected for printer `id`.
+    pub fn set_detected_camera(&self, id: i64, camera: Option<BuiltIn>) -> Result<bool> {
+        let changed = self
+            .conn()
+            .execute(
+                &format!(
+                    "UPDATE printers SET detected_camera = ?2, updated_at = {NOW} WHERE id = ?1"
+                ),
+                params![id, camera.map(BuiltIn::as_str)],
+            )
+            .map_err(|e| db_error(&format!("could not store the camera of printer {id}"), e))?;
         Ok(changed > 0)
     }
 }
@@ -381,6 +407,7 @@ struct StoredRow {
     printer: Printer,
     camera_port: Option<i64>,
     camera_type: Option<String>,
+    detected_camera: Option<String>,
 }
 
 impl StoredRow {
@@ -398,9 +425,11 @@ impl StoredRow {
                 camera_type: None,
                 camera_enabled: r.get(9)?,
                 cert_sha256: r.get(10)?,
+                detected_camera: None,
             },
             camera_port: r.get(6)?,
             camera_type: r.get(8)?,
+            detected_camera: r.get(11)?,
         })
     }
 
@@ -415,6 +444,10 @@ impl StoredRow {
         p.camera_type = self
             .camera_type
             .map(|t| t.parse::<CameraType>().map_err(bad))
+            .transpose()?;
+        p.detected_camera = self
+            .detected_camera
+            .map(|c| c.parse::<BuiltIn>().map_err(bad))
             .transpose()?;
         Ok(p)
     }
@@ -477,6 +510,7 @@ mod tests {
             camera_type: Some(CameraType::Rtsp),
             camera_enabled: true,
             cert_sha256: Some("ab".repeat(32)),
+            detected_camera: Some(BuiltIn::Rtsps),
         }
     }
 
@@ -574,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn update_replaces_fields_but_not_the_pin() {
+    fn update_replaces_fields_but_not_the_pin_or_detection() {
         let reg = Registry::open_in_memory().unwrap();
         let id = reg.add(&full()).unwrap();
         let replaced = Printer {
@@ -588,6 +622,7 @@ mod tests {
             Some(Printer {
                 id,
                 cert_sha256: full().cert_sha256,
+                detected_camera: full().detected_camera,
                 ..minimal()
             })
         );
@@ -611,6 +646,54 @@ mod tests {
         assert!(reg.set_cert_pin(id, None).unwrap());
         assert_eq!(reg.get(id).unwrap().unwrap().cert_sha256, None);
         assert!(!reg.set_cert_pin(9999, Some("ef")).unwrap());
+    }
+
+    #[test]
+    fn detected_camera_is_stored_forgotten_and_kept_by_update() {
+        let reg = Registry::open_in_memory().unwrap();
+        let id = reg.add(&minimal()).unwrap();
+        assert_eq!(reg.get(id).unwrap().unwrap().detected_camera, None);
+        assert!(reg.set_detected_camera(id, Some(BuiltIn::Chamber)).unwrap());
+        assert!(reg.update(&Printer { id, ..minimal() }).unwrap());
+        let p = reg.get(id).unwrap().unwrap();
+        assert_eq!(p.detected_camera, Some(BuiltIn::Chamber));
+        assert!(reg.set_detected_camera(id, None).unwrap());
+        assert_eq!(reg.get(id).unwrap().unwrap().detected_camera, None);
+        assert!(!reg.set_detected_camera(9999, None).unwrap());
+        reg.conn()
+            .execute(
+                "UPDATE printers SET detected_camera = 'hls' WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        assert!(internal_message(reg.get(id)).contains("hls"));
+    }
+
+    #[test]
+    fn schema_1_file_gains_the_detected_camera_column() {
+        let dir = TestDir::new("v1");
+        let path = dir.db();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute(
+                "INSERT INTO printers (name, ip, model, created_at, updated_at) \
+                 VALUES ('old', '192.168.1.7', 'Mystery', 'x', 'x')",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        let all = reg.list().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].model.as_deref(), Some("Mystery"));
+        assert_eq!(all[0].detected_camera, None);
+        assert!(reg
+            .set_detected_camera(all[0].id, Some(BuiltIn::Rtsps))
+            .unwrap());
+        drop(reg);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
     }
 
     #[test]

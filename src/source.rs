@@ -73,3 +73,50 @@ pub trait Source: Send + Sync {
     /// `up.stopping` says to stop (then `Ok(())`) or the connection fails.
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError>;
 }
+
+/// Passes everything on to the hub, running `first` once, right before the
+/// first frame: what a connection that delivered a frame has proved (the
+/// printer knew the access code, the camera is of this kind) is acted on
+/// only then.
+pub struct OnFirstFrame<'a> {
+    up: &'a dyn Upstream,
+    first: std::cell::Cell<Option<Box<dyn FnOnce() + 'a>>>,
+    fired: std::cell::Cell<bool>,
+}
+
+impl<'a> OnFirstFrame<'a> {
+    pub fn new(up: &'a dyn Upstream, first: impl FnOnce() + 'a) -> Self {
+        OnFirstFrame {
+            up,
+            first: std::cell::Cell::new(Some(Box::new(first))),
+            fired: std::cell::Cell::new(false),
+        }
+    }
+
+    /// True once a frame has gone through.
+    pub fn fired(&self) -> bool {
+        self.fired.get()
+    }
+}
+
+impl Upstream for OnFirstFrame<'_> {
+    fn emit(&self, jpeg: Vec<u8>) -> bool {
+        if let Some(first) = self.first.take() {
+            first();
+        }
+        self.fired.set(true);
+        self.up.emit(jpeg)
+    }
+    fn stopping(&self) -> bool {
+        self.up.stopping()
+    }
+    fn sleep(&self, d: Duration) -> bool {
+        self.up.sleep(d)
+    }
+    fn wanted_fps(&self) -> u32 {
+        self.up.wanted_fps()
+    }
+    fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {
+        self.up.on_cancel(cancel);
+    }
+}

@@ -566,20 +566,21 @@ pub fn connect(
     config: Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<TlsStream, ConnectError> {
-    let (host, port) = (target.host(), target.port());
-    let server_name = server_name(host)?;
+    // `host:port`, an IPv6 address in brackets.
+    let at = target.label();
+    let server_name = server_name(target.host())?;
     let sock = tcp_connect(target, timeout)?;
     let mut conn = ClientConnection::new(config, server_name).map_err(|e| {
         ConnectError::new(
             ConnectErrorKind::Handshake,
-            format!("TLS setup for {host}:{port} failed: {e}"),
+            format!("TLS setup for {at} failed: {e}"),
         )
     })?;
     let mut sock = sock;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut sock) {
             let _ = sock.shutdown(Shutdown::Both);
-            return Err(handshake_error(host, port, timeout, &e));
+            return Err(handshake_error(&at, timeout, &e));
         }
     }
     Ok(StreamOwned::new(conn, sock))
@@ -600,19 +601,19 @@ fn server_name(host: &str) -> Result<ServerName<'static>, ConnectError> {
 fn tcp_connect(target: &Target, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let unreachable = |m: String| ConnectError::new(ConnectErrorKind::Unreachable, m);
     let sock = target.connect(timeout).map_err(|e| {
-        let (host, port) = (target.host(), target.port());
+        let at = target.label();
         unreachable(match e.kind() {
             io::ErrorKind::ConnectionRefused => format!(
-                "connection to {host}:{port} refused: the printer is off, still starting, \
+                "connection to {at} refused: the printer is off, still starting, \
                  or the IP address is wrong"
             ),
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
-                "connecting to {host}:{port} timed out after {}: the printer is off or the \
+                "connecting to {at} timed out after {}: the printer is off or the \
                  IP address is wrong",
                 secs(timeout)
             ),
             _ => format!(
-                "cannot connect to {host}:{port} ({e}): the printer is off or the IP address \
+                "cannot connect to {at} ({e}): the printer is off or the IP address \
                  is wrong"
             ),
         })
@@ -623,7 +624,7 @@ fn tcp_connect(target: &Target, timeout: Duration) -> Result<TcpStream, ConnectE
     Ok(sock)
 }
 
-fn handshake_error(host: &str, port: u16, timeout: Duration, e: &io::Error) -> ConnectError {
+fn handshake_error(at: &str, timeout: Duration, e: &io::Error) -> ConnectError {
     let handshake = |m: String| ConnectError::new(ConnectErrorKind::Handshake, m);
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         if let Some(changed) = cert_changed(tls) {
@@ -631,25 +632,25 @@ fn handshake_error(host: &str, port: u16, timeout: Duration, e: &io::Error) -> C
         }
         if let rustls::Error::InvalidCertificate(CertificateError::BadSignature) = tls {
             return handshake(format!(
-                "TLS handshake with {host}:{port} failed: the handshake signature does not match \
+                "TLS handshake with {at} failed: the handshake signature does not match \
                  the certificate the server presented (something may be impersonating the \
                  printer)"
             ));
         }
-        return handshake(format!("TLS handshake with {host}:{port} failed: {tls}"));
+        return handshake(format!("TLS handshake with {at} failed: {tls}"));
     }
     match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => handshake(format!(
-            "TLS handshake with {host}:{port} failed: no answer within {}: is this a printer's \
+            "TLS handshake with {at} failed: no answer within {}: is this a printer's \
              camera port?",
             secs(timeout)
         )),
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted => handshake(format!(
-            "TLS handshake with {host}:{port} failed: the printer closed the connection"
+            "TLS handshake with {at} failed: the printer closed the connection"
         )),
-        _ => handshake(format!("TLS handshake with {host}:{port} failed: {e}")),
+        _ => handshake(format!("TLS handshake with {at} failed: {e}")),
     }
 }
 

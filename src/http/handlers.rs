@@ -88,7 +88,16 @@ fn printer_reply(status: u16, cameras: &Cameras, id: i64) -> Result<Reply, Reply
 }
 
 fn test_json(t: &TestResult) -> Value {
-    let mut members = vec![("success", Value::from(t.success))];
+    let mut members = vec![
+        ("success", Value::from(t.success)),
+        (
+            "camera",
+            Value::object([
+                ("kind", Value::from(t.camera)),
+                ("detected", Value::from(t.detected)),
+            ]),
+        ),
+    ];
     if let Some(r) = &t.resolution {
         members.push(("resolution", Value::from(r.as_str())));
     }

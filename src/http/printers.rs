@@ -2,7 +2,7 @@
 //! goes in, never out.
 
 use crate::camera::CameraType;
-use crate::cameras::CameraKind;
+use crate::cameras::{camera_detected, CameraKind};
 use crate::json::Value;
 use crate::registry::{Printer, PrinterPatch};
 
@@ -23,6 +23,7 @@ const FIELDS: &[&str] = &[
 pub fn to_json(p: &Printer) -> Value {
     let camera = Value::object([
         ("kind", Value::from(CameraKind::of(p).as_str())),
+        ("detected", Value::from(camera_detected(p))),
         ("type", Value::from(p.camera_type.map(CameraType::as_str))),
         (
             "url",

@@ -151,7 +151,7 @@ fn access_code_error() -> SourceError {
 
 impl Source for Chamber {
     fn describe(&self) -> String {
-        format!("chamber camera at {}:{}", self.host, self.port)
+        format!("chamber camera at {}", super::label(&self.host, self.port))
     }
 
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {

@@ -2,6 +2,7 @@
 
 pub mod chamber;
 pub mod demo;
+pub mod detect;
 mod http_client;
 pub mod mjpeg_http;
 pub mod rtsp;
@@ -19,15 +20,8 @@ use std::sync::Arc;
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
-        CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
-        CameraKind::BuiltIn(BuiltIn::Rtsps) => Ok(Arc::new(rtsp::Rtsp::bambu_pinned(
-            p.ip.clone().unwrap_or_default(),
-            p.camera_port.unwrap_or(BuiltIn::Rtsps.default_port()),
-            p.access_code.clone().unwrap_or_default(),
-            printer_tofu(p, cameras),
-            cameras.settings().ffmpeg.clone(),
-            cameras.settings().url_policy(),
-        ))),
+        CameraKind::BuiltIn(b) => Ok(built_in(b, p, cameras)),
+        CameraKind::Undetected => Ok(Arc::new(detecting(p, cameras))),
         CameraKind::External(CameraType::Rtsp) => {
             // An rtsps camera's certificate is accepted as presented, as a
             // printer's is: such cameras rarely chain to a public CA.
@@ -57,12 +51,67 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
     }
 }
 
+fn built_in(b: BuiltIn, p: &Printer, cameras: &Arc<Cameras>) -> Arc<dyn Source> {
+    match b {
+        BuiltIn::Chamber => Arc::new(chamber_source(p, cameras)),
+        BuiltIn::Rtsps => Arc::new(rtsp::Rtsp::bambu_pinned(
+            p.ip.clone().unwrap_or_default(),
+            camera_port(b, p),
+            p.access_code.clone().unwrap_or_default(),
+            printer_tofu(p, cameras),
+            cameras.settings().ffmpeg.clone(),
+            cameras.settings().url_policy(),
+        )),
+    }
+}
+
+/// The port of a printer's camera of kind `b`: the configured one, else
+/// that kind's default.
+fn camera_port(b: BuiltIn, p: &Printer) -> u16 {
+    p.camera_port.unwrap_or(b.default_port())
+}
+
+/// A printer of unknown model: both kinds are tried, and the one that
+/// answers is stored in the registry.
+fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> detect::Detect {
+    let at = p.clone();
+    let weak = Arc::downgrade(cameras);
+    let on_found: detect::OnFound = Box::new(move |kind| {
+        if let Some(cameras) = weak.upgrade() {
+            cameras.store_detected_camera(&at, kind);
+        }
+    });
+    detect::Detect::new(
+        p.ip.clone().unwrap_or_default(),
+        detect::Ports {
+            rtsps: camera_port(BuiltIn::Rtsps, p),
+            chamber: camera_port(BuiltIn::Chamber, p),
+        },
+        p.cert_sha256.clone(),
+        cameras.settings().url_policy(),
+        [
+            built_in(BuiltIn::Rtsps, p, cameras),
+            built_in(BuiltIn::Chamber, p, cameras),
+        ],
+        on_found,
+    )
+}
+
+/// `host:port`, an IPv6 address in brackets; for messages.
+pub fn label(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A P1/A1-style printer's port-6000 camera; the certificate it shows on
 /// its first good connection is pinned in the registry.
 fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
     chamber::Chamber::new(
         p.ip.clone().unwrap_or_default(),
-        p.camera_port.unwrap_or(BuiltIn::Chamber.default_port()),
+        camera_port(BuiltIn::Chamber, p),
         p.access_code.clone().unwrap_or_default(),
         p.cert_sha256.clone(),
         Some(pin_in_registry(p, cameras)),

@@ -10,7 +10,6 @@
 //! printer reconnection and a few seconds without picture, while viewers that
 //! want fewer frames simply skip some.
 
-use std::cell::Cell;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -26,7 +25,7 @@ use super::tofu::{PinCheck, Tofu};
 use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
-use crate::source::{Source, SourceError, Upstream};
+use crate::source::{OnFirstFrame, Source, SourceError, Upstream};
 use crate::tls_proxy::TlsProxy;
 use crate::urlguard::{self, Policy, Target};
 
@@ -313,35 +312,6 @@ struct Prepared {
     pin: Option<PinCheck>,
 }
 
-/// Passes everything on to the hub, running `pending` before the first
-/// frame: a connection that delivered a frame has shown that the printer
-/// knew the access code, so its certificate may be pinned.
-struct PinOnFirstFrame<'a> {
-    up: &'a dyn Upstream,
-    pending: Cell<Option<Box<dyn FnOnce() + 'a>>>,
-}
-
-impl Upstream for PinOnFirstFrame<'_> {
-    fn emit(&self, jpeg: Vec<u8>) -> bool {
-        if let Some(first) = self.pending.take() {
-            first();
-        }
-        self.up.emit(jpeg)
-    }
-    fn stopping(&self) -> bool {
-        self.up.stopping()
-    }
-    fn sleep(&self, d: Duration) -> bool {
-        self.up.sleep(d)
-    }
-    fn wanted_fps(&self) -> u32 {
-        self.up.wanted_fps()
-    }
-    fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {
-        self.up.on_cancel(cancel);
-    }
-}
-
 enum Ended {
     Stopped,
     Eof {
@@ -472,7 +442,10 @@ impl Source for Rtsp {
         match &self.kind {
             Kind::Url { url, .. } => format!("rtsp camera {}", self.redact(url)),
             Kind::Bambu { host, port, .. } => {
-                format!("printer camera rtsps://{host}:{port}{BAMBU_PATH}")
+                format!(
+                    "printer camera rtsps://{}{BAMBU_PATH}",
+                    super::label(host, *port)
+                )
             }
             Kind::Usb { device } => format!("USB camera {device}"),
         }
@@ -503,10 +476,7 @@ impl Rtsp {
         let mut prepared = self.prepare(ffmpeg_path, fps)?;
         let result = match &prepared.pin {
             Some(check) => {
-                let pinning = PinOnFirstFrame {
-                    up,
-                    pending: Cell::new(Some(Box::new(|| self.confirm_pin(check)))),
-                };
+                let pinning = OnFirstFrame::new(up, || self.confirm_pin(check));
                 self.stream(ffmpeg_path, &prepared, fps, &pinning)
             }
             None => self.stream(ffmpeg_path, &prepared, fps, up),

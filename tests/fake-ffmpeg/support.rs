@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -369,7 +369,19 @@ impl TlsFront {
     /// Listens on `port` (0: any) with the given certificate, e.g. to stand
     /// in for another device at an earlier front's address.
     pub fn start_on(port: u16, backend_port: u16, config: Arc<ServerConfig>) -> TlsFront {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        TlsFront::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), port, backend_port, config)
+    }
+
+    /// Listens on [::1] (an IPv6 printer address); the backend stays on
+    /// 127.0.0.1.
+    pub fn start_v6(backend_port: u16) -> TlsFront {
+        let any_port = 0;
+        let ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        TlsFront::start_at(ip, any_port, backend_port, test_server_config())
+    }
+
+    fn start_at(ip: IpAddr, port: u16, backend_port: u16, config: Arc<ServerConfig>) -> TlsFront {
+        let listener = TcpListener::bind((ip, port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));

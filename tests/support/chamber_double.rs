@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -110,7 +110,16 @@ impl Double {
     /// Starts on a given port (0: any), e.g. to stand in for another device
     /// at the same address as an earlier double.
     pub fn start_on(port: u16, opts: Options) -> Double {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        Double::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), port, opts)
+    }
+
+    /// Listens on [::1] (an IPv6 printer address).
+    pub fn start_v6(opts: Options) -> Double {
+        Double::start_at(IpAddr::V6(Ipv6Addr::LOCALHOST), 0, opts)
+    }
+
+    fn start_at(ip: IpAddr, port: u16, opts: Options) -> Double {
+        let listener = TcpListener::bind((ip, port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(Stats::default());
