@@ -10,7 +10,7 @@ use support::{is_jpeg, MjpegReader, TestServer};
 
 const PREFIXES: [&str; 2] = ["", "/api/v1"];
 const CAMERA_ROUTES: [&str; 5] = ["stream", "snapshot", "test", "status", "stop"];
-const SECRET: &str = "s3cretAccess";
+const SECRET: &str = "S3CRETAC";
 
 fn create(srv: &TestServer, body: &str) -> Value {
     let r = srv.send_json("POST", "/printers", body);
@@ -66,7 +66,9 @@ fn printer_crud_round_trip_never_shows_the_access_code() {
     assert_eq!(created.get("cert_pinned"), Some(&Value::Bool(false)));
     let camera = created.get("camera").unwrap();
     assert_eq!(camera.get("kind").and_then(Value::as_str), Some("chamber"));
-    assert_eq!(camera.get("enabled"), Some(&Value::Bool(false)));
+    // The built-in camera is served; there is no external one to switch on.
+    assert_eq!(camera.get("enabled"), Some(&Value::Bool(true)));
+    assert_eq!(camera.get("external_enabled"), Some(&Value::Bool(false)));
 
     for prefix in PREFIXES {
         let list = srv.get(&format!("{prefix}/printers"));

@@ -106,12 +106,17 @@ fn a_token_is_required_everywhere_but_healthz() {
     assert_eq!(stream.status, 200);
     assert!(support::is_jpeg(&stream.next_part().unwrap()));
 
-    // The page's streams carry the token it was opened with.
+    // The page's pictures and links carry the token it was opened with.
     let page = get(&ts, &format!("/?token={TOKEN}"), &[]);
     assert_eq!(page.status, 200);
     assert_eq!(page.header("Referrer-Policy"), Some("no-referrer"));
-    let img = format!("/printers/0/camera/stream?fps=5&amp;token={TOKEN}");
+    let img = format!("/printers/0/camera/snapshot?token={TOKEN}");
     assert!(page.text().contains(&img), "{}", page.text());
+    let view = get(&ts, &format!("/?camera=0&token={TOKEN}"), &[]);
+    let stream = format!("/printers/0/camera/stream?fps=15&amp;token={TOKEN}");
+    assert!(view.text().contains(&stream), "{}", view.text());
+    // The page's script is static code and loads without the token.
+    assert_eq!(get(&ts, "/page.js", &[]).status, 200);
     let plain = get(&ts, "/", &[("Authorization", &bearer)]);
     assert!(!plain.text().contains(TOKEN));
 
