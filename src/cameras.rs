@@ -177,7 +177,7 @@ impl Cameras {
             return Err(Error::NotFound("Printer not found".into()));
         }
         if moved && old.cert_sha256.is_some() {
-            self.registry.set_cert_pin(id, None)?;
+            self.registry.set_cert_pin(id, None, false)?;
         }
         if !same_camera(&old, &updated) {
             self.close_hub(id);
@@ -200,7 +200,7 @@ impl Cameras {
     /// Forgets the pinned certificate so the next connection pins anew.
     pub fn forget_cert(&self, id: i64) -> Result<()> {
         refuse_demo(id)?;
-        if !self.registry.set_cert_pin(id, None)? {
+        if !self.registry.set_cert_pin(id, None, false)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
         self.close_hub(id);
@@ -291,14 +291,20 @@ impl Cameras {
         }
     }
 
-    /// Stores the certificate fingerprint a printer showed on its first
-    /// connection to `at` (the printer's settings the hub was built from),
-    /// unless one is pinned already or the printer has moved since.
-    pub fn pin_cert(&self, at: &Printer, sha256: &str) {
+    /// Stores the certificate a useful connection to `at` (the printer's
+    /// settings the hub was built from) showed: as the first pin, or, when a
+    /// Bambu CA `verified` it, in place of an earlier one (a re-issued
+    /// certificate); never once the printer has moved since.
+    pub fn pin_cert(&self, at: &Printer, sha256: &str, verified: bool) {
         let id = at.id;
         match self.registry.get(id) {
-            Ok(Some(p)) if p.cert_sha256.is_none() && !moves_printer(at, &p) => {
-                if let Err(e) = self.registry.set_cert_pin(id, Some(sha256)) {
+            Ok(Some(p))
+                if (p.cert_sha256.is_none()
+                    || verified
+                    || p.cert_sha256.as_deref() == Some(sha256))
+                    && !moves_printer(at, &p) =>
+            {
+                if let Err(e) = self.registry.set_cert_pin(id, Some(sha256), verified) {
                     log::warn!("printer {id}: could not store the certificate pin: {e}");
                 } else {
                     log::info!("printer {id}: pinned certificate sha256 {sha256}");
@@ -357,6 +363,8 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         && a.access_code == b.access_code
         && a.camera_port == b.camera_port
         && a.camera_url == b.camera_url
+        // The serial decides which certificates a Bambu CA vouches for.
+        && a.serial == b.serial
 }
 
 /// The longest access code the chamber protocol can carry.

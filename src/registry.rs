@@ -34,6 +34,21 @@ pub struct Printer {
     /// SHA-256 (lower-case hex) of the printer's TLS certificate, pinned on
     /// first successful connection.
     pub cert_sha256: Option<String>,
+    /// The pinned certificate was issued to the printer's serial by a
+    /// Bambu CA (else it was pinned on first use).
+    pub cert_verified: bool,
+}
+
+impl Printer {
+    /// How the pinned certificate came to be trusted (README, Security).
+    pub fn cert_trust(&self) -> Option<&'static str> {
+        self.cert_sha256.as_ref()?;
+        Some(if self.cert_verified {
+            "verified by Bambu CA"
+        } else {
+            "pinned on first use"
+        })
+    }
 }
 
 impl fmt::Debug for Printer {
@@ -54,6 +69,7 @@ impl fmt::Debug for Printer {
             .field("camera_type", &self.camera_type)
             .field("camera_enabled", &self.camera_enabled)
             .field("cert_sha256", &self.cert_sha256)
+            .field("cert_verified", &self.cert_verified)
             .finish()
     }
 }
@@ -127,6 +143,8 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );",
+    // 1 -> 2: whether a Bambu CA verified the pinned certificate.
+    "ALTER TABLE printers ADD COLUMN cert_verified INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
@@ -140,7 +158,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
-                       camera_type, camera_enabled, cert_sha256";
+                       camera_type, camera_enabled, cert_sha256, cert_verified";
 
 /// The database. Safe to share between threads.
 pub struct Registry {
@@ -218,8 +236,8 @@ impl Registry {
         conn.execute(
             &format!(
                 "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
-                 camera_url, camera_type, camera_enabled, cert_sha256, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW}, {NOW})"
+                 camera_url, camera_type, camera_enabled, cert_sha256, cert_verified, created_at, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW})"
             ),
             params![
                 p.name,
@@ -232,6 +250,7 @@ impl Registry {
                 p.camera_type.map(CameraType::as_str),
                 p.camera_enabled,
                 p.cert_sha256,
+                p.cert_verified,
             ],
         )
         .map_err(|e| db_error("could not add printer", e))?;
@@ -277,13 +296,18 @@ impl Registry {
         Ok(changed > 0)
     }
 
-    /// Pins (or with None forgets) printer `id`'s certificate fingerprint.
-    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>) -> Result<bool> {
+    /// Pins (or with None forgets) printer `id`'s certificate fingerprint;
+    /// `verified`: a Bambu CA issued it to the printer's serial.
+    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>, verified: bool) -> Result<bool> {
+        let verified = verified && sha256.is_some();
         let changed = self
             .conn()
             .execute(
-                &format!("UPDATE printers SET cert_sha256 = ?2, updated_at = {NOW} WHERE id = ?1"),
-                params![id, sha256],
+                &format!(
+                    "UPDATE printers SET cert_sha256 = ?2, cert_verified = ?3, \
+                     updated_at = {NOW} WHERE id = ?1"
+                ),
+                params![id, sha256, verified],
             )
             .map_err(|e| {
                 db_error(
@@ -398,6 +422,7 @@ impl StoredRow {
                 camera_type: None,
                 camera_enabled: r.get(9)?,
                 cert_sha256: r.get(10)?,
+                cert_verified: r.get(11)?,
             },
             camera_port: r.get(6)?,
             camera_type: r.get(8)?,
@@ -477,6 +502,7 @@ mod tests {
             camera_type: Some(CameraType::Rtsp),
             camera_enabled: true,
             cert_sha256: Some("ab".repeat(32)),
+            cert_verified: true,
         }
     }
 
@@ -588,6 +614,7 @@ mod tests {
             Some(Printer {
                 id,
                 cert_sha256: full().cert_sha256,
+                cert_verified: full().cert_verified,
                 ..minimal()
             })
         );
@@ -603,14 +630,19 @@ mod tests {
     fn cert_pin_set_and_forgotten() {
         let reg = Registry::open_in_memory().unwrap();
         let id = reg.add(&minimal()).unwrap();
-        assert!(reg.set_cert_pin(id, Some("ef")).unwrap());
+        assert!(reg.set_cert_pin(id, Some("ef"), false).unwrap());
         assert_eq!(
             reg.get(id).unwrap().unwrap().cert_sha256.as_deref(),
             Some("ef")
         );
-        assert!(reg.set_cert_pin(id, None).unwrap());
-        assert_eq!(reg.get(id).unwrap().unwrap().cert_sha256, None);
-        assert!(!reg.set_cert_pin(9999, Some("ef")).unwrap());
+        assert!(!reg.get(id).unwrap().unwrap().cert_verified);
+        assert!(reg.set_cert_pin(id, Some("ef"), true).unwrap());
+        assert!(reg.get(id).unwrap().unwrap().cert_verified);
+        // Forgetting the pin forgets how it was trusted.
+        assert!(reg.set_cert_pin(id, None, true).unwrap());
+        let p = reg.get(id).unwrap().unwrap();
+        assert_eq!((p.cert_sha256, p.cert_verified), (None, false));
+        assert!(!reg.set_cert_pin(9999, Some("ef"), false).unwrap());
     }
 
     #[test]

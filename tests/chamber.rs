@@ -125,7 +125,8 @@ fn plain_chamber(
 fn pin_sink() -> (OnPin, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let cb: OnPin = Arc::new(move |fp: &str| sink.lock().unwrap().push(fp.to_string()));
+    let cb: OnPin =
+        Arc::new(move |fp: &str, _verified: bool| sink.lock().unwrap().push(fp.to_string()));
     (cb, seen)
 }
 

@@ -284,8 +284,8 @@ fn a_pin_seen_at_the_old_address_is_not_stored_after_a_move() {
     };
     cameras.update_printer(id, &moved).unwrap();
     // The old hub's connection delivers its first frame only now.
-    cameras.pin_cert(&before, &"ab".repeat(32));
+    cameras.pin_cert(&before, &"ab".repeat(32), false);
     assert_eq!(pin_of(&cameras, id), None);
-    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32));
+    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32), false);
     assert_eq!(pin_of(&cameras, id), Some("cd".repeat(32)));
 }

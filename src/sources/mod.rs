@@ -19,15 +19,16 @@ use std::sync::Arc;
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
-        CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras))),
+        CameraKind::BuiltIn(BuiltIn::Chamber) => Ok(Arc::new(chamber_source(p, cameras)?)),
         CameraKind::BuiltIn(BuiltIn::Rtsps) => Ok(Arc::new(rtsp::Rtsp::bambu_pinned(
             p.ip.clone().unwrap_or_default(),
             p.camera_port.unwrap_or(BuiltIn::Rtsps.default_port()),
             p.access_code.clone().unwrap_or_default(),
-            printer_tofu(p, cameras),
+            printer_tofu(p, cameras)?,
             cameras.settings().ffmpeg.clone(),
             cameras.settings().url_policy(),
-        ))),
+        )
+        .with_quirks(rtsp::quirks_for_model(p.model.as_deref())))),
         CameraKind::External(CameraType::Rtsp) => {
             // An rtsps camera's certificate is accepted as presented, as a
             // printer's is: such cameras rarely chain to a public CA.
@@ -59,21 +60,56 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
 
 /// A P1/A1-style printer's port-6000 camera; the certificate it shows on
 /// its first good connection is pinned in the registry.
-fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
-    chamber::Chamber::new(
+fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> Result<chamber::Chamber> {
+    let chamber = chamber::Chamber::new(
         p.ip.clone().unwrap_or_default(),
         p.camera_port.unwrap_or(BuiltIn::Chamber.default_port()),
         p.access_code.clone().unwrap_or_default(),
-        p.cert_sha256.clone(),
-        Some(pin_in_registry(p, cameras)),
+        None,
+        None,
         cameras.settings().url_policy(),
-    )
+    );
+    Ok(chamber
+        .with_tofu(printer_tofu(p, cameras)?)
+        .with_timeouts(CONNECT_TIMEOUT, cameras.settings().camera_quiet_timeout))
 }
 
-/// A printer's certificate check: its pin, or the first certificate of a
-/// connection that delivers a frame, which is then stored in the registry.
-fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> tofu::Tofu {
-    tofu::Tofu::new(p.cert_sha256.clone(), Some(pin_in_registry(p, cameras)))
+/// Connecting and the TLS handshake with a printer.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A printer's certificate check: a certificate a Bambu CA issued to its
+/// serial (when the serial is known), else its pin, or the first
+/// certificate of a connection that delivers a frame. What is accepted is
+/// stored in the registry.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
+    let pin = p.cert_sha256.clone().map(|sha256| tofu::Pin {
+        sha256,
+        verified: p.cert_verified,
+    });
+    let identity = match p.serial.as_deref().map(str::trim) {
+        Some(serial) if !serial.is_empty() => Some(crate::tls::Identity {
+            serial: serial.to_string(),
+            cas: printer_cas(cameras.settings())?,
+        }),
+        _ => None,
+    };
+    Ok(tofu::Tofu::with_identity(
+        pin,
+        identity,
+        Some(pin_in_registry(p, cameras)),
+    ))
+}
+
+/// Bambu's CAs, and those of `--printer-ca`.
+fn printer_cas(settings: &crate::config::Settings) -> Result<Arc<crate::bambu_ca::CaSet>> {
+    let Some(path) = &settings.printer_ca else {
+        return Ok(Arc::new(crate::bambu_ca::CaSet::bambu()));
+    };
+    let bad = |why: String| Error::Unavailable(format!("--printer-ca {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    crate::bambu_ca::CaSet::bambu_and(&pem)
+        .map(Arc::new)
+        .map_err(bad)
 }
 
 fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
@@ -82,9 +118,9 @@ fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
     let at = p.clone();
     // Weak: the registry outlives hubs, and a strong link would be a cycle.
     let weak = Arc::downgrade(cameras);
-    Arc::new(move |sha256: &str| {
+    Arc::new(move |sha256: &str, verified: bool| {
         if let Some(cameras) = weak.upgrade() {
-            cameras.pin_cert(&at, sha256);
+            cameras.pin_cert(&at, sha256, verified);
         }
     })
 }

@@ -27,6 +27,7 @@ use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
 use crate::source::{Source, SourceError, Upstream};
+use crate::tls::Dialer;
 use crate::tls_proxy::TlsProxy;
 use crate::urlguard::{self, Policy, Target};
 
@@ -53,6 +54,7 @@ enum Kind {
         access_code: String,
         tls: PrinterTls,
         policy: Policy,
+        quirks: Quirks,
     },
     Usb {
         device: String,
@@ -133,9 +135,19 @@ impl Rtsp {
                 access_code,
                 tls,
                 policy,
+                quirks: Quirks::default(),
             },
             ffmpeg,
         }
+    }
+
+    /// A printer camera with its model family's quirks (none for other
+    /// cameras).
+    pub fn with_quirks(mut self, q: Quirks) -> Rtsp {
+        if let Kind::Bambu { quirks, .. } = &mut self.kind {
+            *quirks = q;
+        }
+        self
     }
 
     /// A local V4L2 device, `/dev/videoN`.
@@ -179,22 +191,23 @@ impl Rtsp {
                 access_code,
                 tls,
                 policy,
+                quirks,
             } => {
                 // Resolved and checked now, before the access code goes anywhere.
                 let target = super::printer_target(host, *port, *policy)?;
-                let (config, pin) = match tls {
-                    PrinterTls::Fixed(config) => (Arc::clone(config), None),
+                let (dialer, pin) = match tls {
+                    PrinterTls::Fixed(config) => (Dialer::fixed(Arc::clone(config)), None),
                     PrinterTls::Tofu(tofu) => {
                         let check = tofu.check();
-                        (Arc::clone(&check.config), Some(check))
+                        (check.dialer.clone(), Some(check))
                     }
                 };
-                let proxy = start_proxy(target, &config)?;
+                let proxy = start_proxy(target, dialer)?;
                 // The access code is in ffmpeg's argument list, which local
                 // users can read (/proc/<pid>/cmdline); the README says so.
                 let local = local_url(proxy.local_port(), BAMBU_PATH, Some(("bblp", access_code)))?;
                 Ok(Prepared {
-                    args: rtsp_args(ffmpeg_path, &local, fps),
+                    args: quirks.apply(rtsp_args(ffmpeg_path, &local, fps)),
                     proxy: Some(proxy),
                     pin,
                 })
@@ -306,6 +319,55 @@ impl Rtsp {
     }
 }
 
+/// How a printer family's camera stream must be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// The frames' own timestamps are unusable: P2S firmware 01.02.00.00
+    /// stamps them so that ffmpeg's `-r N` keeps one frame and drops the
+    /// rest. ffmpeg then stamps them on arrival instead, after probing
+    /// more of the stream (Bambuddy's fix for the same printers).
+    pub wallclock_timestamps: bool,
+}
+
+/// Input options of the wall-clock fix: 5 MB and 5 s of probing.
+const WALLCLOCK_ARGS: [&str; 6] = [
+    "-use_wallclock_as_timestamps",
+    "1",
+    "-probesize",
+    "5000000",
+    "-analyzeduration",
+    "5000000",
+];
+
+impl Quirks {
+    /// `args` with the input options these quirks need put before `-i`.
+    fn apply(self, mut args: Vec<String>) -> Vec<String> {
+        if self.wallclock_timestamps {
+            let at = args.iter().position(|a| a == "-i").unwrap_or(0);
+            args.splice(at..at, WALLCLOCK_ARGS.map(String::from));
+        }
+        args
+    }
+}
+
+/// The quirks of a printer model, as its name or internal code is stored
+/// (`P2S`, `Bambu Lab P2S`, `N7`; case and spaces do not matter).
+pub fn quirks_for_model(model: Option<&str>) -> Quirks {
+    let normalised: String = model
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let family = normalised
+        .strip_prefix("BAMBULAB")
+        .unwrap_or(&normalised)
+        .trim_start_matches("3DPRINTER");
+    Quirks {
+        wallclock_timestamps: family.starts_with("P2S") || family == "N7",
+    }
+}
+
 struct Prepared {
     args: Vec<String>,
     proxy: Option<TlsProxy>,
@@ -315,7 +377,8 @@ struct Prepared {
 
 /// Passes everything on to the hub, running `pending` before the first
 /// frame: a connection that delivered a frame has shown that the printer
-/// knew the access code, so its certificate may be pinned.
+/// knew the access code, so its certificate may be pinned (and the TLS
+/// version it negotiated is worth showing).
 struct PinOnFirstFrame<'a> {
     up: &'a dyn Upstream,
     pending: Cell<Option<Box<dyn FnOnce() + 'a>>>,
@@ -359,11 +422,11 @@ fn rtsp_args(ffmpeg_path: &Path, url: &str, fps: u32) -> Vec<String> {
     ffmpeg::rtsp_args(ffmpeg::rtsp_timeout_flag(ffmpeg_path), url, fps)
 }
 
-fn start_proxy(target: Target, tls: &Arc<ClientConfig>) -> Result<TlsProxy, SourceError> {
+fn start_proxy(target: Target, dialer: Dialer) -> Result<TlsProxy, SourceError> {
     let host = target.host();
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| SourceError::fatal(format!("{host} is not a valid host name")))?;
-    TlsProxy::start(target, Arc::clone(tls), name)
+    TlsProxy::start_with(target, dialer, name)
         .map_err(|e| SourceError::transient(format!("cannot start the local TLS proxy: {e}")))
 }
 
@@ -407,7 +470,7 @@ fn prepare_rtsps_url(
     ffmpeg_path: &Path,
     fps: u32,
 ) -> Result<Prepared, SourceError> {
-    let proxy = start_proxy(target, tls)?;
+    let proxy = start_proxy(target, Dialer::fixed(Arc::clone(tls)))?;
     let mut local = parsed.clone();
     let moved = local.set_scheme("rtsp").is_ok()
         && local.set_host(Some("127.0.0.1")).is_ok()
@@ -501,15 +564,21 @@ impl Rtsp {
     /// One ffmpeg at `fps`; `Ok(true)` when it should be restarted faster.
     fn run_at(&self, ffmpeg_path: &Path, fps: u32, up: &dyn Upstream) -> Result<bool, SourceError> {
         let mut prepared = self.prepare(ffmpeg_path, fps)?;
-        let result = match &prepared.pin {
-            Some(check) => {
-                let pinning = PinOnFirstFrame {
-                    up,
-                    pending: Cell::new(Some(Box::new(|| self.confirm_pin(check)))),
-                };
-                self.stream(ffmpeg_path, &prepared, fps, &pinning)
-            }
-            None => self.stream(ffmpeg_path, &prepared, fps, up),
+        let result = {
+            let prepared = &prepared;
+            let first_frame = move || {
+                if let Some(version) = prepared.proxy.as_ref().and_then(TlsProxy::tls_version) {
+                    up.tls_version(version);
+                }
+                if let Some(check) = &prepared.pin {
+                    self.confirm_pin(check);
+                }
+            };
+            let on_first = PinOnFirstFrame {
+                up,
+                pending: Cell::new(Some(Box::new(first_frame))),
+            };
+            self.stream(ffmpeg_path, prepared, fps, &on_first)
         };
         if let Some(p) = prepared.proxy.as_mut() {
             p.stop();
@@ -526,6 +595,25 @@ impl Rtsp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p2s_by_name_or_code_gets_wall_clock_timestamps() {
+        for model in ["P2S", "p2s", "Bambu Lab P2S", "3DPrinter-P2S", "N7", " n7 "] {
+            assert!(
+                quirks_for_model(Some(model)).wallclock_timestamps,
+                "{model}"
+            );
+        }
+        for model in ["X1C", "Bambu Lab H2D", "N7X", "P1S", "", "N2S"] {
+            assert_eq!(quirks_for_model(Some(model)), Quirks::default(), "{model}");
+        }
+        assert_eq!(quirks_for_model(None), Quirks::default());
+        let args = |q: Quirks| q.apply(vec!["-a".into(), "-i".into(), "url".into()]);
+        let fixed = args(quirks_for_model(Some("P2S")));
+        assert_eq!(fixed[..3], ["-a", "-use_wallclock_as_timestamps", "1"]);
+        assert_eq!(fixed[fixed.len() - 2..], ["-i", "url"]);
+        assert_eq!(args(Quirks::default()), ["-a", "-i", "url"]);
+    }
 
     #[test]
     fn local_url_encodes_userinfo() {
