@@ -363,8 +363,10 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         && a.access_code == b.access_code
         && a.camera_port == b.camera_port
         && a.camera_url == b.camera_url
-        // The serial decides which certificates a Bambu CA vouches for.
+        // The serial decides which certificates a Bambu CA vouches for; the
+        // model, how ffmpeg reads the stream (rtsp::quirks_for_model).
         && a.serial == b.serial
+        && a.model == b.model
 }
 
 /// The longest access code the chamber protocol can carry.

@@ -710,7 +710,12 @@ pub fn connect_with(
 ) -> Result<TlsStream, ConnectError> {
     match connect_once(target, dialer.config(), timeout) {
         Err((_, Some(io))) if dialer.fall_back(&io, &target.label()) => {
-            connect(target, dialer.config(), timeout)
+            connect(target, dialer.config(), timeout).map_err(|mut e| {
+                if e.kind == ConnectErrorKind::Handshake {
+                    e.message.push_str(" (retried with TLS 1.2 only)");
+                }
+                e
+            })
         }
         other => other.map_err(|(e, _)| e),
     }
