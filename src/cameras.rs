@@ -230,7 +230,7 @@ impl Cameras {
             return Err(Error::NotFound("Printer not found".into()));
         }
         if moved && old.cert_sha256.is_some() {
-            self.registry.set_cert_pin(id, None)?;
+            self.registry.set_cert_pin(id, None, false)?;
         }
         if redetect && old.detected_camera.is_some() {
             self.registry.set_detected_camera(id, None)?;
@@ -257,7 +257,7 @@ impl Cameras {
     /// Forgets the pinned certificate so the next connection pins anew.
     pub fn forget_cert(&self, id: i64) -> Result<()> {
         refuse_demo(id)?;
-        if !self.registry.set_cert_pin(id, None)? {
+        if !self.registry.set_cert_pin(id, None, false)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
         self.close_hub(id);
@@ -359,14 +359,20 @@ impl Cameras {
         }
     }
 
-    /// Stores the certificate fingerprint a printer showed on its first
-    /// connection to `at` (the printer's settings the hub was built from),
-    /// unless one is pinned already or the printer has moved since.
-    pub fn pin_cert(&self, at: &Printer, sha256: &str) {
+    /// Stores the certificate a useful connection to `at` (the printer's
+    /// settings the hub was built from) showed: as the first pin, or, when a
+    /// Bambu CA `verified` it, in place of an earlier one (a re-issued
+    /// certificate); never once the printer has moved since.
+    pub fn pin_cert(&self, at: &Printer, sha256: &str, verified: bool) {
         let id = at.id;
         match self.registry.get(id) {
-            Ok(Some(p)) if p.cert_sha256.is_none() && !moves_printer(at, &p) => {
-                if let Err(e) = self.registry.set_cert_pin(id, Some(sha256)) {
+            Ok(Some(p))
+                if (p.cert_sha256.is_none()
+                    || verified
+                    || p.cert_sha256.as_deref() == Some(sha256))
+                    && !moves_printer(at, &p) =>
+            {
+                if let Err(e) = self.registry.set_cert_pin(id, Some(sha256), verified) {
                     log::warn!("printer {id}: could not store the certificate pin: {e}");
                 } else {
                     log::info!("printer {id}: pinned certificate sha256 {sha256}");
@@ -444,6 +450,10 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         && a.access_code == b.access_code
         && a.camera_port == b.camera_port
         && a.camera_url == b.camera_url
+        // The serial decides which certificates a Bambu CA vouches for; the
+        // model, how ffmpeg reads the stream (sources::quirks).
+        && a.serial == b.serial
+        && a.model == b.model
 }
 
 /// The longest access code the chamber protocol can carry.

@@ -100,6 +100,8 @@ pub struct Overrides {
     pub write_timeout: Option<Duration>,
     pub max_connections_per_client: Option<usize>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub camera_quiet_timeout: Option<Duration>,
+    pub printer_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -121,6 +123,8 @@ impl std::fmt::Debug for Overrides {
                 &self.max_connections_per_client,
             )
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("camera_quiet_timeout", &self.camera_quiet_timeout)
+            .field("printer_ca", &self.printer_ca)
             .finish()
     }
 }
@@ -159,6 +163,12 @@ impl Overrides {
         }
         if let Some(hosts) = &self.allowed_hosts {
             s.allowed_hosts = hosts.clone();
+        }
+        if let Some(t) = self.camera_quiet_timeout {
+            s.camera_quiet_timeout = t;
+        }
+        if let Some(ca) = &self.printer_ca {
+            s.printer_ca = Some(ca.clone());
         }
         s.allow_loopback |= self.allow_loopback;
         s.demo |= self.demo;
@@ -298,6 +308,8 @@ const SERVE: &[Flag] = &[
     opt("write-timeout"),
     opt("max-connections-per-client"),
     opt("allow-host"),
+    opt("camera-quiet-timeout"),
+    opt("printer-ca"),
 ];
 const FIELDS: &[Flag] = &[
     opt("name"),
@@ -640,6 +652,8 @@ fn overrides(m: &Matches) -> Result<Overrides, CliError> {
         write_timeout: serve_value(m, "write-timeout", parse_timeout)?,
         max_connections_per_client: serve_value(m, "max-connections-per-client", parse_count)?,
         allowed_hosts: serve_value(m, "allow-host", parse_hosts)?,
+        camera_quiet_timeout: serve_value(m, "camera-quiet-timeout", parse_timeout)?,
+        printer_ca: m.value("printer-ca").map(PathBuf::from),
     })
 }
 
@@ -1365,6 +1379,7 @@ fn show(p: &Printer) -> String {
         ),
         ("external camera", external_state(p).to_string()),
         ("certificate pin", or_dash(&p.cert_sha256)),
+        ("certificate", p.cert_trust().unwrap_or("-").to_string()),
     ];
     lines
         .iter()
@@ -1462,6 +1477,11 @@ Options:
                          PRINTCAM_MAX_CONNECTIONS_PER_CLIENT)
   --write-timeout SECS   drop a client that takes no data for this long (default 10;
                          env PRINTCAM_WRITE_TIMEOUT)
+  --camera-quiet-timeout SECS
+                         reconnect a P1/A1 chamber camera that sends no frame for this
+                         long (default 30; env PRINTCAM_CAMERA_QUIET_TIMEOUT)
+  --printer-ca FILE      PEM file of further CA certificates to check printers'
+                         certificates against, beside Bambu's (env PRINTCAM_PRINTER_CA)
   -h, --help             show this help
 
 Example:

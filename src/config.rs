@@ -44,6 +44,12 @@ pub struct Settings {
     /// name, that a change may be addressed to (see `http::access`): what
     /// stops a DNS-rebinding page from changing printers.
     pub allowed_hosts: Vec<String>,
+    /// How long a printer's chamber camera may send no frame before it is
+    /// reconnected (P1/A1 cameras go quiet for many seconds).
+    pub camera_quiet_timeout: Duration,
+    /// A PEM file of further CA certificates printers' certificates are
+    /// checked against, beside Bambu's own (a device CA Bambu adds later).
+    pub printer_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,6 +73,8 @@ impl std::fmt::Debug for Settings {
                 &self.max_connections_per_client,
             )
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("camera_quiet_timeout", &self.camera_quiet_timeout)
+            .field("printer_ca", &self.printer_ca)
             .finish()
     }
 }
@@ -100,6 +108,8 @@ impl Default for Settings {
             // room for several tabs and scripts behind one address.
             max_connections_per_client: 32,
             allowed_hosts: Vec::new(),
+            camera_quiet_timeout: crate::sources::chamber::DEFAULT_QUIET_TIMEOUT,
+            printer_ca: None,
         }
     }
 }
@@ -144,6 +154,12 @@ impl Settings {
         }
         if let Some(v) = var("PRINTCAM_ALLOW_HOSTS").filter(|v| !v.is_empty()) {
             s.allowed_hosts = parse_hosts("PRINTCAM_ALLOW_HOSTS", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_CAMERA_QUIET_TIMEOUT").filter(|v| !v.is_empty()) {
+            s.camera_quiet_timeout = parse_timeout("PRINTCAM_CAMERA_QUIET_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("PRINTCAM_PRINTER_CA").filter(|v| !v.is_empty()) {
+            s.printer_ca = Some(PathBuf::from(v));
         }
         Ok(s)
     }

@@ -86,6 +86,10 @@ pub struct HubStats {
     pub frames_in: u64,
     pub frames_out: u64,
     pub frames_dropped: u64,
+    /// Frames the camera sent that were not usable JPEGs and were skipped.
+    pub frames_skipped: u64,
+    /// The TLS version of the last camera connection, for TLS cameras.
+    pub tls_version: Option<&'static str>,
     pub last_frame_age_ms: Option<u64>,
     /// Upstream connections opened since the hub was made.
     pub connects: u64,
@@ -268,6 +272,8 @@ struct State {
     failures: u64,
     last_error: Option<String>,
     frames_in: u64,
+    frames_skipped: u64,
+    tls_version: Option<&'static str>,
     /// Counters of viewers that have left.
     departed_out: u64,
     departed_dropped: u64,
@@ -461,6 +467,8 @@ impl Hub {
             frames_out: st.departed_out + viewer_stats.iter().map(|v| v.frames_out).sum::<u64>(),
             frames_dropped: st.departed_dropped
                 + viewer_stats.iter().map(|v| v.frames_dropped).sum::<u64>(),
+            frames_skipped: st.frames_skipped,
+            tls_version: st.tls_version,
             last_frame_age_ms: st.latest.as_ref().map(|f| millis(f.received.elapsed())),
             connects: st.connects,
             reconnects: st.reconnects,
@@ -850,6 +858,14 @@ impl Upstream for Ctx {
             drop(st);
             cancel();
         }
+    }
+
+    fn skipped_frame(&self) {
+        self.inner.lock().frames_skipped += 1;
+    }
+
+    fn tls_version(&self, version: &'static str) {
+        self.inner.lock().tls_version = Some(version);
     }
 }
 

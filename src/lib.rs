@@ -10,6 +10,7 @@ compile_error!(
      (Debian: libsqlite3-dev, OpenWrt: libsqlite3)"
 );
 
+pub mod bambu_ca;
 pub mod camera;
 pub mod cameras;
 pub mod cli;

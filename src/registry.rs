@@ -38,6 +38,21 @@ pub struct Printer {
     /// model printcam does not know (or that has none); forgotten when the
     /// address, port or model changes.
     pub detected_camera: Option<BuiltIn>,
+    /// The pinned certificate was issued to the printer's serial by a
+    /// Bambu CA (else it was pinned on first use).
+    pub cert_verified: bool,
+}
+
+impl Printer {
+    /// How the pinned certificate came to be trusted (README, Security).
+    pub fn cert_trust(&self) -> Option<&'static str> {
+        self.cert_sha256.as_ref()?;
+        Some(if self.cert_verified {
+            "verified by Bambu CA"
+        } else {
+            "pinned on first use"
+        })
+    }
 }
 
 impl fmt::Debug for Printer {
@@ -59,6 +74,7 @@ impl fmt::Debug for Printer {
             .field("camera_enabled", &self.camera_enabled)
             .field("cert_sha256", &self.cert_sha256)
             .field("detected_camera", &self.detected_camera)
+            .field("cert_verified", &self.cert_verified)
             .finish()
     }
 }
@@ -134,6 +150,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 1 -> 2: the camera detected for a printer of unknown model.
     "ALTER TABLE printers ADD COLUMN detected_camera TEXT;",
+    // 2 -> 3: whether a Bambu CA verified the pinned certificate.
+    "ALTER TABLE printers ADD COLUMN cert_verified INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
@@ -147,7 +165,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
-                       camera_type, camera_enabled, cert_sha256, detected_camera";
+                       camera_type, camera_enabled, cert_sha256, detected_camera, cert_verified";
 
 /// The database. Safe to share between threads.
 pub struct Registry {
@@ -226,8 +244,8 @@ impl Registry {
             &format!(
                 "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
                  camera_url, camera_type, camera_enabled, cert_sha256, detected_camera, \
-                 created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {NOW}, {NOW})"
+                 cert_verified, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {NOW}, {NOW})"
             ),
             params![
                 p.name,
@@ -241,6 +259,7 @@ impl Registry {
                 p.camera_enabled,
                 p.cert_sha256,
                 p.detected_camera.map(BuiltIn::as_str),
+                p.cert_verified,
             ],
         )
         .map_err(|e| db_error("could not add printer", e))?;
@@ -287,13 +306,18 @@ impl Registry {
         Ok(changed > 0)
     }
 
-    /// Pins (or with None forgets) printer `id`'s certificate fingerprint.
-    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>) -> Result<bool> {
+    /// Pins (or with None forgets) printer `id`'s certificate fingerprint;
+    /// `verified`: a Bambu CA issued it to the printer's serial.
+    pub fn set_cert_pin(&self, id: i64, sha256: Option<&str>, verified: bool) -> Result<bool> {
+        let verified = verified && sha256.is_some();
         let changed = self
             .conn()
             .execute(
-                &format!("UPDATE printers SET cert_sha256 = ?2, updated_at = {NOW} WHERE id = ?1"),
-                params![id, sha256],
+                &format!(
+                    "UPDATE printers SET cert_sha256 = ?2, cert_verified = ?3, \
+                     updated_at = {NOW} WHERE id = ?1"
+                ),
+                params![id, sha256, verified],
             )
             .map_err(|e| {
                 db_error(
@@ -426,6 +450,7 @@ impl StoredRow {
                 camera_enabled: r.get(9)?,
                 cert_sha256: r.get(10)?,
                 detected_camera: None,
+                cert_verified: r.get(12)?,
             },
             camera_port: r.get(6)?,
             camera_type: r.get(8)?,
@@ -511,6 +536,7 @@ mod tests {
             camera_enabled: true,
             cert_sha256: Some("ab".repeat(32)),
             detected_camera: Some(BuiltIn::Rtsps),
+            cert_verified: true,
         }
     }
 
@@ -623,6 +649,7 @@ mod tests {
                 id,
                 cert_sha256: full().cert_sha256,
                 detected_camera: full().detected_camera,
+                cert_verified: full().cert_verified,
                 ..minimal()
             })
         );
@@ -638,14 +665,19 @@ mod tests {
     fn cert_pin_set_and_forgotten() {
         let reg = Registry::open_in_memory().unwrap();
         let id = reg.add(&minimal()).unwrap();
-        assert!(reg.set_cert_pin(id, Some("ef")).unwrap());
+        assert!(reg.set_cert_pin(id, Some("ef"), false).unwrap());
         assert_eq!(
             reg.get(id).unwrap().unwrap().cert_sha256.as_deref(),
             Some("ef")
         );
-        assert!(reg.set_cert_pin(id, None).unwrap());
-        assert_eq!(reg.get(id).unwrap().unwrap().cert_sha256, None);
-        assert!(!reg.set_cert_pin(9999, Some("ef")).unwrap());
+        assert!(!reg.get(id).unwrap().unwrap().cert_verified);
+        assert!(reg.set_cert_pin(id, Some("ef"), true).unwrap());
+        assert!(reg.get(id).unwrap().unwrap().cert_verified);
+        // Forgetting the pin forgets how it was trusted.
+        assert!(reg.set_cert_pin(id, None, true).unwrap());
+        let p = reg.get(id).unwrap().unwrap();
+        assert_eq!((p.cert_sha256, p.cert_verified), (None, false));
+        assert!(!reg.set_cert_pin(9999, Some("ef"), false).unwrap());
     }
 
     #[test]

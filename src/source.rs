@@ -19,6 +19,12 @@ pub trait Upstream {
     /// hub closes this connection from outside (stop, shutdown). Replaces any
     /// earlier canceller of the same connection.
     fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>);
+    /// Counts one frame the camera sent that was unusable (not a JPEG) and
+    /// was skipped without dropping the connection.
+    fn skipped_frame(&self) {}
+    /// The TLS version the camera connection negotiated ("TLS 1.2",
+    /// "TLS 1.3"), for the figures.
+    fn tls_version(&self, _version: &'static str) {}
 }
 
 /// Why an upstream connection ended. The message is shown to users: it must
@@ -118,5 +124,11 @@ impl Upstream for OnFirstFrame<'_> {
     }
     fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {
         self.up.on_cancel(cancel);
+    }
+    fn skipped_frame(&self) {
+        self.up.skipped_frame();
+    }
+    fn tls_version(&self, version: &'static str) {
+        self.up.tls_version(version);
     }
 }

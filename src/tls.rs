@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use rustls::{
     SignatureScheme, StreamOwned,
 };
 
+use crate::bambu_ca::CaSet;
 use crate::urlguard::Target;
 
 /// A TLS connection to a printer.
@@ -56,6 +58,8 @@ fn normalize_pin(pin: &str) -> String {
 pub struct PinRecorder {
     seen: Mutex<Option<String>>,
     refusal: Mutex<Option<String>>,
+    /// Whether the last certificate presented was verified by a Bambu CA.
+    verified: AtomicBool,
 }
 
 impl PinRecorder {
@@ -70,7 +74,14 @@ impl PinRecorder {
         read(&self.refusal)
     }
 
-    fn record(&self, fingerprint: String) {
+    /// Whether the last certificate presented chained to a Bambu CA and
+    /// named the printer's serial.
+    pub fn verified(&self) -> bool {
+        self.verified.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, fingerprint: String, verified: bool) {
+        self.verified.store(verified, Ordering::SeqCst);
         write(&self.seen, fingerprint);
     }
 
@@ -121,22 +132,50 @@ fn short(fingerprint: &str) -> &str {
     fingerprint.get(..16).unwrap_or(fingerprint)
 }
 
-/// Accepts any certificate when no pin is set (recording its fingerprint),
-/// otherwise exactly the pinned one; always checks handshake signatures.
+/// Who a printer's certificate must name to be verified, and the CAs that
+/// must have issued it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub serial: String,
+    pub cas: Arc<CaSet>,
+}
+
+/// Accepts a certificate that `identity` verifies (a Bambu CA issued it to
+/// the printer's serial), even when it differs from the pin: a printer's
+/// certificate is re-issued from time to time. Anything else: any
+/// certificate when no pin is set (recording its fingerprint), otherwise
+/// exactly the pinned one. Always checks handshake signatures.
 #[derive(Debug)]
 struct PinnedVerifier {
     expected: Option<String>,
+    identity: Option<Identity>,
     recorder: Arc<PinRecorder>,
 }
 
+impl PinnedVerifier {
+    fn verified_by_ca(&self, end_entity: &[u8], intermediates: &[CertificateDer<'_>]) -> bool {
+        let Some(id) = &self.identity else {
+            return false;
+        };
+        let presented: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        match id.cas.verify(end_entity, &presented, &id.serial) {
+            Ok(()) => true,
+            Err(why) => {
+                log::debug!("printer {}: not verified by a Bambu CA: {why}", id.serial);
+                false
+            }
+        }
+    }
+}
+
 impl ServerCertVerifier for PinnedVerifier {
-    // Validity dates and names are deliberately not checked: printers' clocks
-    // and certificates cannot be relied on, and the pin is what identifies
-    // the printer.
+    // Validity dates and host names are deliberately not checked: printers'
+    // clocks and certificates cannot be relied on; the pin, or the CA's
+    // signature over the serial, is what identifies the printer.
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
@@ -144,9 +183,10 @@ impl ServerCertVerifier for PinnedVerifier {
         // Refuse now what the signature check could not use later.
         public_key(end_entity).map_err(|_| bad_encoding())?;
         let seen = cert_sha256_hex(end_entity);
-        self.recorder.record(seen.clone());
+        let verified = self.verified_by_ca(end_entity, intermediates);
+        self.recorder.record(seen.clone(), verified);
         match &self.expected {
-            Some(expected) if normalize_pin(expected) != seen => {
+            Some(expected) if !verified && normalize_pin(expected) != seen => {
                 let changed = CertChanged {
                     expected: normalize_pin(expected),
                     seen,
@@ -258,16 +298,16 @@ fn algorithm(
 }
 
 /// One DER element: its tag, its contents, and what follows it.
-struct Tlv<'a> {
-    tag: u8,
-    value: &'a [u8],
-    whole: &'a [u8],
-    rest: &'a [u8],
+pub(crate) struct Tlv<'a> {
+    pub(crate) tag: u8,
+    pub(crate) value: &'a [u8],
+    pub(crate) whole: &'a [u8],
+    pub(crate) rest: &'a [u8],
 }
 
 /// Reads one DER element. Only what certificates use: single-byte tags and
 /// definite lengths of up to four bytes.
-fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
+pub(crate) fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
     let (&tag, after_tag) = input.split_first().ok_or("truncated element")?;
     if tag & 0x1f == 0x1f {
         return Err("multi-byte tag");
@@ -297,7 +337,7 @@ fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
 }
 
 /// Reads one element that must carry `tag`.
-fn expect_tlv(input: &[u8], tag: u8) -> Result<Tlv<'_>, &'static str> {
+pub(crate) fn expect_tlv(input: &[u8], tag: u8) -> Result<Tlv<'_>, &'static str> {
     let tlv = read_tlv(input)?;
     if tlv.tag != tag {
         return Err("unexpected element");
@@ -305,10 +345,10 @@ fn expect_tlv(input: &[u8], tag: u8) -> Result<Tlv<'_>, &'static str> {
     Ok(tlv)
 }
 
-const SEQUENCE: u8 = 0x30;
+pub(crate) const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
-const OID: u8 = 0x06;
+pub(crate) const BIT_STRING: u8 = 0x03;
+pub(crate) const OID: u8 = 0x06;
 const VERSION: u8 = 0xa0; // [0] EXPLICIT, absent in v1 certificates
 
 /// The DER SubjectPublicKeyInfo of a certificate, found by walking
@@ -364,19 +404,112 @@ pub fn public_key(cert: &[u8]) -> Result<(KeyKind, &[u8]), &'static str> {
 /// certificate is accepted; without, any is, and the caller stores
 /// `recorder.seen()` once the connection has proved useful.
 pub fn client_config(expected_pin: Option<String>) -> (Arc<ClientConfig>, Arc<PinRecorder>) {
+    let (dialer, recorder) = printer_dialer(expected_pin, None, Arc::default());
+    (dialer.any, recorder)
+}
+
+/// A printer's TLS settings, for every TLS version and for TLS 1.2 only
+/// (one verifier, one recorder), and `tls12_only`, the printer's memory of
+/// having needed the second.
+pub fn printer_dialer(
+    expected_pin: Option<String>,
+    identity: Option<Identity>,
+    tls12_only: Arc<AtomicBool>,
+) -> (Dialer, Arc<PinRecorder>) {
     let recorder = Arc::new(PinRecorder::default());
     let verifier = Arc::new(PinnedVerifier {
         expected: expected_pin,
+        identity,
         recorder: Arc::clone(&recorder),
     });
-    let config = ClientConfig::builder_with_provider(crypto_provider())
-        .with_safe_default_protocol_versions()
-        // Cannot fail: the provider has TLS 1.2 and 1.3 suites and key exchanges.
-        .expect("printcam's provider supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    (Arc::new(config), recorder)
+    let config = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let config = ClientConfig::builder_with_provider(crypto_provider())
+            .with_protocol_versions(versions)
+            // Cannot fail: the provider has TLS 1.2 and 1.3 suites and key exchanges.
+            .expect("printcam's provider supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        Arc::new(config)
+    };
+    let dialer = Dialer {
+        any: config(rustls::DEFAULT_VERSIONS),
+        tls12: Some(config(&[&rustls::version::TLS12])),
+        tls12_only,
+    };
+    (dialer, recorder)
+}
+
+/// How to reach one TLS server whose firmware may never answer a TLS 1.3
+/// ClientHello (reported for P2S 01.02.00.00): a handshake that gets no
+/// answer or a protocol-version alert is retried at once with TLS 1.2 only,
+/// and the printer is remembered as needing that.
+#[derive(Clone)]
+pub struct Dialer {
+    pub any: Arc<ClientConfig>,
+    /// None: no fallback (a caller-made configuration).
+    pub tls12: Option<Arc<ClientConfig>>,
+    pub tls12_only: Arc<AtomicBool>,
+}
+
+impl Dialer {
+    /// Exactly `config`, never another.
+    pub fn fixed(config: Arc<ClientConfig>) -> Dialer {
+        Dialer {
+            any: config,
+            tls12: None,
+            tls12_only: Arc::default(),
+        }
+    }
+
+    /// The configuration for the next attempt.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        match &self.tls12 {
+            Some(tls12) if self.tls12_only.load(Ordering::SeqCst) => Arc::clone(tls12),
+            _ => Arc::clone(&self.any),
+        }
+    }
+
+    /// After a failed handshake with `config()`: whether to retry at once
+    /// with TLS 1.2 only (then remembered). `what` names the server in the
+    /// debug log.
+    pub fn fall_back(&self, failure: &io::Error, what: &str) -> bool {
+        let retry = self.tls12.is_some()
+            && !self.tls12_only.load(Ordering::SeqCst)
+            && tls13_unanswered(failure);
+        if retry {
+            self.tls12_only.store(true, Ordering::SeqCst);
+            log::debug!(
+                "{what}: no answer to a TLS 1.3 hello ({failure}); retrying with TLS 1.2 only, \
+                 and using TLS 1.2 for it from now on"
+            );
+        }
+        retry
+    }
+}
+
+/// A handshake failure that TLS 1.2 only may cure: no answer in time, or a
+/// protocol-version alert.
+fn tls13_unanswered(e: &io::Error) -> bool {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return matches!(
+            tls,
+            rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
+        );
+    }
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// The negotiated version, as the figures show it.
+pub fn version_name(conn: &ClientConnection) -> &'static str {
+    match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+        _ => "unknown",
+    }
 }
 
 /// Whether this build has the public CA certificates that https cameras are
@@ -566,21 +699,50 @@ pub fn connect(
     config: Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<TlsStream, ConnectError> {
+    connect_once(target, config, timeout).map_err(|(e, _)| e)
+}
+
+/// `connect`, falling back to TLS 1.2 only as `dialer` allows.
+pub fn connect_with(
+    target: &Target,
+    dialer: &Dialer,
+    timeout: Duration,
+) -> Result<TlsStream, ConnectError> {
+    match connect_once(target, dialer.config(), timeout) {
+        Err((_, Some(io))) if dialer.fall_back(&io, &target.label()) => {
+            connect(target, dialer.config(), timeout).map_err(|mut e| {
+                if e.kind == ConnectErrorKind::Handshake {
+                    e.message.push_str(" (retried with TLS 1.2 only)");
+                }
+                e
+            })
+        }
+        other => other.map_err(|(e, _)| e),
+    }
+}
+
+/// The error, and the handshake's own failure when it got that far.
+fn connect_once(
+    target: &Target,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<TlsStream, (ConnectError, Option<io::Error>)> {
     // `host:port`, an IPv6 address in brackets.
     let at = target.label();
-    let server_name = server_name(target.host())?;
-    let sock = tcp_connect(target, timeout)?;
+    let server_name = server_name(target.host()).map_err(|e| (e, None))?;
+    let sock = tcp_connect(target, timeout).map_err(|e| (e, None))?;
     let mut conn = ClientConnection::new(config, server_name).map_err(|e| {
-        ConnectError::new(
+        let e = ConnectError::new(
             ConnectErrorKind::Handshake,
             format!("TLS setup for {at} failed: {e}"),
-        )
+        );
+        (e, None)
     })?;
     let mut sock = sock;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut sock) {
             let _ = sock.shutdown(Shutdown::Both);
-            return Err(handshake_error(&at, timeout, &e));
+            return Err((handshake_error(&at, timeout, &e), Some(e)));
         }
     }
     Ok(StreamOwned::new(conn, sock))
@@ -858,6 +1020,7 @@ mod tests {
         let recorder = Arc::new(PinRecorder::default());
         let verifier = PinnedVerifier {
             expected: Some("00".repeat(32)),
+            identity: None,
             recorder: Arc::clone(&recorder),
         };
         let der = CertificateDer::from(cert(V1_RSA));
@@ -876,6 +1039,7 @@ mod tests {
 
         let ok = PinnedVerifier {
             expected: Some(cert_sha256_hex(&der).to_uppercase()),
+            identity: None,
             recorder,
         };
         assert!(ok

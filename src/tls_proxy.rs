@@ -22,14 +22,18 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
+use crate::tls::Dialer;
 use crate::urlguard::Target;
 
 /// The longest RTSP request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Connecting to the camera.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The TLS handshake and every write.
+/// Every write.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Each TLS handshake attempt: two (one with TLS 1.2 only, for firmware that
+/// never answers a TLS 1.3 hello) fit ffmpeg's 10 s RTSP timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Reads wake up this often to notice a stop.
 const POLL: Duration = Duration::from_millis(250);
 /// How often an idle accept loop looks for a stop or a client.
@@ -258,6 +262,8 @@ struct Shared {
     /// The current connection's sockets, so `stop` can unblock their reads.
     sockets: Mutex<Vec<TcpStream>>,
     last_error: Mutex<Option<(io::ErrorKind, String)>>,
+    /// The TLS version of the last camera connection.
+    tls_version: Mutex<Option<&'static str>>,
     /// Word-sized: 32-bit MIPS has no 64-bit atomics.
     connections: AtomicUsize,
 }
@@ -283,7 +289,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Upstream {
     /// Checked by urlguard; connected to by address, never resolved again.
     target: Target,
-    tls: Arc<ClientConfig>,
+    dialer: Dialer,
     server_name: ServerName<'static>,
 }
 
@@ -303,6 +309,15 @@ impl TlsProxy {
         tls: Arc<ClientConfig>,
         server_name: ServerName<'static>,
     ) -> io::Result<TlsProxy> {
+        TlsProxy::start_with(target, Dialer::fixed(tls), server_name)
+    }
+
+    /// `start`, with TLS settings that may fall back to TLS 1.2 only.
+    pub fn start_with(
+        target: Target,
+        dialer: Dialer,
+        server_name: ServerName<'static>,
+    ) -> io::Result<TlsProxy> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         // Non-blocking so the accept loop can notice a stop.
         listener.set_nonblocking(true)?;
@@ -311,11 +326,12 @@ impl TlsProxy {
             stop: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
+            tls_version: Mutex::new(None),
             connections: AtomicUsize::new(0),
         });
         let target = Upstream {
             target,
-            tls,
+            dialer,
             server_name,
         };
         let thread_shared = Arc::clone(&shared);
@@ -344,6 +360,11 @@ impl TlsProxy {
         lock(&self.shared.last_error)
             .as_ref()
             .map(|(_, m)| m.clone())
+    }
+
+    /// The TLS version of the last connection to the camera.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        *lock(&self.shared.tls_version)
     }
 
     /// True if the last attempt to reach the camera was refused (a printer
@@ -406,12 +427,8 @@ fn serve(plain: TcpStream, proxy_port: u16, target: &Upstream, shared: &Shared) 
     plain.set_read_timeout(Some(POLL))?;
     plain.set_write_timeout(Some(IO_TIMEOUT))?;
     register(shared, &plain)?;
-    let where_ = target.target.label();
-    let tcp = connect(&target.target)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {where_}: {e}")))?;
-    register(shared, &tcp)?;
-    let conn = handshake(&tcp, target)
-        .map_err(|e| io::Error::new(e.kind(), format!("TLS with {where_} failed: {e}")))?;
+    let (tcp, conn) = open_camera(target, shared)?;
+    *lock(&shared.tls_version) = Some(crate::tls::version_name(&conn));
     tcp.set_read_timeout(Some(POLL))?;
     let tls = Mutex::new(TlsSide {
         conn,
@@ -460,9 +477,36 @@ fn connect(target: &Target) -> io::Result<TcpStream> {
     Ok(s)
 }
 
+/// Connects to the camera and completes the TLS handshake, once more at
+/// once with TLS 1.2 only if the dialer says so.
+fn open_camera(target: &Upstream, shared: &Shared) -> io::Result<(TcpStream, ClientConnection)> {
+    let where_ = target.target.label();
+    let failed = |e: io::Error| io::Error::new(e.kind(), format!("TLS with {where_} failed: {e}"));
+    let tcp = tcp_to_camera(target, shared)?;
+    match handshake(&tcp, target) {
+        Ok(conn) => Ok((tcp, conn)),
+        Err(e) if target.dialer.fall_back(&e, &where_) => {
+            let _ = tcp.shutdown(Shutdown::Both);
+            let tcp = tcp_to_camera(target, shared)?;
+            let conn = handshake(&tcp, target).map_err(failed)?;
+            Ok((tcp, conn))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+fn tcp_to_camera(target: &Upstream, shared: &Shared) -> io::Result<TcpStream> {
+    let tcp = connect(&target.target).map_err(|e| {
+        let where_ = target.target.label();
+        io::Error::new(e.kind(), format!("cannot connect to {where_}: {e}"))
+    })?;
+    register(shared, &tcp)?;
+    Ok(tcp)
+}
+
 fn handshake(tcp: &TcpStream, target: &Upstream) -> io::Result<ClientConnection> {
-    tcp.set_read_timeout(Some(IO_TIMEOUT))?;
-    let mut conn = ClientConnection::new(Arc::clone(&target.tls), target.server_name.clone())
+    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut conn = ClientConnection::new(target.dialer.config(), target.server_name.clone())
         .map_err(io::Error::other)?;
     let mut stream = tcp;
     while conn.is_handshaking() {

@@ -127,7 +127,7 @@ fn a_page_of_another_site_cannot_stop_streams_or_change_printers() {
     assert_eq!(added, 201);
     ts.cameras
         .registry()
-        .set_cert_pin(1, Some(&"ab".repeat(32)))
+        .set_cert_pin(1, Some(&"ab".repeat(32)), false)
         .unwrap();
     let mut viewer = MjpegReader::open(ts.addr, "/printers/0/camera/stream?fps=5");
     assert_eq!(viewer.status, 200);

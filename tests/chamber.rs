@@ -125,7 +125,8 @@ fn plain_chamber(
 fn pin_sink() -> (OnPin, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let cb: OnPin = Arc::new(move |fp: &str| sink.lock().unwrap().push(fp.to_string()));
+    let cb: OnPin =
+        Arc::new(move |fp: &str, _verified: bool| sink.lock().unwrap().push(fp.to_string()));
     (cb, seen)
 }
 
@@ -374,14 +375,17 @@ fn a_server_that_never_speaks_tls_fails_the_handshake_in_time() {
     let holder = thread::Builder::new()
         .name("mute-server".into())
         .spawn(move || {
-            let (sock, _) = listener.accept().unwrap();
-            // Hold the connection open, saying nothing, until the client leaves.
-            sock.set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) {
-                if n == 0 {
-                    break;
+            // Twice: the client retries at once with TLS 1.2 only.
+            for _ in 0..2 {
+                let (sock, _) = listener.accept().unwrap();
+                // Hold the connection open, saying nothing, until the client leaves.
+                sock.set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
                 }
             }
         })
@@ -396,7 +400,8 @@ fn a_server_that_never_speaks_tls_fails_the_handshake_in_time() {
     assert!(err.retry);
     assert!(err.message.contains("TLS handshake"), "{}", err.message);
     assert!(
-        err.message.contains("no answer within 1 s"),
+        err.message.contains("no answer within 1 s")
+            && err.message.contains("retried with TLS 1.2 only"),
         "{}",
         err.message
     );

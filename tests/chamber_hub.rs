@@ -284,8 +284,96 @@ fn a_pin_seen_at_the_old_address_is_not_stored_after_a_move() {
     };
     cameras.update_printer(id, &moved).unwrap();
     // The old hub's connection delivers its first frame only now.
-    cameras.pin_cert(&before, &"ab".repeat(32));
+    cameras.pin_cert(&before, &"ab".repeat(32), false);
     assert_eq!(pin_of(&cameras, id), None);
-    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32));
+    cameras.pin_cert(&cameras.printer(id).unwrap(), &"cd".repeat(32), false);
     assert_eq!(pin_of(&cameras, id), Some("cd".repeat(32)));
+}
+
+/// Cameras that also trust the tests' private Bambu-like CA.
+fn cameras_trusting_the_test_ca() -> Arc<Cameras> {
+    let registry = Arc::new(Registry::open_in_memory().unwrap());
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bbl_test_ca.crt");
+    Cameras::new(
+        registry,
+        Settings {
+            allow_loopback: true,
+            grace: GRACE,
+            snapshot_timeout: Duration::from_secs(5),
+            printer_ca: Some(ca.into()),
+            ..Settings::default()
+        },
+    )
+}
+
+fn bbl_double(port: u16, cert_pem: &'static [u8], key_pem: &'static [u8]) -> Double {
+    Double::start_on(
+        port,
+        Options {
+            cert_pem,
+            key_pem,
+            ..Options::new(Mode::Endless)
+        },
+    )
+}
+
+#[test]
+fn a_verified_certificate_is_shown_as_such_and_its_reissue_accepted() {
+    use chamber_double::{BBL_LEAF, BBL_LEAF_KEY, BBL_REISSUED, BBL_REISSUED_KEY, BBL_SERIAL};
+    let first = bbl_double(0, BBL_LEAF, BBL_LEAF_KEY);
+    let port = first.port();
+    let cameras = cameras_trusting_the_test_ca();
+    let id = add_p1s(&cameras, port, CODE);
+    let serial = PrinterPatch {
+        serial: Some(Some(BBL_SERIAL.into())),
+        ..PrinterPatch::default()
+    };
+    cameras.update_printer(id, &serial).unwrap();
+
+    assert!(cameras.test(id).unwrap().success);
+    let p = cameras.printer(id).unwrap();
+    assert_eq!(p.cert_sha256, Some(cert_sha256_hex(&cert_der(BBL_LEAF))));
+    assert_eq!(p.cert_trust(), Some("verified by Bambu CA"));
+    wait_until("the printer connection to close", || {
+        count(&first.stats.current) == 0
+    });
+    drop(first);
+
+    // The printer's certificate is re-issued: no forget-cert needed.
+    let reissued = bbl_double(port, BBL_REISSUED, BBL_REISSUED_KEY);
+    let test = cameras.test(id).unwrap();
+    assert!(test.success, "{test:?}");
+    let p = cameras.printer(id).unwrap();
+    assert_eq!(
+        p.cert_sha256,
+        Some(cert_sha256_hex(&cert_der(BBL_REISSUED)))
+    );
+    assert_eq!(p.cert_trust(), Some("verified by Bambu CA"));
+    cameras.shutdown();
+    drop(reissued);
+}
+
+#[test]
+fn without_a_matching_serial_the_certificate_is_pinned_on_first_use() {
+    use chamber_double::{BBL_OTHER, BBL_OTHER_KEY, BBL_REISSUED, BBL_REISSUED_KEY};
+    let first = bbl_double(0, BBL_OTHER, BBL_OTHER_KEY);
+    let port = first.port();
+    let cameras = cameras_trusting_the_test_ca();
+    // No serial set: nothing to match the certificate's name with.
+    let id = add_p1s(&cameras, port, CODE);
+    assert!(cameras.test(id).unwrap().success);
+    let p = cameras.printer(id).unwrap();
+    assert_eq!(p.cert_trust(), Some("pinned on first use"));
+    wait_until("the printer connection to close", || {
+        count(&first.stats.current) == 0
+    });
+    drop(first);
+    // Another CA-issued certificate is refused: only the pin counts.
+    let other = bbl_double(port, BBL_REISSUED, BBL_REISSUED_KEY);
+    let test = cameras.test(id).unwrap();
+    assert!(!test.success, "{test:?}");
+    assert!(test.error.unwrap().contains("certificate changed"));
+    assert_eq!(pin_of(&cameras, id), p.cert_sha256);
+    cameras.shutdown();
+    drop(other);
 }

@@ -3,7 +3,10 @@
 /streaming/live/1 on 127.0.0.1, an ephemeral port, Digest auth, TCP only
 (like a Bambu printer's port 322 behind its TLS).
 
-usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT]
+usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT [SLOW]]
+With SLOW > 1 the stream's timestamps (and so its RTP timestamps) run SLOW
+times slower than real time while frames keep coming at 15 fps, as P2S
+firmware 01.02.00.00 stamps them.
 Prints the bound port on stdout, then serves until killed.
 Needs python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-ugly (x264enc).
 """
@@ -17,9 +20,27 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
+def slow_down(media, slow):
+    """Divides every timestamp leaving the encoder by `slow`."""
+    enc = media.get_element().get_by_name("enc")
+
+    def probe(_pad, info):
+        buf = info.get_buffer()
+        for field in ("pts", "dts"):
+            t = getattr(buf, field)
+            if t != Gst.CLOCK_TIME_NONE:
+                setattr(buf, field, t // slow)
+        if buf.duration != Gst.CLOCK_TIME_NONE:
+            buf.duration = buf.duration // slow
+        return Gst.PadProbeReturn.OK
+
+    enc.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
+
+
 def main():
     user, password = sys.argv[1], sys.argv[2]
     width, height = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("640", "360")
+    slow = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
@@ -29,10 +50,12 @@ def main():
     factory.set_launch(
         "( videotestsrc is-live=true "
         f"! video/x-raw,width={width},height={height},framerate=15/1 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
+        "! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
     factory.set_shared(True)
+    if slow > 1:
+        factory.connect("media-configure", lambda _f, media: slow_down(media, slow))
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     factory.add_role_from_structure(
         Gst.Structure.new_from_string(

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use printcam::jpeg::looks_complete;
-use printcam::sources::chamber::read_frame;
+use printcam::sources::chamber::{read_frame, Payload};
 use std::io::Read;
 
 const MAX: usize = 256 * 1024;
@@ -32,8 +32,13 @@ fuzz_target!(|data: &[u8]| {
         data: stream,
         step: usize::from(step).max(1),
     };
-    while let Ok(Some(frame)) = read_frame(&mut r, MAX) {
-        assert!(frame.len() <= MAX);
-        assert!(looks_complete(&frame));
+    while let Ok(Some(payload)) = read_frame(&mut r, MAX) {
+        match payload {
+            Payload::Jpeg(frame) => {
+                assert!(frame.len() <= MAX);
+                assert!(looks_complete(&frame));
+            }
+            Payload::NotJpeg(len) => assert!((1..=MAX).contains(&len)),
+        }
     }
 });

@@ -47,6 +47,7 @@ pub fn to_json(p: &Printer) -> Value {
         ("camera_port", Value::from(p.camera_port)),
         ("has_access_code", Value::from(p.access_code.is_some())),
         ("cert_pinned", Value::from(p.cert_sha256.is_some())),
+        ("cert_trust", Value::from(p.cert_trust())),
         ("camera", camera),
     ])
 }

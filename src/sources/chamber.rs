@@ -11,11 +11,18 @@ use crate::source::{Source, SourceError, Upstream};
 use crate::tls::{self, ConnectErrorKind, TlsStream};
 use crate::urlguard::Policy;
 
-pub use super::tofu::OnPin;
+pub use super::tofu::{OnPin, Pin};
 
 const AUTH_LEN: usize = 80;
 const HEADER_LEN: usize = 16;
 const FIELD_LEN: usize = 32;
+/// How long a camera may send nothing before the connection counts as
+/// dead. P1/A1 cameras send 0.5–2 fps and an A1's can go quiet for many
+/// seconds; the clients that work with them wait 30 s.
+pub const DEFAULT_QUIET_TIMEOUT: Duration = Duration::from_secs(30);
+/// Unusable payloads in a row after which the stream counts as out of step
+/// (a length that was not one): reconnecting is then the way back.
+const MAX_SKIPPED_IN_A_ROW: u32 = 8;
 
 /// One printer's chamber camera.
 pub struct Chamber {
@@ -45,12 +52,19 @@ impl Chamber {
             access_code,
             tofu: Tofu::new(pin, on_pin),
             connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(10),
+            read_timeout: DEFAULT_QUIET_TIMEOUT,
         }
     }
 
+    /// Replaces the certificate trust (by default: trust on first use of
+    /// the pin given to `new`).
+    pub fn with_tofu(mut self, tofu: Tofu) -> Self {
+        self.tofu = tofu;
+        self
+    }
+
     /// Overrides the connect/handshake timeout (default 5 s) and the time
-    /// allowed between frames (default 10 s).
+    /// allowed between frames (default `DEFAULT_QUIET_TIMEOUT`).
     pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.connect_timeout = connect;
         self.read_timeout = read;
@@ -61,9 +75,10 @@ impl Chamber {
         // Resolved and checked now, before the access code goes anywhere.
         let target = super::printer_target(&self.host, self.port, self.policy)?;
         let check = self.tofu.check();
-        let config = check.config.clone();
         let stream =
-            tls::connect(&target, config, self.connect_timeout).map_err(|e| match e.kind {
+            tls::connect_with(&target, &check.dialer, self.connect_timeout).map_err(|e| match e
+                .kind
+            {
                 ConnectErrorKind::CertificateChanged => SourceError::fatal(e.message),
                 _ => SourceError::transient(e.message),
             })?;
@@ -103,9 +118,14 @@ impl Chamber {
         up: &dyn Upstream,
     ) -> Result<(), SourceError> {
         let mut got_frame = false;
+        let mut skipped_in_a_row = 0;
         while !up.stopping() {
             let frame = match read_frame(stream, MAX_FRAME) {
-                Ok(Some(frame)) => frame,
+                Ok(Some(Payload::Jpeg(frame))) => frame,
+                Ok(Some(Payload::NotJpeg(len))) => {
+                    self.skip(len, &mut skipped_in_a_row, up)?;
+                    continue;
+                }
                 // A cancel shuts the socket down: whatever the read saw, stop.
                 _ if up.stopping() => return Ok(()),
                 Ok(None) if got_frame => {
@@ -116,6 +136,7 @@ impl Chamber {
                 Ok(None) => return Err(access_code_error()),
                 Err(e) => return Err(self.read_error(&e, got_frame)),
             };
+            skipped_in_a_row = 0;
             if !got_frame {
                 self.tofu.confirm(check, &self.describe());
             }
@@ -123,6 +144,23 @@ impl Chamber {
             if !up.emit(frame) {
                 return Ok(());
             }
+        }
+        Ok(())
+    }
+
+    /// A payload that is not a JPEG costs one frame, not the connection,
+    /// unless such payloads keep coming (then the framing is lost).
+    fn skip(&self, len: usize, in_a_row: &mut u32, up: &dyn Upstream) -> Result<(), SourceError> {
+        up.skipped_frame();
+        *in_a_row += 1;
+        log::debug!(
+            "{}: skipped a {len}-byte payload that is not a JPEG",
+            self.describe()
+        );
+        if *in_a_row >= MAX_SKIPPED_IN_A_ROW {
+            return Err(SourceError::transient(format!(
+                "the camera sent {in_a_row} payloads in a row that are not JPEG pictures"
+            )));
         }
         Ok(())
     }
@@ -157,6 +195,7 @@ impl Source for Chamber {
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let packet = auth_packet(&self.access_code).map_err(SourceError::fatal)?;
         let (mut stream, check) = self.open()?;
+        up.tls_version(tls::version_name(&stream.conn));
         let canceller = stream.sock.try_clone().map_err(|e| {
             SourceError::transient(format!("cannot set up the camera connection: {e}"))
         })?;
@@ -207,11 +246,20 @@ fn protocol_error(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
+/// What one frame of the chamber protocol carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A complete JPEG (`FF D8 … FF D9`).
+    Jpeg(Vec<u8>),
+    /// A payload of this many bytes that is not one, already read past.
+    NotJpeg(usize),
+}
+
 /// Reads one frame: a 16-byte header whose first u32 LE is the payload length,
-/// then that many bytes of JPEG. `Ok(None)` when the stream ends cleanly
-/// before a header; a length of 0 or over `max`, or a payload that is not
-/// `FF D8 … FF D9`, is an `InvalidData` error. Allocates at most `max` bytes.
-pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
+/// then that many bytes. `Ok(None)` when the stream ends cleanly before a
+/// header; a length of 0 or over `max` is an `InvalidData` error (the
+/// framing cannot be trusted after it). Allocates at most `max` bytes.
+pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Payload>> {
     let mut header = [0u8; HEADER_LEN];
     if !read_header(r, &mut header)? {
         return Ok(None);
@@ -225,9 +273,9 @@ pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
     if !(payload.starts_with(&[0xff, 0xd8]) && payload.ends_with(&[0xff, 0xd9]) && len >= 4) {
-        return Err(protocol_error("a frame is not a complete JPEG".to_string()));
+        return Ok(Some(Payload::NotJpeg(len)));
     }
-    Ok(Some(payload))
+    Ok(Some(Payload::Jpeg(payload)))
 }
 
 /// Fills the header; false if the stream ended before its first byte (rustls
@@ -315,12 +363,14 @@ mod tests {
 
     const MAX: usize = 1024;
 
-    /// Reads frames until the end or an error, with a bounded number of steps.
+    /// Reads frames until the end or an error, with a bounded number of
+    /// steps; payloads that are not JPEGs are left out.
     fn drain(r: &mut Chunked) -> (Vec<Vec<u8>>, Option<io::Error>) {
         let mut frames = Vec::new();
         for _ in 0..10_000 {
             match read_frame(r, MAX) {
-                Ok(Some(f)) => frames.push(f),
+                Ok(Some(Payload::Jpeg(f))) => frames.push(f),
+                Ok(Some(Payload::NotJpeg(len))) => assert!((1..=MAX).contains(&len)),
                 Ok(None) => return (frames, None),
                 Err(e) => return (frames, Some(e)),
             }
@@ -375,44 +425,49 @@ mod tests {
         }
     }
 
+    fn chunked(data: Vec<u8>, sizes: Vec<usize>) -> Chunked {
+        Chunked {
+            data,
+            pos: 0,
+            sizes,
+            turn: 0,
+        }
+    }
+
     #[test]
-    fn bad_lengths_and_payloads_are_protocol_errors() {
-        let cases: [Vec<u8>; 4] = [
-            encode(&[vec![]]),
-            encode(&[vec![0xff; MAX + 1]]),
-            encode(&[vec![0x00, 0xd8, 0xff, 0xd9]]),
-            encode(&[vec![0xff, 0xd9]]),
-        ];
-        for data in cases {
-            let mut r = Chunked {
-                data,
-                pos: 0,
-                sizes: vec![7],
-                turn: 0,
-            };
-            let err = read_frame(&mut r, MAX).unwrap_err();
+    fn bad_lengths_are_protocol_errors() {
+        for data in [encode(&[vec![]]), encode(&[vec![0xff; MAX + 1]])] {
+            let err = read_frame(&mut chunked(data, vec![7]), MAX).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         }
     }
 
     #[test]
+    fn a_payload_that_is_not_a_jpeg_is_read_past_and_the_next_frame_is_whole() {
+        let good = vec![0xff, 0xd8, 7, 0xff, 0xd9];
+        let odd = [
+            vec![0x00, 0xd8, 0xff, 0xd9],
+            vec![0xff, 0xd9],
+            b"{}".to_vec(),
+        ];
+        for bad in odd {
+            let data = encode(&[bad.clone(), good.clone()]);
+            let mut r = chunked(data, vec![3]);
+            let first = read_frame(&mut r, MAX).unwrap().unwrap();
+            assert_eq!(first, Payload::NotJpeg(bad.len()));
+            let second = read_frame(&mut r, MAX).unwrap().unwrap();
+            assert_eq!(second, Payload::Jpeg(good.clone()));
+        }
+    }
+
+    #[test]
     fn end_of_stream_between_frames_is_clean_and_inside_one_is_not() {
-        let mut r = Chunked {
-            data: vec![],
-            pos: 0,
-            sizes: vec![1],
-            turn: 0,
-        };
-        assert!(read_frame(&mut r, MAX).unwrap().is_none());
+        assert!(read_frame(&mut chunked(vec![], vec![1]), MAX)
+            .unwrap()
+            .is_none());
         let data = encode(&[vec![0xff, 0xd8, 1, 2, 0xff, 0xd9]]);
         for cut in 1..data.len() {
-            let mut r = Chunked {
-                data: data[..cut].to_vec(),
-                pos: 0,
-                sizes: vec![3],
-                turn: 0,
-            };
-            let err = read_frame(&mut r, MAX).unwrap_err();
+            let err = read_frame(&mut chunked(data[..cut].to_vec(), vec![3]), MAX).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         }
     }

@@ -102,8 +102,8 @@ impl Detect {
     fn probe_rtsps(&self, up: &dyn Upstream) -> Result<(), String> {
         let target = super::printer_target(&self.host, self.rtsps_port, self.policy)
             .map_err(|e| e.message)?;
-        let config = Tofu::new(self.pin.clone(), None).check().config;
-        let mut stream = tls::connect(&target, config, self.timeout).map_err(String::from)?;
+        let dialer = Tofu::new(self.pin.clone(), None).check().dialer;
+        let mut stream = tls::connect_with(&target, &dialer, self.timeout).map_err(String::from)?;
         if let Ok(canceller) = stream.sock.try_clone() {
             up.on_cancel(Box::new(move || {
                 let _ = canceller.shutdown(Shutdown::Both);

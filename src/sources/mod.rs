@@ -20,8 +20,8 @@ use std::sync::Arc;
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
     match CameraKind::of(p) {
-        CameraKind::BuiltIn(b) => Ok(built_in(b, p, cameras)),
-        CameraKind::Undetected => Ok(Arc::new(detecting(p, cameras))),
+        CameraKind::BuiltIn(b) => built_in(b, p, cameras),
+        CameraKind::Undetected => Ok(Arc::new(detecting(p, cameras)?)),
         CameraKind::External(CameraType::Rtsp) => {
             // An rtsps camera's certificate is accepted as presented, as a
             // printer's is: such cameras rarely chain to a public CA.
@@ -51,17 +51,29 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
     }
 }
 
-fn built_in(b: BuiltIn, p: &Printer, cameras: &Arc<Cameras>) -> Arc<dyn Source> {
-    match b {
-        BuiltIn::Chamber => Arc::new(chamber_source(p, cameras)),
-        BuiltIn::Rtsps => Arc::new(rtsp::Rtsp::bambu_pinned(
-            p.ip.clone().unwrap_or_default(),
-            camera_port(b, p),
-            p.access_code.clone().unwrap_or_default(),
-            printer_tofu(p, cameras),
-            cameras.settings().ffmpeg.clone(),
-            cameras.settings().url_policy(),
-        )),
+fn built_in(b: BuiltIn, p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
+    Ok(match b {
+        BuiltIn::Chamber => Arc::new(chamber_source(p, cameras)?),
+        BuiltIn::Rtsps => Arc::new(
+            rtsp::Rtsp::bambu_pinned(
+                p.ip.clone().unwrap_or_default(),
+                camera_port(b, p),
+                p.access_code.clone().unwrap_or_default(),
+                printer_tofu(p, cameras)?,
+                cameras.settings().ffmpeg.clone(),
+                cameras.settings().url_policy(),
+            )
+            .with_quirks(quirks(p)),
+        ),
+    })
+}
+
+/// How ffmpeg must read the printer's stream, by its family in the model
+/// table (`camera.rs`).
+pub fn quirks(p: &Printer) -> rtsp::Quirks {
+    match crate::camera::family(p.model.as_deref()) {
+        Some(crate::camera::Family::P2S) => rtsp::Quirks::p2s(),
+        _ => rtsp::Quirks::default(),
     }
 }
 
@@ -73,7 +85,7 @@ fn camera_port(b: BuiltIn, p: &Printer) -> u16 {
 
 /// A printer of unknown model: both kinds are tried, and the one that
 /// answers is stored in the registry.
-fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> detect::Detect {
+fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
     let at = p.clone();
     let weak = Arc::downgrade(cameras);
     let on_found: detect::OnFound = Box::new(move |kind| {
@@ -81,7 +93,7 @@ fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> detect::Detect {
             cameras.store_detected_camera(&at, kind);
         }
     });
-    detect::Detect::new(
+    Ok(detect::Detect::new(
         p.ip.clone().unwrap_or_default(),
         detect::Ports {
             rtsps: camera_port(BuiltIn::Rtsps, p),
@@ -90,11 +102,11 @@ fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> detect::Detect {
         p.cert_sha256.clone(),
         cameras.settings().url_policy(),
         [
-            built_in(BuiltIn::Rtsps, p, cameras),
-            built_in(BuiltIn::Chamber, p, cameras),
+            built_in(BuiltIn::Rtsps, p, cameras)?,
+            built_in(BuiltIn::Chamber, p, cameras)?,
         ],
         on_found,
-    )
+    ))
 }
 
 /// `host:port`, an IPv6 address in brackets; for messages.
@@ -108,21 +120,56 @@ pub fn label(host: &str, port: u16) -> String {
 
 /// A P1/A1-style printer's port-6000 camera; the certificate it shows on
 /// its first good connection is pinned in the registry.
-fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> chamber::Chamber {
-    chamber::Chamber::new(
+fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> Result<chamber::Chamber> {
+    let chamber = chamber::Chamber::new(
         p.ip.clone().unwrap_or_default(),
         camera_port(BuiltIn::Chamber, p),
         p.access_code.clone().unwrap_or_default(),
-        p.cert_sha256.clone(),
-        Some(pin_in_registry(p, cameras)),
+        None,
+        None,
         cameras.settings().url_policy(),
-    )
+    );
+    Ok(chamber
+        .with_tofu(printer_tofu(p, cameras)?)
+        .with_timeouts(CONNECT_TIMEOUT, cameras.settings().camera_quiet_timeout))
 }
 
-/// A printer's certificate check: its pin, or the first certificate of a
-/// connection that delivers a frame, which is then stored in the registry.
-fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> tofu::Tofu {
-    tofu::Tofu::new(p.cert_sha256.clone(), Some(pin_in_registry(p, cameras)))
+/// Connecting and the TLS handshake with a printer.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A printer's certificate check: a certificate a Bambu CA issued to its
+/// serial (when the serial is known), else its pin, or the first
+/// certificate of a connection that delivers a frame. What is accepted is
+/// stored in the registry.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
+    let pin = p.cert_sha256.clone().map(|sha256| tofu::Pin {
+        sha256,
+        verified: p.cert_verified,
+    });
+    let identity = match p.serial.as_deref().map(str::trim) {
+        Some(serial) if !serial.is_empty() => Some(crate::tls::Identity {
+            serial: serial.to_string(),
+            cas: printer_cas(cameras.settings())?,
+        }),
+        _ => None,
+    };
+    Ok(tofu::Tofu::with_identity(
+        pin,
+        identity,
+        Some(pin_in_registry(p, cameras)),
+    ))
+}
+
+/// Bambu's CAs, and those of `--printer-ca`.
+fn printer_cas(settings: &crate::config::Settings) -> Result<Arc<crate::bambu_ca::CaSet>> {
+    let Some(path) = &settings.printer_ca else {
+        return Ok(Arc::new(crate::bambu_ca::CaSet::bambu()));
+    };
+    let bad = |why: String| Error::Unavailable(format!("--printer-ca {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    crate::bambu_ca::CaSet::bambu_and(&pem)
+        .map(Arc::new)
+        .map_err(bad)
 }
 
 fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
@@ -131,9 +178,9 @@ fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
     let at = p.clone();
     // Weak: the registry outlives hubs, and a strong link would be a cycle.
     let weak = Arc::downgrade(cameras);
-    Arc::new(move |sha256: &str| {
+    Arc::new(move |sha256: &str, verified: bool| {
         if let Some(cameras) = weak.upgrade() {
-            cameras.pin_cert(&at, sha256);
+            cameras.pin_cert(&at, sha256, verified);
         }
     })
 }
@@ -152,4 +199,26 @@ pub(crate) fn printer_target(
     let refused = |why: String| format!("printer address refused: {why}");
     urlguard::check_host_text(host, policy).map_err(|why| SourceError::fatal(refused(why)))?;
     urlguard::check_host(host, port, policy).map_err(|why| SourceError::transient(refused(why)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p2s_printers_by_name_or_code_get_the_p2s_quirks() {
+        let of = |model: &str| {
+            quirks(&Printer {
+                model: Some(model.into()),
+                ..Printer::default()
+            })
+        };
+        for model in ["P2S", "p2s", "Bambu Lab P2S", "3DPrinter-P2S", "N7"] {
+            assert_eq!(of(model), rtsp::Quirks::p2s(), "{model}");
+        }
+        for model in ["X1C", "Bambu Lab H2D", "P1S", "N2S", ""] {
+            assert_eq!(of(model), rtsp::Quirks::default(), "{model}");
+        }
+        assert_eq!(quirks(&Printer::default()), rtsp::Quirks::default());
+    }
 }

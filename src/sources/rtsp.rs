@@ -26,6 +26,7 @@ use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
 use crate::source::{OnFirstFrame, Source, SourceError, Upstream};
+use crate::tls::Dialer;
 use crate::tls_proxy::TlsProxy;
 use crate::urlguard::{self, Policy, Target};
 
@@ -52,6 +53,7 @@ enum Kind {
         access_code: String,
         tls: PrinterTls,
         policy: Policy,
+        quirks: Quirks,
     },
     Usb {
         device: String,
@@ -132,9 +134,19 @@ impl Rtsp {
                 access_code,
                 tls,
                 policy,
+                quirks: Quirks::default(),
             },
             ffmpeg,
         }
+    }
+
+    /// A printer camera with its model family's quirks (none for other
+    /// cameras).
+    pub fn with_quirks(mut self, q: Quirks) -> Rtsp {
+        if let Kind::Bambu { quirks, .. } = &mut self.kind {
+            *quirks = q;
+        }
+        self
     }
 
     /// A local V4L2 device, `/dev/videoN`.
@@ -178,22 +190,23 @@ impl Rtsp {
                 access_code,
                 tls,
                 policy,
+                quirks,
             } => {
                 // Resolved and checked now, before the access code goes anywhere.
                 let target = super::printer_target(host, *port, *policy)?;
-                let (config, pin) = match tls {
-                    PrinterTls::Fixed(config) => (Arc::clone(config), None),
+                let (dialer, pin) = match tls {
+                    PrinterTls::Fixed(config) => (Dialer::fixed(Arc::clone(config)), None),
                     PrinterTls::Tofu(tofu) => {
                         let check = tofu.check();
-                        (Arc::clone(&check.config), Some(check))
+                        (check.dialer.clone(), Some(check))
                     }
                 };
-                let proxy = start_proxy(target, &config)?;
+                let proxy = start_proxy(target, dialer)?;
                 // The access code is in ffmpeg's argument list, which local
                 // users can read (/proc/<pid>/cmdline); the README says so.
                 let local = local_url(proxy.local_port(), BAMBU_PATH, Some(("bblp", access_code)))?;
                 Ok(Prepared {
-                    args: rtsp_args(ffmpeg_path, &local, fps),
+                    args: quirks.apply(rtsp_args(ffmpeg_path, &local, fps)),
                     proxy: Some(proxy),
                     pin,
                 })
@@ -305,6 +318,46 @@ impl Rtsp {
     }
 }
 
+/// How a printer family's camera stream must be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// The frames' own timestamps are unusable: P2S firmware 01.02.00.00
+    /// stamps them so that ffmpeg's `-r N` keeps one frame and drops the
+    /// rest. ffmpeg then stamps them on arrival instead, after probing
+    /// more of the stream (Bambuddy's fix for the same printers).
+    pub wallclock_timestamps: bool,
+}
+
+/// Input options of the wall-clock fix: 5 MB and 5 s of probing.
+const WALLCLOCK_ARGS: [&str; 6] = [
+    "-use_wallclock_as_timestamps",
+    "1",
+    "-probesize",
+    "5000000",
+    "-analyzeduration",
+    "5000000",
+];
+
+impl Quirks {
+    /// `args` with the input options these quirks need put before `-i`.
+    fn apply(self, mut args: Vec<String>) -> Vec<String> {
+        if self.wallclock_timestamps {
+            let at = args.iter().position(|a| a == "-i").unwrap_or(0);
+            args.splice(at..at, WALLCLOCK_ARGS.map(String::from));
+        }
+        args
+    }
+}
+
+impl Quirks {
+    /// The quirks of printers of the P2S family.
+    pub fn p2s() -> Quirks {
+        Quirks {
+            wallclock_timestamps: true,
+        }
+    }
+}
+
 struct Prepared {
     args: Vec<String>,
     proxy: Option<TlsProxy>,
@@ -329,11 +382,11 @@ fn rtsp_args(ffmpeg_path: &Path, url: &str, fps: u32) -> Vec<String> {
     ffmpeg::rtsp_args(ffmpeg::rtsp_timeout_flag(ffmpeg_path), url, fps)
 }
 
-fn start_proxy(target: Target, tls: &Arc<ClientConfig>) -> Result<TlsProxy, SourceError> {
+fn start_proxy(target: Target, dialer: Dialer) -> Result<TlsProxy, SourceError> {
     let host = target.host();
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| SourceError::fatal(format!("{host} is not a valid host name")))?;
-    TlsProxy::start(target, Arc::clone(tls), name)
+    TlsProxy::start_with(target, dialer, name)
         .map_err(|e| SourceError::transient(format!("cannot start the local TLS proxy: {e}")))
 }
 
@@ -377,7 +430,7 @@ fn prepare_rtsps_url(
     ffmpeg_path: &Path,
     fps: u32,
 ) -> Result<Prepared, SourceError> {
-    let proxy = start_proxy(target, tls)?;
+    let proxy = start_proxy(target, Dialer::fixed(Arc::clone(tls)))?;
     let mut local = parsed.clone();
     let moved = local.set_scheme("rtsp").is_ok()
         && local.set_host(Some("127.0.0.1")).is_ok()
@@ -474,12 +527,18 @@ impl Rtsp {
     /// One ffmpeg at `fps`; `Ok(true)` when it should be restarted faster.
     fn run_at(&self, ffmpeg_path: &Path, fps: u32, up: &dyn Upstream) -> Result<bool, SourceError> {
         let mut prepared = self.prepare(ffmpeg_path, fps)?;
-        let result = match &prepared.pin {
-            Some(check) => {
-                let pinning = OnFirstFrame::new(up, || self.confirm_pin(check));
-                self.stream(ffmpeg_path, &prepared, fps, &pinning)
-            }
-            None => self.stream(ffmpeg_path, &prepared, fps, up),
+        let result = {
+            let prepared = &prepared;
+            let first_frame = move || {
+                if let Some(version) = prepared.proxy.as_ref().and_then(TlsProxy::tls_version) {
+                    up.tls_version(version);
+                }
+                if let Some(check) = &prepared.pin {
+                    self.confirm_pin(check);
+                }
+            };
+            let on_first = OnFirstFrame::new(up, first_frame);
+            self.stream(ffmpeg_path, prepared, fps, &on_first)
         };
         if let Some(p) = prepared.proxy.as_mut() {
             p.stop();
@@ -496,6 +555,15 @@ impl Rtsp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p2s_quirks_give_ffmpeg_wall_clock_timestamps() {
+        let args = |q: Quirks| q.apply(vec!["-a".into(), "-i".into(), "url".into()]);
+        let fixed = args(Quirks::p2s());
+        assert_eq!(fixed[..3], ["-a", "-use_wallclock_as_timestamps", "1"]);
+        assert_eq!(fixed[fixed.len() - 2..], ["-i", "url"]);
+        assert_eq!(args(Quirks::default()), ["-a", "-i", "url"]);
+    }
 
     #[test]
     fn local_url_encodes_userinfo() {

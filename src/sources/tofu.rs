@@ -1,32 +1,47 @@
-//! Trust on first use for printers' certificates, shared by the chamber
-//! (port 6000) and RTSPS (port 322) cameras: the certificate of the first
+//! Trust for printers' certificates, shared by the chamber (port 6000) and
+//! RTSPS (port 322) cameras. A certificate that a Bambu CA issued to the
+//! printer's serial is trusted and pinned, also when it replaces an earlier
+//! one; any other is trusted on first use: the certificate of the first
 //! connection that delivered a frame (so the device also knew the access
-//! code) is pinned; later connections must show the same one.
+//! code) is pinned, and later connections must show the same one.
+//!
+//! The printer's TLS version is remembered here too: firmware that never
+//! answers a TLS 1.3 hello gets TLS 1.2 only from then on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustls::ClientConfig;
+use crate::tls::{self, Dialer, Identity, PinRecorder};
 
-use crate::tls::{self, PinRecorder};
+/// Called with the certificate fingerprint to pin, and whether a Bambu CA
+/// verified it, after a useful connection showed a certificate (or a trust)
+/// other than the one pinned.
+pub type OnPin = Arc<dyn Fn(&str, bool) + Send + Sync>;
 
-/// Called with the certificate fingerprint to pin after the first useful
-/// connection to a printer that had no pin yet.
-pub type OnPin = Arc<dyn Fn(&str) + Send + Sync>;
+/// A pinned certificate and how it came to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub sha256: String,
+    /// True: a Bambu CA issued it to the printer's serial.
+    pub verified: bool,
+}
 
 /// One printer's pin, as it stands for this source.
 pub struct Tofu {
-    /// Set after the first useful connection so a reconnect does not trust
+    /// Updated after each useful connection so a reconnect does not trust
     /// a different certificate even before the registry has it.
-    pin: Mutex<Option<String>>,
+    pin: Mutex<Option<Pin>>,
+    identity: Option<Identity>,
     on_pin: Option<OnPin>,
+    tls12_only: Arc<AtomicBool>,
 }
 
 /// The TLS settings of one connection, and what its handshake saw.
 pub struct PinCheck {
-    pub config: Arc<ClientConfig>,
+    pub dialer: Dialer,
     recorder: Arc<PinRecorder>,
-    /// False when the connection accepts any certificate (nothing pinned yet).
-    enforced: bool,
+    /// The pin the connection was checked against, if any.
+    pinned: Option<Pin>,
 }
 
 impl PinCheck {
@@ -38,49 +53,87 @@ impl PinCheck {
 }
 
 impl Tofu {
+    /// Trust on first use only.
     pub fn new(pin: Option<String>, on_pin: Option<OnPin>) -> Tofu {
+        let pin = pin.map(|sha256| Pin {
+            sha256,
+            verified: false,
+        });
+        Tofu::with_identity(pin, None, on_pin)
+    }
+
+    /// With `identity`, a certificate a Bambu CA issued to the serial is
+    /// trusted as well.
+    pub fn with_identity(
+        pin: Option<Pin>,
+        identity: Option<Identity>,
+        on_pin: Option<OnPin>,
+    ) -> Tofu {
         Tofu {
             pin: Mutex::new(pin),
+            identity,
             on_pin,
+            tls12_only: Arc::default(),
         }
     }
 
-    fn pin(&self) -> Option<String> {
+    fn pin(&self) -> Option<Pin> {
         match self.pin.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
+    /// True once the printer has needed TLS 1.2 only.
+    pub fn tls12_only(&self) -> bool {
+        self.tls12_only.load(Ordering::SeqCst)
+    }
+
     /// The client settings for the next connection: the pin if there is one.
     pub fn check(&self) -> PinCheck {
-        let pin = self.pin();
-        let enforced = pin.is_some();
-        let (config, recorder) = tls::client_config(pin);
+        let pinned = self.pin();
+        let (dialer, recorder) = tls::printer_dialer(
+            pinned.as_ref().map(|p| p.sha256.clone()),
+            self.identity.clone(),
+            Arc::clone(&self.tls12_only),
+        );
         PinCheck {
-            config,
+            dialer,
             recorder,
-            enforced,
+            pinned,
         }
     }
 
     /// Called once the connection of `check` has delivered a frame: pins the
-    /// certificate it saw unless one was pinned already. `what` names the
+    /// certificate it saw, with its trust, unless exactly that is pinned
+    /// already (the verifier let nothing else through). `what` names the
     /// camera in the log.
     pub fn confirm(&self, check: &PinCheck, what: &str) {
-        if check.enforced {
-            return;
-        }
-        let Some(fingerprint) = check.recorder.seen() else {
+        let Some(sha256) = check.recorder.seen() else {
             return;
         };
-        match self.pin.lock() {
-            Ok(mut g) => *g = Some(fingerprint.clone()),
-            Err(p) => *p.into_inner() = Some(fingerprint.clone()),
+        let seen = Pin {
+            sha256,
+            verified: check.recorder.verified(),
+        };
+        if check.pinned.as_ref() == Some(&seen) {
+            return;
         }
-        log::info!("{what}: pinned the printer's certificate (SHA-256 {fingerprint})");
+        match self.pin.lock() {
+            Ok(mut g) => *g = Some(seen.clone()),
+            Err(p) => *p.into_inner() = Some(seen.clone()),
+        }
+        let how = if seen.verified {
+            "verified by Bambu CA"
+        } else {
+            "pinned on first use"
+        };
+        log::info!(
+            "{what}: pinned the printer's certificate (SHA-256 {}, {how})",
+            seen.sha256
+        );
         if let Some(cb) = &self.on_pin {
-            cb(&fingerprint);
+            cb(&seen.sha256, seen.verified);
         }
     }
 }

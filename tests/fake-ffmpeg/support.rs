@@ -216,6 +216,18 @@ pub struct RtspServer {
 
 impl RtspServer {
     pub fn start(user: &str, password: &str, width: u32, height: u32) -> RtspServer {
+        RtspServer::start_slow(user, password, width, height, 1)
+    }
+
+    /// With timestamps running `slow` times slower than real time (as P2S
+    /// firmware 01.02.00.00 stamps its frames).
+    pub fn start_slow(
+        user: &str,
+        password: &str,
+        width: u32,
+        height: u32,
+        slow: u32,
+    ) -> RtspServer {
         let args: Vec<String> = vec![
             manifest("tests/rtsp_server.py")
                 .to_string_lossy()
@@ -224,6 +236,7 @@ impl RtspServer {
             password.into(),
             width.to_string(),
             height.to_string(),
+            slow.to_string(),
         ];
         let mut child = Child::spawn(Path::new("/usr/bin/python3"), &args).unwrap();
         let mut out = child.take_stdout().unwrap();

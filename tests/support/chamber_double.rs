@@ -24,6 +24,19 @@ pub const CERT_B: &[u8] = include_bytes!("../data/printer_b.crt");
 pub const KEY_B: &[u8] = include_bytes!("../data/printer_b.key");
 pub const CERT_EC: &[u8] = include_bytes!("../data/printer_ec.crt");
 pub const KEY_EC: &[u8] = include_bytes!("../data/printer_ec.key");
+/// A private "Bambu-like" CA and leaves it issued (RSA-2048, v1 unless
+/// named v3); the serial they name is `BBL_SERIAL` unless named other.
+pub const BBL_CA: &[u8] = include_bytes!("../data/bbl_test_ca.crt");
+pub const BBL_DEVICE_CA: &[u8] = include_bytes!("../data/bbl_test_device_ca.crt");
+pub const BBL_SERIAL: &str = "01P00A000000001";
+pub const BBL_LEAF: &[u8] = include_bytes!("../data/bbl_leaf.crt");
+pub const BBL_LEAF_KEY: &[u8] = include_bytes!("../data/bbl_leaf.key");
+pub const BBL_REISSUED: &[u8] = include_bytes!("../data/bbl_leaf_reissued.crt");
+pub const BBL_REISSUED_KEY: &[u8] = include_bytes!("../data/bbl_leaf_reissued.key");
+pub const BBL_OTHER: &[u8] = include_bytes!("../data/bbl_leaf_other.crt");
+pub const BBL_OTHER_KEY: &[u8] = include_bytes!("../data/bbl_leaf_other.key");
+pub const BBL_V3: &[u8] = include_bytes!("../data/bbl_leaf_v3.crt");
+pub const BBL_V3_KEY: &[u8] = include_bytes!("../data/bbl_leaf_v3.key");
 
 pub fn jpegs() -> Vec<Vec<u8>> {
     vec![
@@ -50,6 +63,19 @@ pub enum Mode {
     Endless,
     /// Like DropMidFrame on the first connection, then Endless.
     DropOnceThenEndless,
+    /// Like Endless, with a payload that is not a JPEG after each frame.
+    OddPayloads,
+}
+
+/// What the double does with a ClientHello that offers TLS 1.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hello {
+    /// Negotiates as rustls does.
+    Answer,
+    /// Never answers it, as P2S firmware 01.02.00.00 was seen doing.
+    IgnoreTls13,
+    /// Answers it with a protocol_version alert.
+    AlertTls13,
 }
 
 pub struct Options {
@@ -60,6 +86,9 @@ pub struct Options {
     pub access_code: &'static str,
     pub mode: Mode,
     pub tls12_only: bool,
+    pub hello: Hello,
+    /// Sent after the certificate, as a printer may send its device CA.
+    pub intermediate_pem: Option<&'static [u8]>,
     pub frames: usize,
     /// The pause between frames in the Endless modes.
     pub interval: Duration,
@@ -73,6 +102,8 @@ impl Options {
             access_code: "12345678",
             mode,
             tls12_only: false,
+            hello: Hello::Answer,
+            intermediate_pem: None,
             frames: 60,
             interval: Duration::from_millis(50),
         }
@@ -87,6 +118,8 @@ pub struct Stats {
     pub handshakes_failed: AtomicUsize,
     pub auth_ok: AtomicUsize,
     pub auth_bad: AtomicUsize,
+    /// ClientHellos offering TLS 1.3 that the double ignored or refused.
+    pub tls13_refused: AtomicUsize,
 }
 
 impl Stats {
@@ -191,10 +224,14 @@ impl ResolvesServerCert for Fixed {
 
 fn server_config(opts: &Options) -> ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = CertificateDer::from_pem_slice(opts.cert_pem).unwrap();
+    let mut chain = vec![CertificateDer::from_pem_slice(opts.cert_pem).unwrap()];
+    chain.extend(
+        opts.intermediate_pem
+            .map(|p| CertificateDer::from_pem_slice(p).unwrap()),
+    );
     let key = PrivateKeyDer::from_pem_slice(opts.key_pem).unwrap();
     let signing = provider.key_provider.load_private_key(key).unwrap();
-    let certified = Arc::new(CertifiedKey::new(vec![cert], signing));
+    let certified = Arc::new(CertifiedKey::new(chain, signing));
     let versions: &[&rustls::SupportedProtocolVersion] = if opts.tls12_only {
         &[&rustls::version::TLS12]
     } else {
@@ -254,6 +291,11 @@ fn serve(sock: TcpStream, shared: &Shared) {
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     sock.set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    if shared.opts.hello != Hello::Answer && offers_tls13(&sock) {
+        shared.stats.tls13_refused.fetch_add(1, Ordering::SeqCst);
+        refuse_tls13(sock, shared);
+        return;
+    }
     let mut conn = ServerConnection::new(Arc::clone(&shared.config)).unwrap();
     let mut sock = sock;
     while conn.is_handshaking() {
@@ -284,7 +326,9 @@ fn serve(sock: TcpStream, shared: &Shared) {
             wait_for_client_to_leave(&mut tls, &shared.stop);
         }
         Mode::Silent => wait_for_client_to_leave(&mut tls, &shared.stop),
-        Mode::Endless | Mode::DropOnceThenEndless => send_forever(&mut tls, shared),
+        Mode::Endless | Mode::DropOnceThenEndless | Mode::OddPayloads => {
+            send_forever(&mut tls, shared, mode == Mode::OddPayloads)
+        }
         Mode::DropMidFrame => {
             let frames = jpegs();
             let _ = write_in_pieces(&mut tls, &encode(&frames[..1]), &[1000]);
@@ -360,19 +404,105 @@ fn write_in_pieces(tls: &mut Tls, bytes: &[u8], sizes: &[usize]) -> std::io::Res
     Ok(())
 }
 
-/// Sends whole frames every `interval` until a write fails (the client has
-/// gone), the double stops, or a minute has passed.
-fn send_forever(tls: &mut Tls, shared: &Shared) {
+/// Payloads a camera might slip between frames: none of them a JPEG.
+pub fn odd_payloads() -> Vec<Vec<u8>> {
+    vec![
+        b"{\"status\":\"busy\"}".to_vec(),
+        vec![0xff, 0xd8, 0, 0, 0],
+        vec![0; 1000],
+    ]
+}
+
+/// Sends whole frames every `interval` (each followed by an odd payload if
+/// `odd`) until a write fails (the client has gone), the double stops, or a
+/// minute has passed.
+fn send_forever(tls: &mut Tls, shared: &Shared, odd: bool) {
     let frames = jpegs();
+    let odd_ones = odd_payloads();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut i = 0;
     while !shared.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-        let bytes = encode(&frames[i % frames.len()..][..1]);
+        let mut bytes = encode(&frames[i % frames.len()..][..1]);
+        if odd {
+            bytes.extend(encode(&odd_ones[i % odd_ones.len()..][..1]));
+        }
         if write_in_pieces(tls, &bytes, &[]).is_err() {
             return;
         }
         i += 1;
         thread::sleep(shared.opts.interval);
+    }
+}
+
+/// Whether the ClientHello waiting on `sock` offers TLS 1.3 (its
+/// supported_versions extension lists 0x0304). Only looks (peek): rustls
+/// reads the same bytes afterwards.
+fn offers_tls13(sock: &TcpStream) -> bool {
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = sock.peek(&mut buf).unwrap_or(0);
+        let want = buf
+            .get(3..5)
+            .filter(|_| n >= 5)
+            .map(|l| 5 + usize::from(u16::from_be_bytes([l[0], l[1]])));
+        if want.is_some_and(|w| n >= w) || Instant::now() > deadline {
+            return hello_has_tls13(&buf[..n]);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Walks record → handshake → ClientHello → extensions; None on anything
+/// malformed.
+fn hello_has_tls13(record: &[u8]) -> bool {
+    fn walk(r: &[u8]) -> Option<bool> {
+        let body = r.get(5..)?; // record header
+        let mut at = 4 + 2 + 32; // handshake header, version, random
+        let skip = |at: &mut usize, len_bytes: usize| -> Option<()> {
+            let l = body.get(*at..*at + len_bytes)?;
+            let len = l.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            *at += len_bytes + len;
+            Some(())
+        };
+        skip(&mut at, 1)?; // session id
+        skip(&mut at, 2)?; // cipher suites
+        skip(&mut at, 1)?; // compression methods
+        let ext_len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+        let mut exts = body.get(at + 2..at + 2 + ext_len)?;
+        while exts.len() >= 4 {
+            let kind = u16::from_be_bytes([exts[0], exts[1]]);
+            let len = usize::from(u16::from_be_bytes([exts[2], exts[3]]));
+            let data = exts.get(4..4 + len)?;
+            if kind == 0x002b {
+                let list = data.get(1..)?;
+                return Some(list.chunks(2).any(|v| v == [0x03, 0x04]));
+            }
+            exts = &exts[4 + len..];
+        }
+        Some(false)
+    }
+    walk(record).unwrap_or(false)
+}
+
+/// Stays silent until the client gives up, or sends a fatal
+/// protocol_version alert.
+fn refuse_tls13(mut sock: TcpStream, shared: &Shared) {
+    if shared.opts.hello == Hello::AlertTls13 {
+        let _ = sock.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !shared.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        match sock.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
     }
 }
 
