@@ -1,5 +1,5 @@
 //! printcam: one upstream per printer camera, fanned out as MJPEG streams and
-//! JPEG snapshots over plain HTTP. See README.md for the architecture.
+//! JPEG snapshots over plain HTTP. See docs/development.md for the architecture.
 
 // Without either feature rusqlite would quietly link whatever libsqlite3 the
 // linker finds; make the choice explicit instead.

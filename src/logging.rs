@@ -1,7 +1,7 @@
 //! The logger: env_logger reading `RUST_LOG`, one line per record on
 //! stderr, `[2026-11-21T11:00:00Z INFO  printcam::hub] message`.
 //!
-//! env_logger without its default features, for size (README, "Sizes"): no
+//! env_logger without its default features, for size (docs/sizes.md): no
 //! colours, `/TEXT` keeps messages that contain TEXT (a substring, not a
 //! regex), and the UTC timestamp is written here rather than by jiff.
 

@@ -529,7 +529,7 @@ pub const NO_PUBLIC_ROOTS: &str = "https cameras need a printcam built with the 
 /// never presents a certificate of its own and talks to AES-capable servers
 /// does not use. Built here rather than taken from
 /// `rustls::crypto::ring::default_provider()` because naming that function
-/// links everything it lists, wanted or not (see README, "Sizes"):
+/// links everything it lists, wanted or not (see docs/sizes.md):
 ///
 /// - AES-GCM suites only: TLS 1.3 requires every server to offer
 ///   TLS_AES_128_GCM_SHA256; a TLS 1.2 server (the P1/A1 camera speaks

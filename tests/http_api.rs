@@ -212,12 +212,18 @@ fn bad_ids_and_parameters_are_400_json() {
         "/printers/1.5/camera/test",
         "/api/v1/printers/99999999999999999999/camera/stream",
         "/printers/0/camera/stream?fps=abc",
-        "/printers/0/camera/stream?fps=-1",
+        "/printers/0/camera/stream?fps=1.5",
     ] {
         let r = srv.get(path);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
         assert!(!r.detail().is_empty());
     }
+    // A whole number outside 1–30, negative too, is clamped, not refused;
+    // a well-formed id of no printer is 404.
+    let mut slow = MjpegReader::open(srv.addr, "/printers/0/camera/stream?fps=-1");
+    assert_eq!(slow.status, 200);
+    assert!(is_jpeg(&slow.next_part().unwrap()));
+    assert_eq!(srv.get("/printers/-1").detail(), "Printer not found");
 }
 
 #[test]

@@ -15,15 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// The frame rate a viewer asked for: missing means the default, anything
-/// numeric is clamped to 1–30, anything else is refused.
+/// The frame rate a viewer asked for: missing means the default, any whole
+/// number (negative or huge too) is clamped to 1–30, anything else is
+/// refused.
 pub fn parse_fps(query: &str) -> Result<u32, Reply> {
     let given = super::router::query_value(query, "fps");
     let Some(text) = given else {
         return Ok(hub::DEFAULT_FPS);
     };
     let digits = text.trim();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+    if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Reply::detail(
             400,
             &format!(
@@ -33,6 +35,9 @@ pub fn parse_fps(query: &str) -> Result<u32, Reply> {
                 super::router::quote_safely(&text)
             ),
         ));
+    }
+    if digits.starts_with('-') {
+        return Ok(hub::MIN_FPS);
     }
     // All digits: only overflow can fail, and a huge rate clamps to the maximum.
     let n = digits.parse::<u32>().unwrap_or(u32::MAX);
@@ -427,7 +432,9 @@ mod tests {
         assert_eq!(fps("fps=99999999999999999999"), Ok(30));
         assert_eq!(fps("fps=%32"), Ok(2));
         assert_eq!(fps("fps=abc"), Err(400));
-        assert_eq!(fps("fps=-3"), Err(400));
+        assert_eq!(fps("fps=-3"), Ok(1));
+        assert_eq!(fps("fps=-"), Err(400));
+        assert_eq!(fps("fps=--3"), Err(400));
         assert_eq!(fps("fps=1.5"), Err(400));
         assert_eq!(fps("fps="), Err(400));
     }
