@@ -274,6 +274,8 @@ struct State {
     frames_in: u64,
     frames_skipped: u64,
     tls_version: Option<&'static str>,
+    /// How far the current connection got (see `Upstream::reached`).
+    reached: Option<String>,
     /// Counters of viewers that have left.
     departed_out: u64,
     departed_dropped: u64,
@@ -615,6 +617,7 @@ impl Inner {
                     st.reconnects += 1;
                 }
                 st.conn_frames = 0;
+                st.reached = None;
             }
             attempt += 1;
             log::debug!("{}: connecting to {}", self.name, self.source.describe());
@@ -742,8 +745,14 @@ fn no_frame_message(st: &State, timeout: Duration) -> String {
         "no frame from the camera within {} s",
         timeout.as_secs_f32()
     );
-    if let Some(e) = &st.last_error {
-        msg.push_str(&format!(" (last error: {e})"));
+    match (&st.reached, &st.last_error) {
+        // The camera answered but sent no picture: say how far it got.
+        (Some(step), _) if st.conn_frames == 0 => {
+            msg.push_str(&format!(": {step}, then nothing"));
+        }
+        (_, Some(e)) => msg.push_str(&format!(" (last error: {e})")),
+        (None, None) => msg.push_str(": the camera was not reached yet"),
+        _ => {}
     }
     msg
 }
@@ -866,6 +875,13 @@ impl Upstream for Ctx {
 
     fn tls_version(&self, version: &'static str) {
         self.inner.lock().tls_version = Some(version);
+    }
+
+    fn reached(&self, step: String) {
+        let mut st = self.inner.lock();
+        if st.is_current(self.gen) {
+            st.reached = Some(step);
+        }
     }
 }
 

@@ -25,6 +25,10 @@ pub trait Upstream {
     /// The TLS version the camera connection negotiated ("TLS 1.2",
     /// "TLS 1.3"), for the figures.
     fn tls_version(&self, _version: &'static str) {}
+    /// How far the current connection got ("TLS handshake with …, logged
+    /// in"), so a camera that accepts and then sends nothing is told apart
+    /// from one that cannot be reached.
+    fn reached(&self, _step: String) {}
 }
 
 /// Why an upstream connection ended. The message is shown to users: it must
@@ -130,5 +134,8 @@ impl Upstream for OnFirstFrame<'_> {
     }
     fn tls_version(&self, version: &'static str) {
         self.up.tls_version(version);
+    }
+    fn reached(&self, step: String) {
+        self.up.reached(step);
     }
 }

@@ -76,3 +76,25 @@ fn a_viewer_leaving_a_silent_camera_is_let_go() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A camera that takes the login and sends nothing: the snapshot's error
+/// says how far the connection got, not only "no frame".
+#[test]
+fn a_silent_camera_is_told_apart_from_an_unreachable_one() {
+    let double = Double::start(Options::new(Mode::Silent));
+    let settings = printcam::config::Settings {
+        snapshot_timeout: Duration::from_secs(2),
+        ..support::test_settings()
+    };
+    let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
+    let id = add_p1s(&ts, double.port());
+    let r = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(r.status, 503);
+    let detail = r.detail();
+    let reached = format!(
+        "TLS handshake with 127.0.0.1:{} done and the access code sent, then nothing",
+        double.port()
+    );
+    assert!(detail.contains(&reached), "{detail}");
+    assert!(!detail.contains("12345678"), "{detail}");
+}

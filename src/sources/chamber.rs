@@ -217,6 +217,10 @@ impl Source for Chamber {
                 "sending the authentication to the printer failed: {e}"
             )));
         }
+        up.reached(format!(
+            "TLS handshake with {} done and the access code sent",
+            super::label(&self.host, self.port)
+        ));
         let result = self.stream_frames(&mut stream, &check, up);
         close_politely(&mut stream);
         result

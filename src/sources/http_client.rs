@@ -180,6 +180,10 @@ impl Client<'_> {
         };
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
+            up.reached(format!(
+                "the camera at {} answered {status}",
+                self.camera.label()
+            ));
             Ok(Some(response))
         } else {
             Err(status_error(self.camera.label(), status))
