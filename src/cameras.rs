@@ -481,6 +481,7 @@ pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<Vec<String>> {
             Some(code) => {
                 validate_access_code(code)?;
                 warnings.extend(unusual_access_code(code));
+                warnings.extend(unknown_model(p.model.as_deref()));
             }
         }
     }
@@ -501,6 +502,20 @@ fn validate_access_code(code: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A model the table does not know works (its camera is detected on first
+/// use), but may be a typo.
+fn unknown_model(model: Option<&str>) -> Option<String> {
+    let model = model.filter(|m| !m.trim().is_empty())?;
+    crate::camera::camera_for_model(Some(model))
+        .is_none()
+        .then(|| {
+            format!(
+                "model {:?} is not one printcam knows: its camera will be detected on first use",
+                model.trim()
+            )
+        })
 }
 
 /// Bambu printers show an 8-character code; another length is kept (a

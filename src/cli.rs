@@ -2220,6 +2220,26 @@ mod tests {
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("printer 1 is also called \"left\""), "{err}");
         assert_eq!(add("right", "12345678").2, "");
+        let (code, _, err) = exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "new",
+                "--ip",
+                "10.0.0.7",
+                "--access-code",
+                "12345678",
+                "--model",
+                "Z9 Ultra",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("model \"Z9 Ultra\" is not one printcam knows"),
+            "{err}"
+        );
     }
 
     #[test]
