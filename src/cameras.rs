@@ -408,7 +408,7 @@ impl Cameras {
     }
 
     fn lock_hubs(&self) -> MutexGuard<'_, HashMap<i64, Entry>> {
-        self.hubs.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.hubs)
     }
 }
 

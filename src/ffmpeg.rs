@@ -237,14 +237,12 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<String> {
     let mut child = Child::spawn_command(cmd).ok()?;
     let mut stdout = child.take_stdout()?;
     // The reader thread ends when the child (and its process group) is gone.
-    let reader = thread::Builder::new()
-        .name("helper-stdout".into())
-        .spawn(move || {
-            let mut out = Vec::new();
-            let _ = (&mut stdout).take(1 << 20).read_to_end(&mut out);
-            out
-        })
-        .ok()?;
+    let reader = crate::sync::spawn("helper-stdout".into(), None, move || {
+        let mut out = Vec::new();
+        let _ = (&mut stdout).take(1 << 20).read_to_end(&mut out);
+        out
+    })
+    .ok()?;
     let deadline = Instant::now() + timeout;
     while child.try_wait().is_none() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -255,9 +253,7 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<String> {
     finished.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock;
 
 /// A running child process whose stderr is drained into a small ring of
 /// redacted lines. Dropping it stops and reaps it.
@@ -307,9 +303,9 @@ impl Child {
         let drain = match inner.stderr.take() {
             Some(stderr) => {
                 let ring = Arc::clone(&tail);
-                let spawned = thread::Builder::new()
-                    .name(format!("stderr-{pid}"))
-                    .spawn(move || drain_stderr(stderr, &ring));
+                let spawned = crate::sync::spawn(format!("stderr-{pid}"), None, move || {
+                    drain_stderr(stderr, &ring)
+                });
                 match spawned {
                     Ok(h) => Some(h),
                     Err(e) => {

@@ -538,7 +538,7 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves counters at worst slightly
         // off; serving on beats taking every viewer of this camera down.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     fn wait<'a>(&self, st: MutexGuard<'a, State>, d: Duration) -> MutexGuard<'a, State> {
@@ -560,10 +560,8 @@ impl Inner {
         let gen = st.gen;
         let previous = st.thread.take();
         let inner = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("up-{}", self.name))
-            .stack_size(256 * 1024)
-            .spawn(move || {
+        let spawned =
+            crate::sync::spawn(format!("up-{}", self.name), Some(256 * 1024), move || {
                 if let Some(previous) = previous {
                     let _ = previous.join();
                 }

@@ -31,6 +31,7 @@ pub mod running;
 pub mod signals;
 pub mod source;
 pub mod sources;
+pub mod sync;
 pub mod terminal;
 pub mod tls;
 pub mod tls_proxy;

@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// A registered printer and its camera settings.
@@ -207,7 +207,7 @@ impl Registry {
     /// leaves SQLite consistent (an open transaction is rolled back on drop),
     /// so a poisoned lock is still usable.
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.conn)
     }
 
     pub fn list(&self) -> Result<Vec<Printer>> {

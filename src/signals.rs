@@ -38,25 +38,22 @@ pub fn block_stop_signals() -> io::Result<()> {
 pub fn on_stop_signal(
     on_stop: impl FnOnce(&'static str) + Send + 'static,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("signals".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let set = stop_set();
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait on a valid set, writing into a local.
-            let rc = unsafe { libc::sigwait(&set, &mut sig) };
-            if rc != 0 {
-                log::error!(
-                    "cannot wait for signals: {}",
-                    io::Error::from_raw_os_error(rc)
-                );
-                return;
-            }
-            on_stop(if sig == libc::SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            });
-        })
+    crate::sync::spawn("signals".into(), Some(64 * 1024), move || {
+        let set = stop_set();
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait on a valid set, writing into a local.
+        let rc = unsafe { libc::sigwait(&set, &mut sig) };
+        if rc != 0 {
+            log::error!(
+                "cannot wait for signals: {}",
+                io::Error::from_raw_os_error(rc)
+            );
+            return;
+        }
+        on_stop(if sig == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        });
+    })
 }

@@ -4,6 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+/// How long any source waits for a TCP connection to a camera or printer
+/// (and, over TLS, for the handshake): one value for every kind of camera.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The hub's side of one upstream connection, handed to a running source.
 pub trait Upstream {
     /// Hands over one complete JPEG. Returns false when the hub wants the

@@ -15,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -27,8 +27,7 @@ use crate::urlguard::Target;
 
 /// The longest RTSP request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// Connecting to the camera.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::source::CONNECT_TIMEOUT;
 /// Every write.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Each TLS handshake attempt: two (one with TLS 1.2 only, for firmware that
@@ -281,9 +280,7 @@ impl Shared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock;
 
 /// Where the proxy connects, and how.
 struct Upstream {
@@ -335,9 +332,9 @@ impl TlsProxy {
             server_name,
         };
         let thread_shared = Arc::clone(&shared);
-        let accept = thread::Builder::new()
-            .name(format!("rtsps-proxy-{port}"))
-            .spawn(move || accept_loop(listener, port, &target, &thread_shared))?;
+        let accept = crate::sync::spawn(format!("rtsps-{port}"), None, move || {
+            accept_loop(listener, port, &target, &thread_shared)
+        })?;
         Ok(TlsProxy {
             port,
             shared,
@@ -443,13 +440,11 @@ fn serve(plain: TcpStream, proxy_port: u16, target: &Upstream, shared: &Shared) 
     // short reads would add latency to every RTP packet.)
     let plain_reader = plain.try_clone()?;
     thread::scope(|s| {
-        let down = thread::Builder::new()
-            .name(format!("rtsps-proxy-{proxy_port}-down"))
-            .spawn_scoped(s, || {
-                let r = camera_to_client(&tcp, &plain, &tls, shared, &done);
-                end_connection(shared, &done);
-                r
-            });
+        let down = crate::sync::named(format!("rtsps-dn-{proxy_port}")).spawn_scoped(s, || {
+            let r = camera_to_client(&tcp, &plain, &tls, shared, &done);
+            end_connection(shared, &done);
+            r
+        });
         let up = match down {
             Ok(_) => client_to_camera(plain_reader, rewriter, &tls, shared, &done),
             Err(e) => Err(e),

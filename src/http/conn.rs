@@ -112,13 +112,10 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let spawned = thread::Builder::new()
-        .name("http-conn".into())
-        .stack_size(HANDLER_STACK)
-        .spawn(move || {
-            serve(&slot.shared, stream, peer);
-            drop(slot);
-        });
+    let spawned = crate::sync::spawn("http-conn".into(), Some(HANDLER_STACK), move || {
+        serve(&slot.shared, stream, peer);
+        drop(slot);
+    });
     if let Err(e) = spawned {
         // The connection, dropped with the closure, is closed unanswered.
         log::error!("http: could not start a connection thread: {e}");

@@ -24,8 +24,8 @@ use router::Route;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Stack of a connection thread. Handlers run SQLite queries and, when a camera
@@ -142,10 +142,10 @@ impl Server {
             refusals: metrics::Refusals::default(),
         });
         let looping = shared.clone();
-        let handle = thread::Builder::new()
-            .name("http-accept".into())
-            .spawn(move || conn::accept_loop(listener, looping))
-            .map_err(|e| fail(&format!("could not start the accept thread: {e}")))?;
+        let handle = crate::sync::spawn("http-accept".into(), None, move || {
+            conn::accept_loop(listener, looping)
+        })
+        .map_err(|e| fail(&format!("could not start the accept thread: {e}")))?;
         *lock(&shared.accept) = Some(handle);
         log::info!("listening on http://{addr}");
         warn_if_open(&shared.cameras.settings().token, addr);
@@ -475,9 +475,7 @@ impl Handlers {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[cfg(test)]
 mod tests {

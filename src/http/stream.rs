@@ -12,7 +12,7 @@ use crate::mjpeg;
 use std::io::{self, ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The frame rate a viewer asked for: missing means the default, any whole
@@ -156,7 +156,7 @@ impl ViewerSink {
     }
 
     fn lock(&self) -> MutexGuard<'_, Conn> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.conn)
     }
 
     /// Sends what the hub did not, waiting as long as the socket's write

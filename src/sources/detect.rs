@@ -77,7 +77,7 @@ impl Detect {
     }
 
     fn found(&self) -> Option<BuiltIn> {
-        *self.found.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::sync::lock(&self.found)
     }
 
     fn camera(&self, kind: BuiltIn) -> &Arc<dyn Source> {
@@ -88,7 +88,7 @@ impl Detect {
     }
 
     fn settle(&self, kind: BuiltIn) {
-        *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+        *crate::sync::lock(&self.found) = Some(kind);
         log::info!(
             "{}: the model is not known; detected the {} camera",
             self.camera(kind).describe(),

@@ -17,7 +17,7 @@ use crate::source::{SourceError, Upstream};
 use crate::urlguard::{self, Policy};
 use crate::{redact, tls};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::source::CONNECT_TIMEOUT;
 /// How long a camera may stay silent (headers or body) before we give up.
 pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,9 +155,7 @@ impl Resolver for GuardedResolver {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock;
 
 /// One connection attempt's agent; reused between requests (snapshot polls).
 pub(crate) struct Client<'a> {

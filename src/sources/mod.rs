@@ -134,8 +134,7 @@ fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> Result<chamber::Chambe
         .with_timeouts(CONNECT_TIMEOUT, cameras.settings().camera_quiet_timeout))
 }
 
-/// Connecting and the TLS handshake with a printer.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+use crate::source::CONNECT_TIMEOUT;
 
 /// A printer's certificate check: a certificate a Bambu CA issued to its
 /// serial (when the serial is known), else its pin, or the first

@@ -14,7 +14,7 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ChildStdout;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
@@ -374,9 +374,7 @@ enum Ended {
     FasterWanted,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock;
 
 fn rtsp_args(ffmpeg_path: &Path, url: &str, fps: u32) -> Vec<String> {
     ffmpeg::rtsp_args(ffmpeg::rtsp_timeout_flag(ffmpeg_path), url, fps)
