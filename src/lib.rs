@@ -22,6 +22,7 @@ pub mod hub;
 pub mod jpeg;
 pub mod json;
 pub mod logging;
+pub mod malloc;
 pub mod mjpeg;
 pub mod redact;
 pub mod registry;
