@@ -252,7 +252,7 @@ impl Registry {
                 p.cert_sha256,
             ],
         )
-        .map_err(|e| db_error("could not add printer", e))?;
+        .map_err(|e| self.write_error("could not add printer", e))?;
         // Safe under the lock: no other insert can run on this connection.
         Ok(conn.last_insert_rowid())
     }
@@ -282,7 +282,7 @@ impl Registry {
                     p.camera_enabled,
                 ],
             )
-            .map_err(|e| db_error(&format!("could not update printer {}", p.id), e))?;
+            .map_err(|e| self.write_error(&format!("could not update printer {}", p.id), e))?;
         Ok(changed > 0)
     }
 
@@ -291,7 +291,7 @@ impl Registry {
         let changed = self
             .conn()
             .execute("DELETE FROM printers WHERE id = ?1", [id])
-            .map_err(|e| db_error(&format!("could not remove printer {id}"), e))?;
+            .map_err(|e| self.write_error(&format!("could not remove printer {id}"), e))?;
         Ok(changed > 0)
     }
 
@@ -304,12 +304,22 @@ impl Registry {
                 params![id, sha256],
             )
             .map_err(|e| {
-                db_error(
+                self.write_error(
                     &format!("could not store certificate pin of printer {id}"),
                     e,
                 )
             })?;
         Ok(changed > 0)
+    }
+
+    /// A failed write: 503 when the registry was found read-only at open
+    /// (a folder SQLite may not write fails with "unable to open", not
+    /// "readonly"), otherwise as any database error.
+    fn write_error(&self, context: &str, e: rusqlite::Error) -> Error {
+        match &self.read_only {
+            Some(why) => read_only_error(context, why),
+            None => db_error(context, e),
+        }
     }
 }
 
@@ -427,11 +437,15 @@ fn write_refused(conn: &mut Connection) -> Option<String> {
 /// A read-only registry is the box's state, not a failure of printcam: 503.
 fn db_error(context: &str, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
-        return Error::Unavailable(format!(
-            "{context}: the registry is read-only ({e}); changes cannot be stored"
-        ));
+        return read_only_error(context, &e.to_string());
     }
     Error::Internal(format!("{context}: {e}"))
+}
+
+fn read_only_error(context: &str, why: &str) -> Error {
+    Error::Unavailable(format!(
+        "{context}: the registry is read-only ({why}); changes cannot be stored"
+    ))
 }
 
 /// A row as stored, before the checks SQLite cannot do for us.
