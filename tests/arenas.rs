@@ -1,7 +1,12 @@
 //! glibc's malloc arenas stay bounded once printcam has set its limit: new
 //! threads that allocate at the same time share the existing arenas
-//! instead of getting one each (src/malloc.rs).
+//! instead of getting one each (src/malloc.rs); and the real binary sets it.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+mod support;
+
+#[path = "support/served.rs"]
+mod served;
 
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -57,4 +62,67 @@ fn threads_allocating_at_once_get_no_new_arenas() {
         after <= bound,
         "{THREADS} threads made glibc go from {before} to {after} arenas (bound {bound})"
     );
+}
+
+/// glibc's size and alignment of a thread arena's heap on 64-bit
+/// (HEAP_MAX_SIZE: twice the largest mmap threshold, 2 × 32 MB).
+#[cfg(target_pointer_width = "64")]
+const ARENA_HEAP: u64 = 64 << 20;
+
+/// Thread arenas of process `pid`, from its memory map: each is an
+/// anonymous reservation of ARENA_HEAP bytes at an ARENA_HEAP-aligned
+/// address (its used part read-write, the rest `---p`). The main arena is
+/// the brk heap and is not counted.
+#[cfg(target_pointer_width = "64")]
+fn thread_arenas(pid: u32) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    // (start, end) of anonymous mappings: no path after the inode.
+    let anon: Vec<(u64, u64)> = maps
+        .lines()
+        .filter(|l| l.split_whitespace().count() == 5)
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect();
+    let mut count = 0;
+    for (i, &(start, first_end)) in anon.iter().enumerate() {
+        if start % ARENA_HEAP != 0 {
+            continue;
+        }
+        let mut end = first_end;
+        for &(a, b) in &anon[i + 1..] {
+            if end - start >= ARENA_HEAP || a != end {
+                break;
+            }
+            end = b;
+        }
+        if end - start == ARENA_HEAP {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_server_keeps_one_arena_while_serving_several_clients() {
+    let served = served::Served::start(&["--demo"], &[]);
+    // Each connection is a thread of its own, which without the limit
+    // gets an arena of its own at its first allocation.
+    let mut viewers: Vec<support::MjpegReader> = (0..4)
+        .map(|_| support::MjpegReader::open(served.addr, "/printers/0/camera/stream?fps=5"))
+        .collect();
+    for v in viewers.iter_mut() {
+        assert!(support::is_jpeg(&v.next_part().expect("a frame")));
+    }
+    let snapshot = support::request(served.addr, "GET", "/printers/0/camera/snapshot", &[], None);
+    assert_eq!(snapshot.status, 200);
+    let arenas = thread_arenas(served.child.id());
+    drop(viewers);
+    served.stop();
+    assert_eq!(arenas, 0, "printcam made {arenas} thread arenas");
 }
