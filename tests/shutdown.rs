@@ -45,6 +45,20 @@ impl Workdir {
     fn path(&self, name: &str) -> String {
         self.0.join(name).to_string_lossy().into_owned()
     }
+
+    /// printcam serving this folder's database with its fake ffmpeg.
+    fn serve(&self, envs: &[(&str, &str)]) -> Served {
+        Served::start(
+            &[
+                "--db",
+                &self.path("printcam.db"),
+                "--allow-loopback",
+                "--ffmpeg",
+                &self.path("ffmpeg"),
+            ],
+            envs,
+        )
+    }
 }
 
 impl Drop for Workdir {
@@ -68,16 +82,7 @@ fn post(addr: std::net::SocketAddr, body: &str) -> i64 {
 #[test]
 fn sigterm_with_viewers_and_ffmpeg_exits_cleanly_and_logs_no_secret() {
     let work = Workdir::new("sigterm");
-    let served = Served::start(
-        &[
-            "--db",
-            &work.path("printcam.db"),
-            "--allow-loopback",
-            "--ffmpeg",
-            &work.path("ffmpeg"),
-        ],
-        &[("RUST_LOG", "trace")],
-    );
+    let served = work.serve(&[("RUST_LOG", "trace")]);
     let addr = served.addr;
     let cam = post(
         addr,
@@ -171,16 +176,7 @@ fn sigterm_with_viewers_and_ffmpeg_exits_cleanly_and_logs_no_secret() {
 fn sighup_and_sigquit_stop_as_orderly_as_sigterm() {
     for (signal, name) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGQUIT, "SIGQUIT")] {
         let work = Workdir::new(name);
-        let served = Served::start(
-            &[
-                "--db",
-                &work.path("printcam.db"),
-                "--allow-loopback",
-                "--ffmpeg",
-                &work.path("ffmpeg"),
-            ],
-            &[],
-        );
+        let served = work.serve(&[]);
         let cam = post(
             served.addr,
             r#"{"name":"garage","camera_type":"rtsp","camera_url":"rtsp://127.0.0.1:8554/live"}"#,
