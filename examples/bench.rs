@@ -82,15 +82,14 @@ fn run_soak(args: &[String]) -> Res<()> {
     let bin = printcam_bin()?;
     let work = work_dir()?;
     let passed = soak::run(args, &bin, bench_frame()?, &work);
-    eprintln!(
-        "bench: printcam's log is in {}",
-        work.join("soak.log").display()
-    );
-    if passed? {
-        Ok(())
-    } else {
-        Err("the soak missed its verdict".into())
+    if matches!(passed, Ok(true)) {
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
     }
+    let log = work.join("soak.log");
+    eprintln!("bench: printcam's log is kept in {}", log.display());
+    passed?;
+    Err("the soak missed its verdict".into())
 }
 
 fn bench_frame() -> Res<Vec<u8>> {
