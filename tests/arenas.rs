@@ -8,11 +8,15 @@ mod support;
 #[path = "support/served.rs"]
 mod served;
 
+#[cfg(target_pointer_width = "64")]
+#[path = "support/arenas.rs"]
+mod arenas;
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 
 /// How many arenas glibc has, from malloc_info's `<heap nr=…>` elements.
-fn arenas() -> usize {
+fn heaps_here() -> usize {
     let mut buf: *mut libc::c_char = std::ptr::null_mut();
     let mut len: libc::size_t = 0;
     // SAFETY: open_memstream writes the buffer pointer and length into our
@@ -33,7 +37,7 @@ fn arenas() -> usize {
 #[test]
 fn threads_allocating_at_once_get_no_new_arenas() {
     printcam::malloc::bound_arenas();
-    let before = arenas();
+    let before = heaps_here();
     const THREADS: usize = 8;
     let all_alive = Arc::new(Barrier::new(THREADS));
     let threads: Vec<_> = (0..THREADS)
@@ -56,55 +60,12 @@ fn threads_allocating_at_once_get_no_new_arenas() {
     for t in threads {
         assert_eq!(t.join().expect("join"), 128);
     }
-    let after = arenas();
+    let after = heaps_here();
     let bound = before.max(printcam::malloc::ARENA_MAX as usize);
     assert!(
         after <= bound,
         "{THREADS} threads made glibc go from {before} to {after} arenas (bound {bound})"
     );
-}
-
-/// glibc's size and alignment of a thread arena's heap on 64-bit
-/// (HEAP_MAX_SIZE: twice the largest mmap threshold, 2 × 32 MB).
-#[cfg(target_pointer_width = "64")]
-const ARENA_HEAP: u64 = 64 << 20;
-
-/// Thread arenas of process `pid`, from its memory map: each is an
-/// anonymous reservation of ARENA_HEAP bytes at an ARENA_HEAP-aligned
-/// address (its used part read-write, the rest `---p`). The main arena is
-/// the brk heap and is not counted.
-#[cfg(target_pointer_width = "64")]
-fn thread_arenas(pid: u32) -> usize {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    // (start, end) of anonymous mappings: no path after the inode.
-    let anon: Vec<(u64, u64)> = maps
-        .lines()
-        .filter(|l| l.split_whitespace().count() == 5)
-        .filter_map(|l| {
-            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
-            Some((
-                u64::from_str_radix(a, 16).ok()?,
-                u64::from_str_radix(b, 16).ok()?,
-            ))
-        })
-        .collect();
-    let mut count = 0;
-    for (i, &(start, first_end)) in anon.iter().enumerate() {
-        if start % ARENA_HEAP != 0 {
-            continue;
-        }
-        let mut end = first_end;
-        for &(a, b) in &anon[i + 1..] {
-            if end - start >= ARENA_HEAP || a != end {
-                break;
-            }
-            end = b;
-        }
-        if end - start == ARENA_HEAP {
-            count += 1;
-        }
-    }
-    count
 }
 
 #[cfg(target_pointer_width = "64")]
@@ -121,7 +82,7 @@ fn the_server_keeps_one_arena_while_serving_several_clients() {
     }
     let snapshot = support::request(served.addr, "GET", "/printers/0/camera/snapshot", &[], None);
     assert_eq!(snapshot.status, 200);
-    let arenas = thread_arenas(served.child.id());
+    let arenas = arenas::thread_arenas(served.child.id()).expect("its memory map");
     drop(viewers);
     served.stop();
     assert_eq!(arenas, 0, "printcam made {arenas} thread arenas");

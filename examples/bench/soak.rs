@@ -3,7 +3,8 @@
 //! camera, a rate of 2–15 fps and a length of 0.5–6 s, watches, hangs up
 //! and starts again; a seventh asks for a snapshot every 100 ms. Every
 //! `--every` seconds it prints printcam's anonymous memory
-//! (/proc/PID/smaps_rollup), RSS, threads and open fds. The verdict: after
+//! (/proc/PID/smaps_rollup), RSS, threads, open fds and glibc's malloc
+//! arenas (the main one and those in /proc/PID/maps). The verdict: after
 //! the warm-up anonymous memory grows by at most 256 KB, and once the
 //! clients are gone threads and fds are back where they were before them.
 //!
@@ -23,6 +24,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::{cpu_ms, http, proc_status, Camera, Printcam, Res, IO_TIMEOUT};
+
+/// glibc's thread arenas, counted from the memory map (none on musl).
+#[path = "../../tests/support/arenas.rs"]
+mod arenas;
 
 const CLIENTS: u8 = 6;
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
@@ -93,6 +98,7 @@ struct Sample {
     rss_kb: u64,
     threads: u64,
     fds: usize,
+    arenas: usize,
 }
 
 fn sample(pid: u32, at: Duration) -> Res<Sample> {
@@ -108,23 +114,26 @@ fn sample(pid: u32, at: Duration) -> Res<Sample> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
         .count();
+    let arenas = arenas::thread_arenas(pid).map_err(|e| format!("/proc/{pid}/maps: {e}"))?;
     Ok(Sample {
         at,
         anon_kb,
         rss_kb: status.rss_kb,
         threads: status.threads,
         fds,
+        arenas,
     })
 }
 
 fn print_sample(s: &Sample, tally: &Tally) {
     println!(
-        "{:>6} s | anon {:>6} KB | rss {:>6} KB | threads {:>3} | fds {:>3} | streams {:>6} ({} failed) | snapshots {:>6} ({} failed)",
+        "{:>6} s | anon {:>6} KB | rss {:>6} KB | threads {:>3} | fds {:>3} | malloc arenas {:>2} | streams {:>6} ({} failed) | snapshots {:>6} ({} failed)",
         s.at.as_secs(),
         s.anon_kb,
         s.rss_kb,
         s.threads,
         s.fds,
+        s.arenas + 1,
         tally.streams,
         tally.stream_failures,
         tally.snapshots,
