@@ -1,6 +1,6 @@
-//! Bounds glibc's malloc arenas. glibc gives threads that contend for the
-//! allocator arenas of their own, up to eight per core, and an arena keeps
-//! the memory freed into it; printcam starts a thread per connection, so
+//! Bounds glibc's malloc arenas. glibc gives each new thread that allocates
+//! an arena of its own, up to eight per core, and an arena keeps the memory
+//! freed into it; printcam starts a thread per connection, so
 //! months of clients coming and going grew anonymous memory in steps (a
 //! churn soak: 816 KB to 1 680 KB in 15 minutes) although nothing leaked.
 //! One arena stayed flat in the same soak. A user cannot be expected to set

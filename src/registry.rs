@@ -423,14 +423,26 @@ fn migrate(conn: &mut Connection, label: &str) -> Result<()> {
 /// Why the database refuses writes, or None if it takes them: a header
 /// write in a transaction that is rolled back (SQLite opens a file it may
 /// not write read-only without saying so, and a folder it may not write
-/// fails only at the first journal).
+/// fails only at the first journal). Another process holding the lock past
+/// the busy timeout is not a read-only registry.
 fn write_refused(conn: &mut Connection) -> Option<String> {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
     let probe = conn.transaction().and_then(|tx| {
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         tx.pragma_update(None, "user_version", version)
         // Dropping tx rolls the write back.
     });
-    probe.err().map(|e| e.to_string())
+    match probe {
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ReadOnly | CannotOpen | PermissionDenied)
+            ) =>
+        {
+            Some(e.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// SQLite errors never contain bound values, so access codes cannot leak here.
