@@ -11,6 +11,11 @@
 //! SECONDS (or `BENCH_SECS`) is the measuring window per viewer count,
 //! default 20, after a 3 s warm-up. `PRINTCAM_BIN` names another binary.
 //! The table is printed and written to bench/results.txt (or `BENCH_OUT`).
+//!
+//! `bench soak …` is the memory soak instead (examples/bench/soak.rs).
+
+#[path = "bench/soak.rs"]
+mod soak;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -40,13 +45,15 @@ fn main() {
 }
 
 fn run() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("soak") {
+        return run_soak(&args[1..]);
+    }
     let secs = window_secs()?;
     let bin = printcam_bin()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let jpeg = std::fs::read(root.join("bench/frame-1280x720.jpg"))
-        .map_err(|e| format!("bench/frame-1280x720.jpg: {e}"))?;
-    let work = std::env::temp_dir().join(format!("printcam-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let jpeg = bench_frame()?;
+    let work = work_dir()?;
     eprintln!(
         "bench: {} ({} KB frames at {CAMERA_FPS} fps, {secs} s per run after {} s warm-up)",
         bin.display(),
@@ -69,6 +76,32 @@ fn run() -> Res<()> {
     std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("bench: written to {}", out.display());
     Ok(())
+}
+
+fn run_soak(args: &[String]) -> Res<()> {
+    let bin = printcam_bin()?;
+    let work = work_dir()?;
+    let passed = soak::run(args, &bin, bench_frame()?, &work);
+    if matches!(passed, Ok(true)) {
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
+    }
+    let log = work.join("soak.log");
+    eprintln!("bench: printcam's log is kept in {}", log.display());
+    passed?;
+    Err("the soak missed its verdict".into())
+}
+
+fn bench_frame() -> Res<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(root.join("bench/frame-1280x720.jpg"))
+        .map_err(|e| format!("bench/frame-1280x720.jpg: {e}"))
+}
+
+fn work_dir() -> Res<PathBuf> {
+    let work = std::env::temp_dir().join(format!("printcam-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    Ok(work)
 }
 
 fn window_secs() -> Res<u64> {

@@ -1072,7 +1072,7 @@ fn usb_cameras_now(out: &mut dyn Write) -> Result<(), CliError> {
 fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(), CliError> {
     crate::logging::init("info");
     // Before any thread starts, so every thread inherits the blocked mask
-    // and only the signal thread receives SIGTERM/SIGINT.
+    // and only the signal thread receives the stop signals.
     crate::signals::block_stop_signals()
         .map_err(|e| CliError::Failed(format!("cannot set up signal handling: {e}")))?;
     let s = settings(opts, ctx)?;
@@ -1092,6 +1092,13 @@ fn serve_now(opts: &Overrides, ctx: &Context, err: &mut dyn Write) -> Result<(),
     } else {
         Registry::open(&s.db)?
     };
+    if let Some(why) = registry.read_only() {
+        log::warn!(
+            "database {} is read-only ({why}): printers cannot be added, changed or removed \
+             and certificate pins cannot be stored until it is writable",
+            s.db.display()
+        );
+    }
     let listen = s.listen.clone();
     let publish = (!in_memory).then(|| (s.db.clone(), s.token.clone()));
     let cameras = Cameras::new(Arc::new(registry), s);

@@ -23,6 +23,7 @@ pub mod hub;
 pub mod jpeg;
 pub mod json;
 pub mod logging;
+pub mod malloc;
 pub mod media;
 pub mod mjpeg;
 pub mod redact;

@@ -170,6 +170,8 @@ const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, ca
 /// The database. Safe to share between threads.
 pub struct Registry {
     conn: Mutex<Connection>,
+    /// Why changes cannot be stored, when they cannot.
+    read_only: Option<String>,
 }
 
 impl Registry {
@@ -178,13 +180,28 @@ impl Registry {
         let label = format!("database {}", path.display());
         let fail = |e: &dyn fmt::Display| Error::Internal(format!("could not open {label}: {e}"));
         create_private(path).map_err(|e| fail(&e))?;
-        // No SQLITE_OPEN_CREATE: the file exists now with the right mode; and
-        // no SQLITE_OPEN_URI: a path is a path.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // No SQLITE_OPEN_CREATE: the file exists now with the right mode; no
+        // SQLITE_OPEN_URI: a path is a path; and, as create_private, no
+        // symbolic link (NOFOLLOW closes the gap between its check and this).
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(&e))?;
         configure(&conn, true).map_err(|e| fail(&e))?;
         migrate(&mut conn, &label)?;
-        Ok(Registry::from_conn(conn))
+        let read_only = write_refused(&mut conn);
+        Ok(Registry {
+            read_only,
+            ..Registry::from_conn(conn)
+        })
+    }
+
+    /// Why changes and certificate pins cannot be stored (the file or its
+    /// folder is read-only: a read-only file system, another user's file),
+    /// or None when they can. Found at open time, so that `serve` can say
+    /// so at start instead of every change failing later.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// A private in-memory database, for tests and `--demo` without a file.
@@ -200,6 +217,7 @@ impl Registry {
     fn from_conn(conn: Connection) -> Registry {
         Registry {
             conn: Mutex::new(conn),
+            read_only: None,
         }
     }
 
@@ -262,7 +280,7 @@ impl Registry {
                 p.cert_verified,
             ],
         )
-        .map_err(|e| db_error("could not add printer", e))?;
+        .map_err(|e| self.write_error("could not add printer", e))?;
         // Safe under the lock: no other insert can run on this connection.
         Ok(conn.last_insert_rowid())
     }
@@ -293,7 +311,7 @@ impl Registry {
                     p.camera_enabled,
                 ],
             )
-            .map_err(|e| db_error(&format!("could not update printer {}", p.id), e))?;
+            .map_err(|e| self.write_error(&format!("could not update printer {}", p.id), e))?;
         Ok(changed > 0)
     }
 
@@ -302,7 +320,7 @@ impl Registry {
         let changed = self
             .conn()
             .execute("DELETE FROM printers WHERE id = ?1", [id])
-            .map_err(|e| db_error(&format!("could not remove printer {id}"), e))?;
+            .map_err(|e| self.write_error(&format!("could not remove printer {id}"), e))?;
         Ok(changed > 0)
     }
 
@@ -320,12 +338,22 @@ impl Registry {
                 params![id, sha256, verified],
             )
             .map_err(|e| {
-                db_error(
+                self.write_error(
                     &format!("could not store certificate pin of printer {id}"),
                     e,
                 )
             })?;
         Ok(changed > 0)
+    }
+
+    /// A failed write: 503 when the registry was found read-only at open
+    /// (a folder SQLite may not write fails with "unable to open", not
+    /// "readonly"), otherwise as any database error.
+    fn write_error(&self, context: &str, e: rusqlite::Error) -> Error {
+        match &self.read_only {
+            Some(why) => read_only_error(context, why),
+            None => db_error(context, e),
+        }
     }
 }
 
@@ -348,18 +376,39 @@ impl Registry {
 /// Creates `path` with mode 0600 if it is missing, or tightens an existing
 /// file that others can read: it holds access codes. SQLite gives its journal
 /// the database file's mode, so that is covered too.
+///
+/// A symbolic link is refused rather than followed: tightening through it
+/// would chmod whatever it points at, and printcam would keep its access
+/// codes there. The mode is changed through the file opened here (fchmod),
+/// never by path, so it is the file that was checked.
 fn create_private(path: &Path) -> std::io::Result<()> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    let meta = std::fs::metadata(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::new(
+                    e.kind(),
+                    "it is a symbolic link; give the path of the file itself \
+                     (printcam does not follow links to the file holding access codes)",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
     let mode = meta.permissions().mode() & 0o777;
     if meta.is_file() && mode & 0o077 != 0 {
         log::warn!(
@@ -367,7 +416,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
              setting it to 600",
             path.display()
         );
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
             // Not fatal: the file may belong to another user who chose this.
             log::warn!("could not set mode 600 on {}: {e}", path.display());
         }
@@ -421,9 +470,44 @@ fn migrate(conn: &mut Connection, label: &str) -> Result<()> {
     Ok(())
 }
 
+/// Why the database refuses writes, or None if it takes them: a header
+/// write in a transaction that is rolled back (SQLite opens a file it may
+/// not write read-only without saying so, and a folder it may not write
+/// fails only at the first journal). Another process holding the lock past
+/// the busy timeout is not a read-only registry.
+fn write_refused(conn: &mut Connection) -> Option<String> {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    let probe = conn.transaction().and_then(|tx| {
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        tx.pragma_update(None, "user_version", version)
+        // Dropping tx rolls the write back.
+    });
+    match probe {
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ReadOnly | CannotOpen | PermissionDenied)
+            ) =>
+        {
+            Some(e.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// SQLite errors never contain bound values, so access codes cannot leak here.
+/// A read-only registry is the box's state, not a failure of printcam: 503.
 fn db_error(context: &str, e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+        return read_only_error(context, &e.to_string());
+    }
     Error::Internal(format!("{context}: {e}"))
+}
+
+fn read_only_error(context: &str, why: &str) -> Error {
+    Error::Unavailable(format!(
+        "{context}: the registry is read-only ({why}); changes cannot be stored"
+    ))
 }
 
 /// A row as stored, before the checks SQLite cannot do for us.
@@ -825,6 +909,70 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         Registry::open(&path).unwrap();
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_symbolic_link_is_refused_and_its_target_left_alone() {
+        let dir = TestDir::new("symlink");
+        let target = dir.0.join("elsewhere");
+        std::fs::write(&target, b"").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.db();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let m = internal_message(Registry::open(&path));
+        assert!(m.contains(&path.display().to_string()), "{m}");
+        assert!(m.contains("symbolic link"), "{m}");
+        assert_eq!(mode(&target), 0o644, "the link's target was chmodded");
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"",
+            "the target was written"
+        );
+    }
+
+    #[test]
+    fn a_dangling_symbolic_link_is_refused_and_nothing_created() {
+        let dir = TestDir::new("dangling");
+        let target = dir.0.join("not-yet");
+        let path = dir.db();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let m = internal_message(Registry::open(&path));
+        assert!(m.contains("symbolic link"), "{m}");
+        assert!(!target.exists(), "a file was created through the link");
+    }
+
+    #[test]
+    fn a_writable_file_is_not_read_only() {
+        let dir = TestDir::new("writable");
+        let reg = Registry::open(&dir.db()).unwrap();
+        assert_eq!(reg.read_only(), None);
+        assert_eq!(Registry::open_in_memory().unwrap().read_only(), None);
+    }
+
+    #[test]
+    fn a_connection_that_cannot_write_is_found_read_only_and_left_unchanged() {
+        let dir = TestDir::new("probe");
+        let path = dir.db();
+        drop(Registry::open(&path).unwrap());
+        let mut ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let why = write_refused(&mut ro).expect("a read-only connection");
+        assert!(why.contains("readonly"), "{why}");
+        let mut rw = Connection::open(&path).unwrap();
+        assert_eq!(write_refused(&mut rw), None);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn writes_to_a_read_only_registry_are_unavailable_not_internal() {
+        let dir = TestDir::new("ro-write");
+        let path = dir.db();
+        drop(Registry::open(&path).unwrap());
+        let ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let reg = Registry::from_conn(ro);
+        match reg.add(&full()) {
+            Err(Error::Unavailable(m)) => assert!(m.contains("read-only"), "{m}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
     }
 
     #[test]

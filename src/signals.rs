@@ -1,26 +1,41 @@
-//! SIGTERM and SIGINT as an orderly shutdown: the signals are blocked in
-//! every thread and received by one named thread with `sigwait`, so no code
-//! runs in signal-handler context.
+//! SIGTERM, SIGINT, SIGHUP and SIGQUIT as an orderly shutdown: the signals
+//! are blocked in every thread and received by one named thread with
+//! `sigwait`, so no code runs in signal-handler context. SIGHUP (the
+//! terminal went away, or an init system's "reload") and SIGQUIT would
+//! otherwise kill printcam at once, leaving ffmpeg children behind; printcam
+//! has no configuration to reload, so both stop it as SIGTERM does.
 
 use std::io;
 use std::thread::JoinHandle;
 
-/// The signals that ask printcam to stop.
-const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+/// The signals that ask printcam to stop, with the names it logs.
+const STOP_SIGNALS: [(libc::c_int, &str); 4] = [
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGQUIT, "SIGQUIT"),
+];
+
+fn name(sig: libc::c_int) -> &'static str {
+    STOP_SIGNALS
+        .iter()
+        .find(|(s, _)| *s == sig)
+        .map_or("a stop signal", |(_, n)| n)
+}
 
 fn stop_set() -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill a set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in STOP_SIGNALS {
+        for (sig, _) in STOP_SIGNALS {
             libc::sigaddset(&mut set, sig);
         }
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and in every thread it
+/// Blocks the stop signals in the calling thread and in every thread it
 /// starts afterwards. Call before starting any other thread.
 pub fn block_stop_signals() -> io::Result<()> {
     let set = stop_set();
@@ -33,7 +48,7 @@ pub fn block_stop_signals() -> io::Result<()> {
     }
 }
 
-/// Starts a thread that waits for SIGTERM or SIGINT and then calls
+/// Starts a thread that waits for a stop signal and then calls
 /// `on_stop` with the signal's name, once.
 pub fn on_stop_signal(
     on_stop: impl FnOnce(&'static str) + Send + 'static,
@@ -50,10 +65,6 @@ pub fn on_stop_signal(
             );
             return;
         }
-        on_stop(if sig == libc::SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        });
+        on_stop(name(sig));
     })
 }

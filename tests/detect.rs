@@ -132,7 +132,7 @@ fn a_detected_camera_is_used_without_probing_again() {
 
 #[test]
 fn a_printer_without_a_model_finds_its_rtsps_camera() {
-    if doubles::require("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
+    if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
         return;
     }
     let rtsp = RtspServer::start("bblp", CODE, 640, 360);

@@ -16,10 +16,10 @@ const CODE: &str = "31415926";
 
 #[test]
 fn x1c_stream_snapshot_and_test_through_the_server() {
-    let Some(ffprobe) = doubles::require("ffprobe", "ffmpeg") else {
+    let Some(ffprobe) = doubles::find("ffprobe", "ffmpeg") else {
         return;
     };
-    if doubles::require("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
+    if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
         return;
     }
     let rtsp = RtspServer::start("bblp", CODE, 640, 360);

@@ -238,7 +238,7 @@ fn pin_of(cameras: &Cameras, id: i64) -> Option<String> {
 #[test]
 fn x1c_through_cameras_with_the_certificate_pinned() {
     let _serial = serial();
-    let Some(ffmpeg) = support::require("ffmpeg", "ffmpeg") else {
+    let Some(ffmpeg) = support::find("ffmpeg", "ffmpeg") else {
         return;
     };
     if !support::require_gst_rtsp() {

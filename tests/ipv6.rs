@@ -62,7 +62,7 @@ fn an_unknown_model_at_an_ipv6_address_is_detected() {
 
 #[test]
 fn an_rtsps_camera_at_an_ipv6_address() {
-    if doubles::require("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
+    if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
         return;
     }
     let rtsp = RtspServer::start("bblp", CODE, 640, 360);

@@ -43,7 +43,7 @@ fn frames_within(source: Rtsp, limit: usize, window: Duration) -> (usize, Durati
 fn p2s_slow_timestamps_keep_frames_flowing_with_the_quirk() {
     use printcam::registry::Printer;
     use printcam::sources::quirks;
-    let Some(ffmpeg) = support::require("ffmpeg", "ffmpeg") else {
+    let Some(ffmpeg) = support::find("ffmpeg", "ffmpeg") else {
         return;
     };
     if !support::require_gst_rtsp() {

@@ -1,5 +1,5 @@
 //! The real binary with a live ffmpeg child: SIGTERM ends it cleanly within
-//! 3 s and leaves no child behind; and a whole session at RUST_LOG=trace
+//! 3 s and leaves no child behind, and so do SIGHUP and SIGQUIT; and a whole session at RUST_LOG=trace
 //! (printers added, a stream, a snapshot, tests that fail, an ffmpeg that
 //! fails repeating its URL) logs no access code and no URL password.
 
@@ -25,8 +25,9 @@ const PASSWORD: &str = "PASSW0RDX";
 struct Workdir(PathBuf);
 
 impl Workdir {
-    fn new() -> Workdir {
-        let dir = std::env::temp_dir().join(format!("printcam-shutdown-{}", std::process::id()));
+    fn new(tag: &str) -> Workdir {
+        let dir =
+            std::env::temp_dir().join(format!("printcam-shutdown-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let script = format!(
@@ -43,6 +44,20 @@ impl Workdir {
 
     fn path(&self, name: &str) -> String {
         self.0.join(name).to_string_lossy().into_owned()
+    }
+
+    /// printcam serving this folder's database with its fake ffmpeg.
+    fn serve(&self, envs: &[(&str, &str)]) -> Served {
+        Served::start(
+            &[
+                "--db",
+                &self.path("printcam.db"),
+                "--allow-loopback",
+                "--ffmpeg",
+                &self.path("ffmpeg"),
+            ],
+            envs,
+        )
     }
 }
 
@@ -66,17 +81,8 @@ fn post(addr: std::net::SocketAddr, body: &str) -> i64 {
 
 #[test]
 fn sigterm_with_viewers_and_ffmpeg_exits_cleanly_and_logs_no_secret() {
-    let work = Workdir::new();
-    let served = Served::start(
-        &[
-            "--db",
-            &work.path("printcam.db"),
-            "--allow-loopback",
-            "--ffmpeg",
-            &work.path("ffmpeg"),
-        ],
-        &[("RUST_LOG", "trace")],
-    );
+    let work = Workdir::new("sigterm");
+    let served = work.serve(&[("RUST_LOG", "trace")]);
     let addr = served.addr;
     let cam = post(
         addr,
@@ -162,4 +168,38 @@ fn sigterm_with_viewers_and_ffmpeg_exits_cleanly_and_logs_no_secret() {
     );
     assert!(!log.contains(PASSWORD), "a URL password was logged:\n{log}");
     assert!(!log.contains(CODE), "an access code was logged:\n{log}");
+}
+
+/// SIGHUP and SIGQUIT used to kill printcam at once (their default action),
+/// leaving its ffmpeg children to be reparented; they stop it as SIGTERM does.
+#[test]
+fn sighup_and_sigquit_stop_as_orderly_as_sigterm() {
+    for (signal, name) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGQUIT, "SIGQUIT")] {
+        let work = Workdir::new(name);
+        let served = work.serve(&[]);
+        let cam = post(
+            served.addr,
+            r#"{"name":"garage","camera_type":"rtsp","camera_url":"rtsp://127.0.0.1:8554/live"}"#,
+        );
+        let mut viewer = MjpegReader::open(
+            served.addr,
+            &format!("/printers/{cam}/camera/stream?fps=10"),
+        );
+        assert!(is_jpeg(&viewer.next_part().unwrap()));
+        let ffmpegs = children_of(served.child.id());
+        assert!(!ffmpegs.is_empty(), "no ffmpeg child while streaming");
+        // stop_with asserts a clean exit (status 0, not death by the signal).
+        let log = served.stop_with(signal);
+        assert!(
+            log.contains(&format!("{name}: shutting down")),
+            "{name}:\n{log}"
+        );
+        for pid in ffmpegs {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "ffmpeg {pid} outlived printcam after {name}"
+            );
+        }
+        let _ = viewer.read_to_end();
+    }
 }

@@ -185,7 +185,7 @@ fn oversized_request_head_closes_the_connection() {
 /// rewrite left the Digest Authorization header intact.
 #[test]
 fn x1c_emulation_through_the_proxy() {
-    let Some(ffmpeg) = support::require("ffmpeg", "ffmpeg") else {
+    let Some(ffmpeg) = support::find("ffmpeg", "ffmpeg") else {
         return;
     };
     if !support::require_gst_rtsp() {

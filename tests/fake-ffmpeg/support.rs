@@ -1,7 +1,8 @@
 //! Shared by tests/ffmpeg_children.rs and tests/tls_proxy.rs (included with
-//! `#[path]`): a recording Upstream, required external programs, a real RTSP
-//! server (GStreamer through python3-gi) and a test TLS terminator in front
-//! of it, standing in for a printer's port 322.
+//! `#[path]`): a recording Upstream, required external programs (the rule
+//! in tests/support/programs.rs), a real RTSP server (GStreamer through
+//! python3-gi) and a test TLS terminator in front of it, standing in for a
+//! printer's port 322.
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -22,52 +23,15 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 
+/// The one rule for missing programs, shared with every other test.
+#[path = "../support/programs.rs"]
+pub mod programs;
+
+#[allow(unused_imports)]
+pub use programs::{find, require_gst_rtsp};
+
 pub fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// The program's path, or None after a loud skip message; panics under CI.
-pub fn require(program: &str, package: &str) -> Option<PathBuf> {
-    let found = if program.starts_with('/') {
-        Some(PathBuf::from(program)).filter(|p| p.exists())
-    } else {
-        ffmpeg::find_program(program)
-    };
-    if found.is_none() {
-        let msg = format!("{program} is missing: install the Debian package {package}");
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    found
-}
-
-/// True if python3-gi with GStreamer's RTSP server and x264enc is usable.
-pub fn require_gst_rtsp() -> bool {
-    let Some(python) = require("/usr/bin/python3", "python3") else {
-        return false;
-    };
-    let check =
-        "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
-                 from gi.repository import Gst, GstRtspServer; Gst.init(None); \
-                 assert Gst.ElementFactory.find('x264enc')";
-    let ok = std::process::Command::new(python)
-        .args(["-c", check])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let msg =
-            "GStreamer's RTSP server is missing: install python3-gi gir1.2-gst-rtsp-server-1.0 \
-                   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly";
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    ok
 }
 
 /// An Upstream that keeps the frames it gets and says stop after `limit`.

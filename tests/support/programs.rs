@@ -1,13 +1,42 @@
-//! Outside programs the tests run (ffmpeg above all), and the rule for when
-//! one is missing: under CI the test fails, elsewhere it is skipped loudly.
+//! Outside programs the tests run (ffmpeg above all), and the one rule for
+//! when one is missing: under CI (`CI` set, to anything) the test fails;
+//! elsewhere it is skipped with a loud message naming the Debian package.
+//! Every test that needs a program asks `find`, `require`,
+//! `require_python_module` or `require_gst_rtsp` here, and all decide
+//! through `missing`.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True if `program` runs (`program arg` exits 0). When it does not: panics
-/// under CI, otherwise prints what to install and returns false.
+/// What a missing `what` means with `ci` as the value of `CI`: Err(why the
+/// test fails) under CI, otherwise Ok(the skip message).
+pub fn missing_verdict(ci: Option<&OsStr>, what: &str, package: &str) -> Result<String, String> {
+    if ci.is_some() {
+        Err(format!(
+            "{what} is missing, and CI is set, so this test fails instead of skipping: \
+             install the Debian package(s) {package}"
+        ))
+    } else {
+        Ok(format!(
+            "SKIPPED: {what} is missing: install the Debian package(s) {package} to run this test"
+        ))
+    }
+}
+
+/// Says that `what` is missing: panics under CI, otherwise prints the skip
+/// message (the caller then returns from the test).
+pub fn missing(what: &str, package: &str) {
+    match missing_verdict(std::env::var_os("CI").as_deref(), what, package) {
+        Ok(skip) => eprintln!("{skip}"),
+        Err(fail) => panic!("{fail}"),
+    }
+}
+
+/// True if `program` runs (`program arg` exits 0); otherwise `missing`.
 pub fn require(program: &str, arg: &str, package: &str) -> bool {
     let found = Command::new(program)
         .arg(arg)
@@ -31,23 +60,56 @@ pub fn require_python_module(module: &str, package: &str) -> bool {
     decide(found, &format!("python module {module}"), package)
 }
 
-/// The rule for a missing program: under CI the test fails, elsewhere it
-/// is skipped with a message naming the package.
+/// `found`, after `missing` when it is false.
 fn decide(found: bool, what: &str, package: &str) -> bool {
     if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{what} is required under CI (Debian package: {package})"
-        );
-        eprintln!(
-            "SKIPPED: {what} not found; install the Debian package `{package}` to run this test"
-        );
+        missing(what, package);
+    }
+    found
+}
+
+/// The program's path (an absolute one as given, a name searched for as
+/// printcam searches for ffmpeg), or None after `missing`.
+pub fn find(program: &str, package: &str) -> Option<PathBuf> {
+    let found = if program.starts_with('/') {
+        Some(PathBuf::from(program)).filter(|p| p.exists())
+    } else {
+        printcam::ffmpeg::find_program(program)
+    };
+    if found.is_none() {
+        missing(program, package);
     }
     found
 }
 
 pub fn have_ffmpeg() -> bool {
     require("ffmpeg", "-version", "ffmpeg")
+}
+
+/// True if python3-gi with GStreamer's RTSP server and x264enc is usable;
+/// otherwise `missing`.
+pub fn require_gst_rtsp() -> bool {
+    let Some(python) = find("/usr/bin/python3", "python3") else {
+        return false;
+    };
+    let check =
+        "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
+                 from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+                 assert Gst.ElementFactory.find('x264enc')";
+    let ok = Command::new(python)
+        .args(["-c", check])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing(
+            "GStreamer's RTSP server (with x264enc)",
+            "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+             gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly",
+        );
+    }
+    ok
 }
 
 /// A loopback port that was free a moment ago.

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Served {
     pub child: Child,
     pub addr: SocketAddr,
+    /// What it wrote to stderr up to "listening on".
+    pub before_listening: Vec<String>,
     lines: mpsc::Receiver<String>,
     /// What it wrote before it said where it listens.
     early: Vec<String>,
@@ -21,11 +23,22 @@ pub struct Served {
 impl Served {
     /// `printcam serve --listen 127.0.0.1:0 ARGS…` with `envs` added.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_printcam"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        Served::spawn(&mut Served::command(args, envs))
+    }
+
+    /// The command `start` runs, for a test to change (its user, say).
+    pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_printcam"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("PRINTCAM_DB")
-            .envs(envs.iter().copied())
+            .envs(envs.iter().copied());
+        cmd
+    }
+
+    /// Runs `cmd` (from `command`) and waits until it listens.
+    pub fn spawn(cmd: &mut Command) -> Served {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -47,6 +60,7 @@ impl Served {
         let mut served = Served {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            before_listening: Vec::new(),
             lines,
             early: Vec::new(),
         };
@@ -57,6 +71,7 @@ impl Served {
                 .lines
                 .recv_timeout(left)
                 .expect("printcam says where it listens");
+            served.before_listening.push(line.clone());
             if let Some(addr) = line.strip_prefix("printcam: listening on http://") {
                 served.addr = addr.trim().parse().expect("an address");
                 return served;
@@ -65,16 +80,22 @@ impl Served {
         }
     }
 
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
+    /// Sends `signal`.
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill has no memory effects; pid is our own unreaped child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(pid, signal) };
     }
 
     /// SIGTERM, wait for the exit, and everything it wrote to stderr.
-    pub fn stop(mut self) -> String {
-        self.terminate();
+    pub fn stop(self) -> String {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, waits for a clean exit (asserted), and returns
+    /// everything it wrote to stderr.
+    pub fn stop_with(mut self, signal: libc::c_int) -> String {
+        self.signal(signal);
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
