@@ -210,6 +210,8 @@ impl Printcam {
             .args(["--allow-loopback", "--grace", "5"])
             // The defaults (32 streams, 8 per camera) would refuse 100 viewers.
             .args(["--max-viewers", "1000", "--max-viewers-per-camera", "1000"])
+            // Every viewer of the bench comes from 127.0.0.1.
+            .args(["--max-connections-per-client", "1000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -918,6 +920,9 @@ fn render(r: &Results, secs: u64, bin: &Path) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(line) = per_viewer(&r.runs) {
+        out += &line;
+    }
     out += &format!(
         "snapshot, camera live (1 viewer): {SNAPSHOTS} sequential GETs, p50 {:.2} ms, p99 {:.2} ms, {} failed\n",
         r.snapshot_ms.0, r.snapshot_ms.1, r.snapshot_failures
@@ -930,6 +935,20 @@ fn render(r: &Results, secs: u64, bin: &Path) -> String {
         r.idle_upstreams
     );
     out
+}
+
+/// What one more viewer costs, from the runs with the fewest and the most
+/// viewers: the basis of the default viewer limits (README, Configuration).
+fn per_viewer(runs: &[RunStats]) -> Option<String> {
+    let few = runs.iter().min_by_key(|s| s.viewers)?;
+    let many = runs.iter().max_by_key(|s| s.viewers)?;
+    let more = many.viewers.checked_sub(few.viewers).filter(|&n| n > 0)? as f64;
+    let kb = (many.max_rss_kb as f64 - few.max_rss_kb as f64) / more;
+    let threads = (many.max_threads as f64 - few.max_threads as f64) / more;
+    Some(format!(
+        "per viewer ({} → {} viewers): {kb:.1} KB of VmRSS, {threads:.2} threads\n",
+        few.viewers, many.viewers
+    ))
 }
 
 fn frame_kb() -> u64 {
