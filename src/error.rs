@@ -1,5 +1,5 @@
-//! One error type for everything a request can run into, so the HTTP edge can
-//! turn it into `{"detail": …}` with the right status code.
+//! One error type for everything a request can run into, sorted by who can
+//! fix it; the HTTP edge (`http::reply`) picks the status code for each.
 
 use std::fmt;
 
@@ -23,16 +23,6 @@ impl Error {
             Error::NotFound(m) | Error::Invalid(m) | Error::Unavailable(m) | Error::Internal(m) => {
                 m
             }
-        }
-    }
-
-    /// The HTTP status code this error maps to.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::NotFound(_) => 404,
-            Error::Invalid(_) => 400,
-            Error::Unavailable(_) => 503,
-            Error::Internal(_) => 500,
         }
     }
 }

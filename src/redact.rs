@@ -454,7 +454,8 @@ mod tests {
             user in "[A-Za-z0-9._~%-]{0,10}",
             password in "[A-Za-z0-9._~%!$&()*+,;=:@-]{1,20}",
             host in "[a-z0-9.-]{1,15}(:[0-9]{1,5})?",
-            path in "(/[a-z0-9/._-]{0,10})?(\\?[a-z=&@:]{0,10})?",
+            // No `=` in the query: a secret-looking `name=value` is masked by design.
+            path in "(/[a-z0-9/._-]{0,10})?(\\?[a-z&@:]{0,10})?",
         ) {
             let url = format!("{scheme}://{user}:{password}@{host}{path}");
             let text = format!("{before} {url} {after}");

@@ -4,6 +4,15 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Formats a duration for messages: "5 s", "0.5 s".
+pub fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 /// How long any source waits for a TCP connection to a camera or printer
 /// (and, over TLS, for the handshake): one value for every kind of camera.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -25,6 +25,7 @@ use rustls::{
 };
 
 use crate::bambu_ca::CaSet;
+use crate::source::secs;
 use crate::urlguard::Target;
 
 /// A TLS connection to a printer.
@@ -678,15 +679,6 @@ impl std::error::Error for ConnectError {}
 impl From<ConnectError> for String {
     fn from(e: ConnectError) -> String {
         e.message
-    }
-}
-
-/// Formats a duration for messages: "5 s", "0.5 s".
-pub fn secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

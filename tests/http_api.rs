@@ -435,7 +435,7 @@ fn demo_stream_sends_jpeg_parts() {
         assert_eq!(viewer.status, 200);
         assert_eq!(
             viewer.header("Content-Type"),
-            Some(printcam::mjpeg::CONTENT_TYPE)
+            Some(printcam::http::mjpeg::CONTENT_TYPE)
         );
         assert_eq!(
             viewer.header("Cache-Control"),

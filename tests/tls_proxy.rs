@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use printcam::source::Source;
+use printcam::sources::rtsp::tls_proxy::TlsProxy;
 use printcam::sources::rtsp::Rtsp;
-use printcam::tls_proxy::TlsProxy;
 use printcam::urlguard::{self, Policy};
 use rustls::pki_types::ServerName;
 use support::{accept_any_client, child_pids, TestUp, TlsFront};
@@ -173,7 +173,7 @@ fn oversized_request_head_closes_the_connection() {
     let mut client = TcpStream::connect(("127.0.0.1", proxy.local_port())).unwrap();
     client.set_read_timeout(Some(TIMEOUT)).unwrap();
     client.set_write_timeout(Some(TIMEOUT)).unwrap();
-    let junk = vec![b'A'; printcam::tls_proxy::MAX_HEAD + 100];
+    let junk = vec![b'A'; printcam::sources::rtsp::tls_proxy::MAX_HEAD + 100];
     let _ = client.write_all(&junk);
     let mut b = [0u8; 1];
     assert_eq!(client.read(&mut b).unwrap_or(0), 0);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use printcam::tls_proxy::{RequestRewriter, MAX_HEAD};
+use printcam::sources::rtsp::tls_proxy::{RequestRewriter, MAX_HEAD};
 
 fn run(stream: &[u8], chunk: usize) -> (Vec<u8>, bool) {
     let mut rw = RequestRewriter::new(40000, "10.0.0.5", 322);

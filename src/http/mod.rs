@@ -7,6 +7,7 @@ mod body;
 mod conn;
 mod handlers;
 mod metrics;
+pub mod mjpeg;
 mod nonblocking;
 mod page;
 pub mod printers;
@@ -261,13 +262,13 @@ fn dispatch(shared: &Shared, request: &mut Request) {
         } else {
             reply
         };
-        access::with_cors(settings, reply).send(request);
+        access::with_cors(settings, reply).send(request.stream());
     };
     if let Some(reply) = access::preflight(settings, &method) {
         // Complete already: `send` would add the CORS headers a second
         // time, and browsers refuse a doubled Allow-Origin.
         log_status(reply.status);
-        return reply.send(request);
+        return reply.send(request.stream());
     }
     let routed_as = if head_only {
         Method::Get

@@ -6,7 +6,7 @@ use crate::json::Value;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use super::request::Request;
+use std::net::TcpStream;
 
 const JSON: &str = "application/json";
 const NO_CACHE: &str = "no-cache, no-store, must-revalidate";
@@ -36,7 +36,7 @@ impl Reply {
     }
 
     pub fn error(e: &Error) -> Reply {
-        Reply::detail(e.status(), e.message())
+        Reply::detail(status_of(e), e.message())
     }
 
     /// A reply without a body (a CORS preflight's 204).
@@ -99,7 +99,7 @@ impl Reply {
 
     /// What a HEAD of a stream gets: a stream's head, no frames.
     pub fn stream_head() -> Reply {
-        Reply::new(200, crate::mjpeg::CONTENT_TYPE, Arc::from(&[][..]))
+        Reply::new(200, super::mjpeg::CONTENT_TYPE, Arc::from(&[][..]))
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
@@ -107,9 +107,10 @@ impl Reply {
         self
     }
 
-    /// Sends the reply; an error means the client is gone, which is its business.
-    pub fn send(self, request: &mut Request) {
-        if let Err(e) = self.write_to(request.stream()) {
+    /// Sends the reply on the request's connection; an error means the
+    /// client is gone, which is its business.
+    pub fn send(self, conn: &mut TcpStream) {
+        if let Err(e) = self.write_to(conn) {
             log::debug!("response not delivered: {e}");
         }
     }
@@ -137,6 +138,16 @@ impl Reply {
             out.write_all(&self.body)?;
         }
         out.flush()
+    }
+}
+
+/// The HTTP status code of an error.
+pub fn status_of(e: &Error) -> u16 {
+    match e {
+        Error::NotFound(_) => 404,
+        Error::Invalid(_) => 400,
+        Error::Unavailable(_) => 503,
+        Error::Internal(_) => 500,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The MJPEG stream: one multipart part per frame on the raw connection
 //! until the viewer leaves, the stream is stopped or printcam shuts down.
 
+use super::mjpeg;
 use super::nonblocking::{self, wait_either, Wake, Woken};
 use super::reply::Reply;
 use super::request::Request;
@@ -8,7 +9,6 @@ use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::frame::Frame;
 use crate::hub::{self, Delivery, Sent, Sink, TryRecvError};
-use crate::mjpeg;
 use std::io::{self, ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +68,7 @@ pub fn serve(
         Ok(admitted) => admitted,
         Err(reply) => {
             on_status(reply.status);
-            super::access::with_cors(settings, reply).send(request);
+            super::access::with_cors(settings, reply).send(request.stream());
             return;
         }
     };
@@ -81,7 +81,7 @@ pub fn serve(
         Err(e) => {
             log::warn!("{}: cannot serve a viewer: {e}", hub.name());
             on_status(503);
-            Reply::detail(503, "cannot serve the stream now; try again").send(request);
+            Reply::detail(503, "cannot serve the stream now; try again").send(request.stream());
             return;
         }
     };

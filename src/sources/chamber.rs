@@ -99,7 +99,7 @@ impl Chamber {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SourceError::transient(format!(
                 "no frame from the camera within {}: the camera may be off or busy with another \
                  client",
-                tls::secs(self.read_timeout)
+                crate::source::secs(self.read_timeout)
             )),
             io::ErrorKind::InvalidData => {
                 SourceError::transient(format!("the camera sent invalid data: {e}"))

@@ -10,6 +10,9 @@
 //! printer reconnection and a few seconds without picture, while viewers that
 //! want fewer frames simply skip some.
 
+/// The local plain-RTSP end ffmpeg talks to, TLS to the camera.
+pub mod tls_proxy;
+
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -21,13 +24,13 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use url::Url;
 
+use self::tls_proxy::TlsProxy;
 use super::tofu::{PinCheck, Tofu};
 use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
 use crate::source::{OnFirstFrame, Source, SourceError, Upstream};
 use crate::tls::Dialer;
-use crate::tls_proxy::TlsProxy;
 use crate::urlguard::{self, Policy, Target};
 
 const MAX_FPS: u32 = 30;
