@@ -469,6 +469,14 @@ fn first_unit() -> Unit {
     }
 }
 
+/// Sent whole after the damaged ones.
+fn last_unit() -> Unit {
+    Unit {
+        nals: vec![idr(50)],
+        step: 3000,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -501,20 +509,28 @@ proptest! {
     ) {
         let mut units = vec![first_unit()];
         units.extend(rest);
+        // A loss of a stream's last packets cannot be seen by anyone: no
+        // later sequence number shows the gap. Damage never picks the last
+        // packet, but a swap of the last two and then the loss of the new
+        // second-to-last one loses it all the same. A camera stream goes
+        // on, so a whole unit follows the damaged ones and every loss is
+        // visible.
+        units.push(last_unit());
         let mut packets = stream(&units, seed);
         // Without it a loss of the very first packet could not be seen.
         let first_sequence = u16::from_be_bytes([packets[0].1[2], packets[0].1[3]]);
+        let mut damageable = packets.iter().filter(|(k, _)| *k + 1 < units.len()).count();
         let mut bad_units = Vec::new();
         for (at, kind) in damage {
-            if packets.len() < 2 {
+            if damageable < 2 {
                 break;
             }
-            let i = at.index(packets.len() - 1);
+            let i = at.index(damageable - 1);
             bad_units.push(packets[i].0);
             match kind {
-                0 => { packets.remove(i); }
+                0 => { packets.remove(i); damageable -= 1; }
                 1 => { bad_units.push(packets[i + 1].0); packets.swap(i, i + 1); }
-                _ => { let dup = packets[i].clone(); packets.insert(i + 1, dup); }
+                _ => { let dup = packets[i].clone(); packets.insert(i + 1, dup); damageable += 1; }
             }
         }
         let mut d = Depacketizer::default();
@@ -541,6 +557,9 @@ proptest! {
         let s = d.stats();
         if out.len() < units.len() {
             prop_assert!(s.lost_packets + s.late_packets > 0, "a drop nobody counted: {:?}", s);
+            // A gap breaks the unit it falls in, or the next one when it
+            // falls between two, so the drop shows in broken_units too.
+            prop_assert!(s.broken_units > 0, "a drop without a broken unit: {:?}", s);
         }
         // Units sent whole after the last damage come out from the first
         // keyframe on (the unit right after the damage may be cut too).
