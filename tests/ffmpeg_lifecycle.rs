@@ -191,10 +191,8 @@ fn missing_ffmpeg_fails_once_with_the_reason() {
     assert!(says_why(&error), "{error}");
 
     match cameras.snapshot(id) {
-        Err(e @ Error::Unavailable(_)) => {
-            assert_eq!(e.status(), 503);
-            assert!(says_why(e.message()), "{e}");
-        }
+        // Unavailable is what the HTTP edge answers with 503.
+        Err(e @ Error::Unavailable(_)) => assert!(says_why(e.message()), "{e}"),
         other => panic!("expected 503, got {:?}", other.map(|f| f.seq)),
     }
 
