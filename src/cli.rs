@@ -820,23 +820,15 @@ impl Context {
         Context {
             var: Box::new(|k| std::env::var(k).ok()),
             stdout_is_terminal: io::stdout().is_terminal(),
-            read_line: Box::new(read_line_quietly),
+            read_line: Box::new(read_line),
             stdin_is_terminal: io::stdin().is_terminal(),
         }
     }
 }
 
-/// One line of stdin; on a terminal with echo off while it is typed, so
-/// an access code does not show on the screen.
-fn read_line_quietly() -> io::Result<String> {
+fn read_line() -> io::Result<String> {
     let mut line = String::new();
-    let _quiet = crate::terminal::EchoOff::on_stdin();
-    let read = io::stdin().read_line(&mut line).map(|_| line);
-    if _quiet.is_some() {
-        // The Enter the user typed was not echoed either.
-        eprintln!();
-    }
-    read
+    io::stdin().read_line(&mut line).map(|_| line)
 }
 
 /// The binary's entry point: arguments (program name first) to exit code.
@@ -956,16 +948,28 @@ fn code_from_stdin(
     if code.as_deref() != Some(STDIN) {
         return Ok(());
     }
-    if ctx.stdin_is_terminal {
-        let asked = write!(
-            err,
-            "Access code (shown on the printer's screen; not echoed): "
-        )
-        .and_then(|()| err.flush());
+    let prompt = "Access code (shown on the printer's screen; not echoed): ";
+    *code = Some(ask_code(ctx, err, ctx.stdin_is_terminal.then_some(prompt))?);
+    Ok(())
+}
+
+/// Reads an access code, first asking with `prompt`. On a terminal the
+/// echo is off before the prompt shows, so nothing typed after it appears.
+fn ask_code(ctx: &Context, err: &mut dyn Write, prompt: Option<&str>) -> Result<String, CliError> {
+    let quiet = ctx
+        .stdin_is_terminal
+        .then(crate::terminal::EchoOff::on_stdin)
+        .flatten();
+    if let Some(prompt) = prompt {
+        let asked = write!(err, "{prompt}").and_then(|()| err.flush());
         asked.map_err(|e| CliError::Failed(format!("could not ask for the access code: {e}")))?;
     }
-    *code = Some(read_code(ctx)?);
-    Ok(())
+    let code = read_code(ctx);
+    if quiet.is_some() {
+        // The Enter the user typed was not echoed either.
+        let _ = writeln!(err);
+    }
+    code
 }
 
 /// One line of stdin, without its line end, as an access code.
@@ -996,14 +1000,9 @@ fn ask_code_if_moved(
     if new.ip.is_none() || !crate::cameras::moves_printer(&old, &new) {
         return Ok(());
     }
-    let asked = write!(
-        err,
-        "printcam: the printer's address or port changes, so its access code is needed again \
-         (the stored one is not sent to a new address): "
-    )
-    .and_then(|()| err.flush());
-    asked.map_err(|e| CliError::Failed(format!("could not ask for the access code: {e}")))?;
-    patch.access_code = Some(Some(read_code(ctx)?));
+    let prompt = "printcam: the printer's address or port changes, so its access code is \
+                  needed again (the stored one is not sent to a new address): ";
+    patch.access_code = Some(Some(ask_code(ctx, err, Some(prompt))?));
     Ok(())
 }
 
