@@ -24,6 +24,7 @@ pub mod json;
 pub mod logging;
 pub mod media;
 pub mod mjpeg;
+pub mod orientation;
 pub mod redact;
 pub mod registry;
 pub mod running;
