@@ -721,22 +721,29 @@ mod tests {
         assert!(internal_message(reg.get(id)).contains("hls"));
     }
 
+    /// A file an older printcam left at schema `version`, holding the row
+    /// `insert` adds, opened (so migrated) by this build.
+    fn opened_at_schema(version: usize, insert: &str) -> (TestDir, Registry) {
+        let dir = TestDir::new(&format!("v{version}"));
+        let conn = Connection::open(dir.db()).unwrap();
+        for step in &MIGRATIONS[..version] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute(insert, []).unwrap();
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        drop(conn);
+        let reg = Registry::open(&dir.db()).unwrap();
+        (dir, reg)
+    }
+
     #[test]
     fn schema_1_file_gains_the_detected_camera_column() {
-        let dir = TestDir::new("v1");
-        let path = dir.db();
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute(
-                "INSERT INTO printers (name, ip, model, created_at, updated_at) \
-                 VALUES ('old', '192.168.1.7', 'Mystery', 'x', 'x')",
-                [],
-            )
-            .unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-        }
-        let reg = Registry::open(&path).unwrap();
+        let (dir, reg) = opened_at_schema(
+            1,
+            "INSERT INTO printers (name, ip, model, created_at, updated_at) \
+             VALUES ('old', '192.168.1.7', 'Mystery', 'x', 'x')",
+        );
         let all = reg.list().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].model.as_deref(), Some("Mystery"));
@@ -745,26 +752,16 @@ mod tests {
             .set_detected_camera(all[0].id, Some(BuiltIn::Rtsps))
             .unwrap());
         drop(reg);
-        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
     }
 
     #[test]
     fn schema_2_file_gains_rotation_and_flip() {
-        let dir = TestDir::new("v2");
-        let path = dir.db();
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch(MIGRATIONS[1]).unwrap();
-            conn.execute(
-                "INSERT INTO printers (name, ip, detected_camera, created_at, updated_at) \
-                 VALUES ('old', '192.168.1.7', 'chamber', 'x', 'x')",
-                [],
-            )
-            .unwrap();
-            conn.pragma_update(None, "user_version", 2).unwrap();
-        }
-        let reg = Registry::open(&path).unwrap();
+        let (dir, reg) = opened_at_schema(
+            2,
+            "INSERT INTO printers (name, ip, detected_camera, created_at, updated_at) \
+             VALUES ('old', '192.168.1.7', 'chamber', 'x', 'x')",
+        );
         let old = reg.list().unwrap().remove(0);
         assert_eq!(old.detected_camera, Some(BuiltIn::Chamber));
         assert_eq!(old.orientation(), Orientation::default());
@@ -776,7 +773,7 @@ mod tests {
         assert!(reg.update(&turned).unwrap());
         assert_eq!(reg.get(old.id).unwrap(), Some(turned));
         drop(reg);
-        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
     }
 
     #[test]

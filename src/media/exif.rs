@@ -43,7 +43,15 @@ pub fn set_orientation(jpeg: &mut Vec<u8>, o: Orientation) -> bool {
     let Some(at) = place(jpeg) else {
         return false;
     };
-    jpeg.splice(at, segment(o));
+    // In place: the tail moves once (memmove), after at most one
+    // reallocation for the 36 bytes more.
+    let (len, new_len) = (jpeg.len(), jpeg.len() - at.len() + SEGMENT_LEN);
+    if new_len > len {
+        jpeg.resize(new_len, 0);
+    }
+    jpeg.copy_within(at.end..len, at.start + SEGMENT_LEN);
+    jpeg.truncate(new_len);
+    jpeg[at.start..at.start + SEGMENT_LEN].copy_from_slice(&segment(o));
     true
 }
 
