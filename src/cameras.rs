@@ -274,7 +274,11 @@ impl Cameras {
             }
         }
         let source = crate::sources::for_printer(&printer, self)?;
-        let hub = Hub::new(format!("printer-{id}"), source, self.hub_config());
+        let config = HubConfig {
+            orientation: printer.orientation(),
+            ..self.hub_config()
+        };
+        let hub = Hub::new(format!("printer-{id}"), source, config);
         if let Some(old) = hubs.insert(
             id,
             Entry {
@@ -441,7 +445,8 @@ pub fn demo_printer() -> Printer {
 }
 
 /// True when `a` and `b` would be served by the same upstream settings
-/// (names and models that do not change the camera do not count). The pin
+/// and frames (names and models that do not change the camera do not
+/// count; the orientation does, as the hub writes it into every frame). The pin
 /// and the detected camera are left out: the source itself stores them on
 /// first use, and `forget_cert` and `update` close the hub explicitly.
 fn same_camera(a: &Printer, b: &Printer) -> bool {
@@ -454,6 +459,7 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         // model, how ffmpeg reads the stream (sources::quirks).
         && a.serial == b.serial
         && a.model == b.model
+        && a.orientation() == b.orientation()
 }
 
 /// The longest access code the chamber protocol can carry.

@@ -12,6 +12,7 @@ use crate::config::{
     parse_count, parse_hosts, parse_origin, parse_secs, parse_timeout, parse_token, Settings,
 };
 use crate::error::Error;
+use crate::orientation::{Flip, Rotation};
 use crate::redact;
 use crate::registry::{Printer, PrinterPatch, Registry};
 use std::collections::HashMap;
@@ -322,6 +323,8 @@ const FIELDS: &[Flag] = &[
     opt("camera-type"),
     switch("camera-enabled"),
     switch("camera-disabled"),
+    opt("camera-rotation"),
+    opt("camera-flip"),
 ];
 const LIST: &[Flag] = &[switch("json")];
 const SNAPSHOT: &[Flag] = &[
@@ -763,7 +766,35 @@ fn fields(topic: Topic, m: &Matches) -> Result<PrinterPatch, CliError> {
             .map(|v| parse_camera_type(topic, v))
             .transpose()?,
         camera_enabled: camera_enabled(topic, m)?,
+        camera_rotation: m
+            .value("camera-rotation")
+            .map(|v| parse_rotation(topic, v))
+            .transpose()?,
+        camera_flip: m
+            .value("camera-flip")
+            .map(|v| parse_flip(topic, v))
+            .transpose()?,
     })
+}
+
+/// Degrees clockwise; an empty value is no turn.
+fn parse_rotation(topic: Topic, v: &str) -> Result<Rotation, CliError> {
+    if v.trim().is_empty() {
+        return Ok(Rotation::R0);
+    }
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(Rotation::from_degrees)
+        .ok_or_else(|| topic.usage(Rotation::refusal("--camera-rotation", &format!("{v:?}"))))
+}
+
+/// A mirror's name; an empty value is none.
+fn parse_flip(topic: Topic, v: &str) -> Result<Flip, CliError> {
+    if v.trim().is_empty() {
+        return Ok(Flip::None);
+    }
+    Flip::parse(v).ok_or_else(|| topic.usage(Flip::refusal("--camera-flip", &format!("{v:?}"))))
 }
 
 fn parse_port(topic: Topic, v: &str) -> Result<Option<u16>, CliError> {
@@ -1384,6 +1415,8 @@ fn show(p: &Printer) -> String {
             or_dash(&p.camera_type.map(|t| t.to_string())),
         ),
         ("external camera", external_state(p).to_string()),
+        ("camera rotation", rotation_line(p.camera_rotation)),
+        ("camera flip", p.camera_flip.to_string()),
         ("certificate pin", or_dash(&p.cert_sha256)),
         ("certificate", p.cert_trust().unwrap_or("-").to_string()),
     ];
@@ -1391,6 +1424,13 @@ fn show(p: &Printer) -> String {
         .iter()
         .map(|(k, v)| format!("{:<17}{v}\n", format!("{k}:")))
         .collect()
+}
+
+fn rotation_line(r: Rotation) -> String {
+    match r {
+        Rotation::R0 => "0".to_string(),
+        turned => format!("{turned} (degrees clockwise)"),
+    }
 }
 
 /// Whether the external camera is the one served.
@@ -1530,6 +1570,8 @@ Fields:
   --camera-type TYPE     the external camera's type: mjpeg, snapshot, rtsp or usb
   --camera-enabled       use the external camera (the default when --camera-url is given)
   --camera-disabled      store the external camera but keep using the built-in one
+  --camera-rotation DEG  turn the picture for display: 0, 90, 180 or 270 (clockwise)
+  --camera-flip FLIP     mirror it first: none, horizontal or vertical
 
 Options:
   --db PATH              the printer database (created if missing)
@@ -1538,6 +1580,9 @@ Options:
 
 A code typed on the command line stays in your shell's history and shows in
 the process list: prefer '--access-code -' and type or pipe it in.
+
+--camera-rotation and --camera-flip tag every JPEG frame (EXIF Orientation):
+browsers show the picture turned, nothing is re-encoded.
 
 Examples:
   printcam printer add --name P1S --ip 192.168.1.50 --access-code - --model P1S
@@ -1592,6 +1637,8 @@ Fields:
   --camera-type TYPE     mjpeg, snapshot, rtsp or usb
   --camera-enabled       use the external camera
   --camera-disabled      use the built-in camera, keep the external one stored
+  --camera-rotation DEG  turn the picture for display: 0, 90, 180 or 270 (clockwise)
+  --camera-flip FLIP     mirror it first: none, horizontal or vertical
 
 Options:
   --db PATH              the printer database
@@ -2287,6 +2334,70 @@ mod tests {
         assert_eq!((code, out.as_str()), (2, ""));
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("printcam: error: "), "{err}");
+    }
+
+    #[test]
+    fn rotation_and_flip_are_set_shown_and_checked() {
+        let dir = TestDir::new();
+        let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+        let (code, _, err) = exec(
+            &c,
+            &[
+                "printer",
+                "add",
+                "--name",
+                "side",
+                "--camera-rotation",
+                "90",
+                "--camera-flip",
+                "Horizontal",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let p = stored_printer(&dir, 1);
+        assert_eq!(
+            (p.camera_rotation, p.camera_flip),
+            (Rotation::R90, Flip::Horizontal)
+        );
+        let (_, out, _) = exec(&c, &["printer", "show", "1"]);
+        assert!(
+            out.contains("camera rotation: 90 (degrees clockwise)\n"),
+            "{out}"
+        );
+        assert!(out.contains("camera flip:     horizontal\n"), "{out}");
+        for (flag, bad) in [
+            ("--camera-rotation", "45"),
+            ("--camera-rotation", "ninety"),
+            ("--camera-flip", "diagonal"),
+        ] {
+            let (code, out, err) = exec(&c, &["printer", "set", "1", flag, bad]);
+            assert_eq!((code, out.as_str()), (2, ""), "{flag} {bad}");
+            assert!(err.contains(flag) && err.contains(bad), "{err}");
+        }
+        let (code, _, err) = exec(
+            &c,
+            &[
+                "printer",
+                "set",
+                "1",
+                "--camera-rotation",
+                "270",
+                "--camera-flip",
+                "",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let p = stored_printer(&dir, 1);
+        assert_eq!(
+            (p.camera_rotation, p.camera_flip),
+            (Rotation::R270, Flip::None)
+        );
+        assert_eq!(
+            patch_of(&["printer", "set", "1", "--camera-rotation", ""]).camera_rotation,
+            Some(Rotation::R0)
+        );
+        let (_, out, _) = exec(&c, &["printer", "show", "1"]);
+        assert!(out.contains("camera flip:     none\n"), "{out}");
     }
 
     /// `printer add` of a printer called `a` at `ip`.

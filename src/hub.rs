@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::orientation::Orientation;
 use crate::source::{Source, SourceError, Upstream};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,6 +31,8 @@ pub struct HubConfig {
     /// First wait before reconnecting after a failure; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Written into every frame before fan-out; the identity costs nothing.
+    pub orientation: Orientation,
 }
 
 impl Default for HubConfig {
@@ -38,6 +41,7 @@ impl Default for HubConfig {
             grace: Duration::from_secs(5),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            orientation: Orientation::default(),
         }
     }
 }
@@ -776,7 +780,11 @@ struct Ctx {
 }
 
 impl Upstream for Ctx {
-    fn emit(&self, jpeg: Vec<u8>) -> bool {
+    fn emit(&self, mut jpeg: Vec<u8>) -> bool {
+        let orientation = self.inner.config.orientation;
+        if !orientation.is_identity() {
+            crate::media::exif::set_orientation(&mut jpeg, orientation);
+        }
         let now = Instant::now();
         let mut frame = Frame {
             jpeg: Arc::from(jpeg),
@@ -1003,6 +1011,7 @@ mod tests {
             grace: Duration::from_millis(grace_ms),
             backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
+            ..HubConfig::default()
         };
         Hub::new("test".into(), source.clone(), config)
     }

@@ -210,7 +210,7 @@ impl Splitter {
                         return Some(Step::Broken(marker_at + 2));
                     }
                     self.pos = marker_at + 2 + len;
-                    if code == 0xDA {
+                    if code == SOS {
                         self.mode = Mode::Entropy;
                         return None;
                     }
@@ -253,12 +253,39 @@ impl Splitter {
     }
 }
 
-/// Width and height from the first SOF0/SOF1/SOF2 marker.
-pub fn resolution(jpeg: &[u8]) -> Option<(u16, u16)> {
-    if !jpeg.starts_with(&SOI) {
-        return None;
+/// The marker that starts a scan: the header ends with its segment.
+pub const SOS: u8 = 0xDA;
+
+/// One marker segment of a JPEG's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub code: u8,
+    /// The `FF` right before the marker code (after any fill bytes).
+    pub start: usize,
+    /// Just past the segment (for SOS: past the scan header).
+    pub end: usize,
+}
+
+impl Segment {
+    /// What follows the marker and length.
+    pub fn body<'a>(&self, jpeg: &'a [u8]) -> &'a [u8] {
+        jpeg.get(self.start + 4..self.end).unwrap_or(&[])
     }
-    let mut at = SOI.len();
+}
+
+/// The marker segments after SOI, by their lengths, up to and including
+/// the first SOS. Ends early, without SOS, where the header is broken or
+/// cut short, or when `jpeg` does not start with SOI.
+pub fn header_segments(jpeg: &[u8]) -> impl Iterator<Item = Segment> + '_ {
+    let mut at = jpeg.starts_with(&SOI).then_some(SOI.len());
+    std::iter::from_fn(move || {
+        let segment = next_segment(jpeg, at?);
+        at = segment.filter(|s| s.code != SOS).map(|s| s.end);
+        segment
+    })
+}
+
+fn next_segment(jpeg: &[u8], mut at: usize) -> Option<Segment> {
     loop {
         if *jpeg.get(at)? != 0xFF {
             return None;
@@ -267,31 +294,42 @@ pub fn resolution(jpeg: &[u8]) -> Option<(u16, u16)> {
         let marker_at = at + fill;
         let code = jpeg[marker_at + 1];
         match code {
+            // Markers without a length.
             0x01 | 0xD0..=0xD7 => {
                 at = marker_at + 2;
                 continue;
             }
-            // An image, a scan or the end before any frame header.
-            0x00 | 0xD8 | 0xD9 | 0xDA => return None,
+            // Not a marker, another image, or the end before any scan.
+            0x00 | 0xD8 | 0xD9 => return None,
             _ => {}
         }
         let len_bytes = jpeg.get(marker_at + 2..marker_at + 4)?;
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        if len < 2 {
+        let end = marker_at + 2 + len;
+        if len < 2 || end > jpeg.len() {
             return None;
         }
-        if matches!(code, 0xC0..=0xC2) {
-            // Segment: length(2) precision(1) height(2) width(2) …
-            let seg = jpeg.get(marker_at + 4..marker_at + 2 + len)?;
-            if seg.len() < 5 {
-                return None;
-            }
-            let height = u16::from_be_bytes([seg[1], seg[2]]);
-            let width = u16::from_be_bytes([seg[3], seg[4]]);
-            return (width > 0 && height > 0).then_some((width, height));
-        }
-        at = marker_at + 2 + len;
+        return Some(Segment {
+            code,
+            start: marker_at,
+            end,
+        });
     }
+}
+
+/// Width and height from the first SOF0/SOF1/SOF2 marker.
+pub fn resolution(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let sof = header_segments(jpeg)
+        .take_while(|s| s.code != SOS)
+        .find(|s| matches!(s.code, 0xC0..=0xC2))?;
+    // Segment: precision(1) height(2) width(2) …
+    let seg = sof.body(jpeg);
+    if seg.len() < 5 {
+        return None;
+    }
+    let height = u16::from_be_bytes([seg[1], seg[2]]);
+    let width = u16::from_be_bytes([seg[3], seg[4]]);
+    (width > 0 && height > 0).then_some((width, height))
 }
 
 /// True if `b` starts with SOI (`FF D8`) and ends with EOI (`FF D9`).

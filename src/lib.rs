@@ -25,6 +25,7 @@ pub mod json;
 pub mod logging;
 pub mod malloc;
 pub mod media;
+pub mod orientation;
 pub mod redact;
 pub mod registry;
 pub mod running;

@@ -6,6 +6,7 @@
 
 use crate::camera::{BuiltIn, CameraType};
 use crate::error::{Error, Result};
+use crate::orientation::{Flip, Orientation, Rotation};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::fs::OpenOptions;
@@ -41,6 +42,10 @@ pub struct Printer {
     /// The pinned certificate was issued to the printer's serial by a
     /// Bambu CA (else it was pinned on first use).
     pub cert_verified: bool,
+    /// How the picture is turned and mirrored for display (frames carry
+    /// it as a tag; no pixel is changed).
+    pub camera_rotation: Rotation,
+    pub camera_flip: Flip,
 }
 
 impl Printer {
@@ -52,6 +57,13 @@ impl Printer {
         } else {
             "pinned on first use"
         })
+    }
+
+    pub fn orientation(&self) -> Orientation {
+        Orientation {
+            rotation: self.camera_rotation,
+            flip: self.camera_flip,
+        }
     }
 }
 
@@ -75,6 +87,8 @@ impl fmt::Debug for Printer {
             .field("cert_sha256", &self.cert_sha256)
             .field("detected_camera", &self.detected_camera)
             .field("cert_verified", &self.cert_verified)
+            .field("camera_rotation", &self.camera_rotation)
+            .field("camera_flip", &self.camera_flip)
             .finish()
     }
 }
@@ -92,6 +106,8 @@ pub struct PrinterPatch {
     pub camera_url: Option<Option<String>>,
     pub camera_type: Option<Option<CameraType>>,
     pub camera_enabled: Option<bool>,
+    pub camera_rotation: Option<Rotation>,
+    pub camera_flip: Option<Flip>,
 }
 
 impl PrinterPatch {
@@ -125,6 +141,12 @@ impl PrinterPatch {
         if let Some(v) = self.camera_enabled {
             out.camera_enabled = v;
         }
+        if let Some(v) = self.camera_rotation {
+            out.camera_rotation = v;
+        }
+        if let Some(v) = self.camera_flip {
+            out.camera_flip = v;
+        }
         out
     }
 }
@@ -152,6 +174,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE printers ADD COLUMN detected_camera TEXT;",
     // 2 -> 3: whether a Bambu CA verified the pinned certificate.
     "ALTER TABLE printers ADD COLUMN cert_verified INTEGER NOT NULL DEFAULT 0;",
+    // 3 -> 4: how the picture is shown (degrees clockwise; a mirror first).
+    "ALTER TABLE printers ADD COLUMN camera_rotation INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE printers ADD COLUMN camera_flip TEXT NOT NULL DEFAULT 'none';",
 ];
 
 /// The schema version this build writes.
@@ -165,7 +190,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
-                       camera_type, camera_enabled, cert_sha256, detected_camera, cert_verified";
+                       camera_type, camera_enabled, cert_sha256, detected_camera, cert_verified, \
+                       camera_rotation, camera_flip";
 
 /// The database. Safe to share between threads.
 pub struct Registry {
@@ -262,8 +288,8 @@ impl Registry {
             &format!(
                 "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
                  camera_url, camera_type, camera_enabled, cert_sha256, detected_camera, \
-                 cert_verified, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {NOW}, {NOW})"
+                 cert_verified, camera_rotation, camera_flip, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, {NOW}, {NOW})"
             ),
             params![
                 p.name,
@@ -278,6 +304,8 @@ impl Registry {
                 p.cert_sha256,
                 p.detected_camera.map(BuiltIn::as_str),
                 p.cert_verified,
+                p.camera_rotation.degrees(),
+                p.camera_flip.as_str(),
             ],
         )
         .map_err(|e| self.write_error("could not add printer", e))?;
@@ -296,7 +324,8 @@ impl Registry {
                 &format!(
                     "UPDATE printers SET name = ?2, ip = ?3, access_code = ?4, model = ?5, \
                      serial = ?6, camera_port = ?7, camera_url = ?8, camera_type = ?9, \
-                     camera_enabled = ?10, updated_at = {NOW} WHERE id = ?1"
+                     camera_enabled = ?10, camera_rotation = ?11, camera_flip = ?12, \
+                     updated_at = {NOW} WHERE id = ?1"
                 ),
                 params![
                     p.id,
@@ -309,6 +338,8 @@ impl Registry {
                     p.camera_url,
                     p.camera_type.map(CameraType::as_str),
                     p.camera_enabled,
+                    p.camera_rotation.degrees(),
+                    p.camera_flip.as_str(),
                 ],
             )
             .map_err(|e| self.write_error(&format!("could not update printer {}", p.id), e))?;
@@ -516,6 +547,8 @@ struct StoredRow {
     camera_port: Option<i64>,
     camera_type: Option<String>,
     detected_camera: Option<String>,
+    camera_rotation: i64,
+    camera_flip: String,
 }
 
 impl StoredRow {
@@ -535,10 +568,13 @@ impl StoredRow {
                 cert_sha256: r.get(10)?,
                 detected_camera: None,
                 cert_verified: r.get(12)?,
+                ..Printer::default()
             },
             camera_port: r.get(6)?,
             camera_type: r.get(8)?,
             detected_camera: r.get(11)?,
+            camera_rotation: r.get(13)?,
+            camera_flip: r.get(14)?,
         })
     }
 
@@ -558,6 +594,18 @@ impl StoredRow {
             .detected_camera
             .map(|c| c.parse::<BuiltIn>().map_err(bad))
             .transpose()?;
+        p.camera_rotation = Rotation::from_degrees(self.camera_rotation).ok_or_else(|| {
+            bad(format!(
+                "camera rotation {} is not 0, 90, 180 or 270",
+                self.camera_rotation
+            ))
+        })?;
+        p.camera_flip = Flip::parse(&self.camera_flip).ok_or_else(|| {
+            bad(format!(
+                "camera flip {:?} is not none, horizontal or vertical",
+                self.camera_flip
+            ))
+        })?;
         Ok(p)
     }
 }
@@ -621,6 +669,8 @@ mod tests {
             cert_sha256: Some("ab".repeat(32)),
             detected_camera: Some(BuiltIn::Rtsps),
             cert_verified: true,
+            camera_rotation: Rotation::R270,
+            camera_flip: Flip::Vertical,
         }
     }
 
@@ -785,22 +835,29 @@ mod tests {
         assert!(internal_message(reg.get(id)).contains("hls"));
     }
 
+    /// A file an older printcam left at schema `version`, holding the row
+    /// `insert` adds, opened (so migrated) by this build.
+    fn opened_at_schema(version: usize, insert: &str) -> (TestDir, Registry) {
+        let dir = TestDir::new(&format!("v{version}"));
+        let conn = Connection::open(dir.db()).unwrap();
+        for step in &MIGRATIONS[..version] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute(insert, []).unwrap();
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        drop(conn);
+        let reg = Registry::open(&dir.db()).unwrap();
+        (dir, reg)
+    }
+
     #[test]
     fn schema_1_file_gains_the_detected_camera_column() {
-        let dir = TestDir::new("v1");
-        let path = dir.db();
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute(
-                "INSERT INTO printers (name, ip, model, created_at, updated_at) \
-                 VALUES ('old', '192.168.1.7', 'Mystery', 'x', 'x')",
-                [],
-            )
-            .unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-        }
-        let reg = Registry::open(&path).unwrap();
+        let (dir, reg) = opened_at_schema(
+            1,
+            "INSERT INTO printers (name, ip, model, created_at, updated_at) \
+             VALUES ('old', '192.168.1.7', 'Mystery', 'x', 'x')",
+        );
         let all = reg.list().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].model.as_deref(), Some("Mystery"));
@@ -809,7 +866,48 @@ mod tests {
             .set_detected_camera(all[0].id, Some(BuiltIn::Rtsps))
             .unwrap());
         drop(reg);
-        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn schema_2_file_gains_rotation_and_flip() {
+        let (dir, reg) = opened_at_schema(
+            2,
+            "INSERT INTO printers (name, ip, detected_camera, created_at, updated_at) \
+             VALUES ('old', '192.168.1.7', 'chamber', 'x', 'x')",
+        );
+        let old = reg.list().unwrap().remove(0);
+        assert_eq!(old.detected_camera, Some(BuiltIn::Chamber));
+        assert_eq!(old.orientation(), Orientation::default());
+        let turned = Printer {
+            camera_rotation: Rotation::R90,
+            camera_flip: Flip::Horizontal,
+            ..old.clone()
+        };
+        assert!(reg.update(&turned).unwrap());
+        assert_eq!(reg.get(old.id).unwrap(), Some(turned));
+        drop(reg);
+        assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn every_rotation_and_flip_round_trips_and_bad_stored_ones_are_errors() {
+        let reg = Registry::open_in_memory().unwrap();
+        for o in Orientation::all() {
+            let p = Printer {
+                camera_rotation: o.rotation,
+                camera_flip: o.flip,
+                ..minimal()
+            };
+            let id = reg.add(&p).unwrap();
+            assert_eq!(reg.get(id).unwrap().unwrap().orientation(), o);
+        }
+        let id = reg.add(&minimal()).unwrap();
+        let set = |sql: &str| reg.conn().execute(sql, [id]).unwrap();
+        set("UPDATE printers SET camera_rotation = 45 WHERE id = ?1");
+        assert!(internal_message(reg.get(id)).contains("rotation 45"));
+        set("UPDATE printers SET camera_rotation = 0, camera_flip = 'diagonal' WHERE id = ?1");
+        assert!(internal_message(reg.get(id)).contains("diagonal"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::camera::CameraType;
 use crate::cameras::{camera_detected, CameraKind};
 use crate::json::Value;
+use crate::orientation::{Flip, Rotation};
 use crate::registry::{Printer, PrinterPatch};
 
 /// The fields a client may send, in the order error messages list them.
@@ -17,6 +18,8 @@ const FIELDS: &[&str] = &[
     "camera_url",
     "camera_type",
     "camera_enabled",
+    "camera_rotation",
+    "camera_flip",
 ];
 
 /// A printer as the API shows it.
@@ -48,6 +51,8 @@ pub fn to_json(p: &Printer) -> Value {
         ("has_access_code", Value::from(p.access_code.is_some())),
         ("cert_pinned", Value::from(p.cert_sha256.is_some())),
         ("cert_trust", Value::from(p.cert_trust())),
+        ("camera_rotation", Value::from(p.camera_rotation.degrees())),
+        ("camera_flip", Value::from(p.camera_flip.as_str())),
         ("camera", camera),
     ])
 }
@@ -119,6 +124,8 @@ fn set_field(patch: &mut PrinterPatch, field: &str, v: &Value) -> Result<(), Str
                     .ok_or_else(|| wrong_type(field, "true or false", v))?,
             )
         }
+        "camera_rotation" => patch.camera_rotation = Some(rotation(v)?),
+        "camera_flip" => patch.camera_flip = Some(flip(v)?),
         _ => return Err(format!("unknown field \"{field}\"")),
     }
     Ok(())
@@ -147,6 +154,33 @@ fn optional_port(v: &Value) -> Result<Option<u16>, String> {
         .filter(|n| *n > 0)
         .map(Some)
         .ok_or_else(|| "camera_port must be a whole number from 1 to 65535, or null".to_string())
+}
+
+/// Degrees clockwise; null is no turn.
+fn rotation(v: &Value) -> Result<Rotation, String> {
+    if v.is_null() {
+        return Ok(Rotation::R0);
+    }
+    if v.as_f64().is_none() {
+        return Err(wrong_type("camera_rotation", "0, 90, 180, 270 or null", v));
+    }
+    v.as_i64()
+        .and_then(Rotation::from_degrees)
+        .ok_or_else(|| Rotation::refusal("camera_rotation", &v.to_json()))
+}
+
+/// A mirror's name; null is none.
+fn flip(v: &Value) -> Result<Flip, String> {
+    match v {
+        Value::Null => Ok(Flip::None),
+        Value::String(s) => Flip::parse(s).ok_or_else(|| {
+            Flip::refusal(
+                "camera_flip",
+                &format!("\"{}\"", super::router::quote_safely(s)),
+            )
+        }),
+        other => Err(wrong_type("camera_flip", "a string or null", other)),
+    }
 }
 
 /// The external camera follows its URL unless the client says otherwise:
@@ -247,5 +281,37 @@ mod tests {
         assert!(err(r#"{"camera_enabled":"yes"}"#).contains("camera_enabled"));
         assert!(err(r#"{"camera_type":"webcam"}"#).contains("webcam"));
         assert!(err(r#"[1]"#).contains("object"));
+        assert!(err(r#"{"camera_rotation":45}"#).contains("camera_rotation must be 0, 90"));
+        assert!(err(r#"{"camera_rotation":"90"}"#).contains("camera_rotation"));
+        assert!(err(r#"{"camera_rotation":90.5}"#).contains("camera_rotation"));
+        assert!(err(r#"{"camera_flip":"diagonal"}"#).contains("camera_flip"));
+        assert!(err(r#"{"camera_flip":"diagonal"}"#).contains("\"diagonal\""));
+        assert!(err(r#"{"camera_flip":true}"#).contains("camera_flip"));
+    }
+
+    #[test]
+    fn rotation_and_flip_in_and_out() {
+        let p = new_from_json(
+            &parse(r#"{"name":"a","camera_rotation":270,"camera_flip":"Horizontal"}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(p.camera_rotation, Rotation::R270);
+        assert_eq!(p.camera_flip, Flip::Horizontal);
+        let v = parse(&to_json(&p).to_json()).unwrap();
+        assert_eq!(v.get("camera_rotation").and_then(Value::as_i64), Some(270));
+        assert_eq!(
+            v.get("camera_flip").and_then(Value::as_str),
+            Some("horizontal")
+        );
+        let reset =
+            update_from_json(&parse(r#"{"camera_rotation":null,"camera_flip":null}"#).unwrap())
+                .unwrap();
+        assert_eq!(reset.camera_rotation, Some(Rotation::R0));
+        assert_eq!(reset.camera_flip, Some(Flip::None));
+        let untouched = update_from_json(&parse(r#"{"name":"b"}"#).unwrap()).unwrap();
+        assert_eq!(
+            (untouched.camera_rotation, untouched.camera_flip),
+            (None, None)
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! H.264 passthrough building blocks (issue 12): NAL units and SPS parsing,
-//! RTP depacketizing (RFC 6184) and a fragmented-MP4 muxer. They know nothing
-//! of the hub or HTTP and are not served yet.
+//! RTP depacketizing (RFC 6184) and a fragmented-MP4 muxer, not served yet;
+//! and the EXIF Orientation tag of JPEG frames. They know nothing of the hub
+//! or HTTP.
 
 pub mod bits;
+pub mod exif;
 pub mod fmp4;
 pub mod h264;
 pub mod rtp;
