@@ -9,7 +9,7 @@ mod doubles;
 use doubles::{Events, RtspServer, TlsFront};
 use printcam::media::fmp4::{Fragmenter, Rotation, VideoTrack};
 use printcam::media::rtp_h264::{AccessUnit, Depacketizer};
-use printcam::sources::rtsp_native::{Credentials, ErrorKind, Session, Timeouts, Transport};
+use printcam::sources::rtsp_native::{Credentials, Error, ErrorKind, Session, Timeouts, Transport};
 use printcam::urlguard::{self, Policy};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,12 +26,7 @@ fn tools() -> Option<PathBuf> {
     doubles::require_gst_rtsp().then_some(ffprobe)
 }
 
-fn open(
-    port: u16,
-    scheme: &str,
-    password: &str,
-    transport: Transport,
-) -> Result<Session, printcam::sources::rtsp_native::Error> {
+fn open(port: u16, scheme: &str, password: &str, transport: Transport) -> Result<Session, Error> {
     let url = format!("{scheme}://127.0.0.1:{port}/streaming/live/1");
     let (url, target) = urlguard::check_resolved(
         &url,
@@ -42,6 +37,14 @@ fn open(
     .unwrap();
     let creds = Credentials::new("bblp", password).unwrap();
     Session::open(&target, &url, Some(creds), transport, Timeouts::default())
+}
+
+/// The error of a session that must not open.
+fn refused(port: u16, scheme: &str, password: &str, transport: Transport) -> Error {
+    match open(port, scheme, password, transport) {
+        Ok(_) => panic!("the session opened"),
+        Err(e) => e,
+    }
 }
 
 /// Access units of `PLAY` seconds of the session.
@@ -159,9 +162,7 @@ fn rtsps_through_printcams_tls_with_a_pin() {
         .unwrap();
     let other = "00".repeat(32);
     let (wrong, _) = printcam::tls::client_config(Some(other));
-    let e = open(front.port, "rtsps", CODE, Transport::Tls(wrong))
-        .err()
-        .unwrap();
+    let e = refused(front.port, "rtsps", CODE, Transport::Tls(wrong));
     assert_eq!(e.kind, ErrorKind::CertificateChanged, "{e}");
 }
 
@@ -172,9 +173,7 @@ fn a_wrong_password_is_named_and_not_shown() {
     }
     let rtsp = RtspServer::start("bblp", CODE, 640, 360);
     let wrong = "99999999";
-    let e = open(rtsp.port, "rtsp", wrong, Transport::Plain)
-        .err()
-        .unwrap();
+    let e = refused(rtsp.port, "rtsp", wrong, Transport::Plain);
     assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
     assert!(e.message.contains("wrong user or password"), "{e}");
     assert!(
@@ -184,10 +183,9 @@ fn a_wrong_password_is_named_and_not_shown() {
     // And through rtsps, as a printer with a wrong access code.
     let front = TlsFront::start(rtsp.port);
     let (config, _) = printcam::tls::client_config(None);
-    let e = open(front.port, "rtsps", wrong, Transport::Tls(config))
-        .err()
-        .unwrap();
+    let e = refused(front.port, "rtsps", wrong, Transport::Tls(config));
     assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+    assert!(e.message.contains("wrong user or password"), "{e}");
 }
 
 #[test]

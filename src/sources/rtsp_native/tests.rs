@@ -49,6 +49,11 @@ impl Seen {
 }
 
 fn replay(script: Vec<u8>) -> (Box<dyn Conn>, Seen) {
+    let (conn, seen) = replay_conn(script);
+    (Box::new(conn), seen)
+}
+
+fn replay_conn(script: Vec<u8>) -> (Replay, Seen) {
     let written = Arc::new(Mutex::new(Vec::new()));
     let shut = Arc::new(AtomicBool::new(false));
     let conn = Replay {
@@ -56,7 +61,7 @@ fn replay(script: Vec<u8>) -> (Box<dyn Conn>, Seen) {
         written: Arc::clone(&written),
         shut: Arc::clone(&shut),
     };
-    (Box::new(conn), Seen { written, shut })
+    (conn, Seen { written, shut })
 }
 
 const USER_AGENT: &str = concat!("User-Agent: printcam/", env!("CARGO_PKG_VERSION"));
@@ -441,4 +446,95 @@ fn the_url_gives_the_request_uri_and_credentials() {
         .err()
         .unwrap();
     assert_eq!(e.kind, ErrorKind::Unauthorized);
+}
+
+/// Hands out at most `chunk` bytes a read, as TLS records and TCP segments
+/// may.
+struct Trickle {
+    inner: Replay,
+    chunk: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.chunk);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Conn for Trickle {}
+
+/// Everything a wire reads until its first error (a frame with its bytes),
+/// and that error.
+fn read_all(conn: Box<dyn Conn>) -> (Vec<(Incoming, Vec<u8>)>, String) {
+    let mut wire = Wire::new(conn);
+    let mut got = Vec::new();
+    loop {
+        match wire.read() {
+            Ok(i) => {
+                let bytes = match i {
+                    Incoming::Frame { .. } => wire.frame.clone(),
+                    _ => Vec::new(),
+                };
+                got.push((i, bytes));
+            }
+            Err(e) => return (got, format!("{e:?}")),
+        }
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(c, d)| frame(c, &d)),
+            (1u32..99, 0usize..30).prop_map(|(cseq, len)| format!(
+                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: {len}\r\n\r\n{}",
+                "v".repeat(len)
+            )
+            .into_bytes()),
+            Just(b"GET_PARAMETER rtsp://h/ RTSP/1.0\r\nCSeq: 3\r\n\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn split_reads_read_the_same(
+            pieces in proptest::collection::vec(piece(), 0..12),
+            chunk in 1usize..9,
+        ) {
+            let script = pieces.concat();
+            let (whole, _) = replay(script.clone());
+            let (inner, _) = replay_conn(script);
+            let trickle = Box::new(Trickle { inner, chunk });
+            prop_assert_eq!(read_all(whole), read_all(trickle));
+        }
+
+        #[test]
+        fn any_bytes_end_in_an_error_not_a_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (conn, _) = replay(data);
+            let (got, _) = read_all(conn);
+            for (i, bytes) in got {
+                if let Incoming::Response(r) = i {
+                    prop_assert!(r.body.len() <= wire::MAX_BODY);
+                }
+                prop_assert!(bytes.len() <= usize::from(u16::MAX));
+            }
+        }
+    }
 }
