@@ -3,11 +3,14 @@
 /streaming/live/1 on 127.0.0.1, an ephemeral port, Digest auth, TCP only
 (like a Bambu printer's port 322 behind its TLS).
 
-usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT [SLOW]]
+usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT [SLOW [SESSION_TIMEOUT]]]
 With SLOW > 1 the stream's timestamps (and so its RTP timestamps) run SLOW
 times slower than real time while frames keep coming at 15 fps, as P2S
 firmware 01.02.00.00 stamps them.
-Prints the bound port on stdout, then serves until killed.
+Prints the bound port on stdout, then serves until killed. With
+SESSION_TIMEOUT (seconds) sessions time out after that long, and each
+client's OPTIONS, GET_PARAMETER, TEARDOWN and close is printed on stdout
+as one line, so a test can see what the server saw.
 Needs python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-ugly (x264enc).
 """
 import sys
@@ -37,10 +40,28 @@ def slow_down(media, slow):
     enc.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
 
 
+def say(event):
+    print(event, flush=True)
+
+
+def watch(session_timeout):
+    """Reports what each client asks, and sets its sessions' timeout."""
+
+    def on_client(_server, client):
+        for signal in ("options-request", "get-parameter-request", "teardown-request"):
+            name = signal.rsplit("-", 1)[0].upper().replace("-", "_")
+            client.connect(signal, lambda _c, _ctx, name=name: say(name))
+        client.connect("new-session", lambda _c, s: s.set_timeout(session_timeout))
+        client.connect("closed", lambda _c: say("CLOSED"))
+
+    return on_client
+
+
 def main():
     user, password = sys.argv[1], sys.argv[2]
     width, height = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("640", "360")
     slow = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    session_timeout = int(sys.argv[6]) if len(sys.argv) > 6 else None
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
@@ -71,6 +92,8 @@ def main():
     server.set_auth(auth)
 
     server.get_mount_points().add_factory("/streaming/live/1", factory)
+    if session_timeout is not None:
+        server.connect("client-connected", watch(session_timeout))
     if server.attach(None) == 0:
         sys.exit("cannot start the RTSP server")
     print(server.get_bound_port(), flush=True)

@@ -6,6 +6,7 @@ pub mod detect;
 mod http_client;
 pub mod mjpeg_http;
 pub mod rtsp;
+pub mod rtsp_native;
 pub mod snapshot_http;
 pub mod tofu;
 

@@ -192,35 +192,77 @@ impl RtspServer {
         height: u32,
         slow: u32,
     ) -> RtspServer {
-        let args: Vec<String> = vec![
-            manifest("tests/rtsp_server.py")
-                .to_string_lossy()
-                .into_owned(),
-            user.into(),
-            password.into(),
-            width.to_string(),
-            height.to_string(),
-            slow.to_string(),
-        ];
-        let mut child = Child::spawn(Path::new("/usr/bin/python3"), &args).unwrap();
+        let size = (width.to_string(), height.to_string());
+        RtspServer::spawn(&[user, password, &size.0, &size.1, &slow.to_string()]).0
+    }
+
+    /// A server whose sessions time out after `session_timeout` seconds and
+    /// that reports what its clients ask (OPTIONS, GET_PARAMETER, TEARDOWN,
+    /// CLOSED) in the returned `Events`.
+    pub fn watched(user: &str, password: &str, session_timeout: u32) -> (RtspServer, Events) {
+        let timeout = session_timeout.to_string();
+        let (server, out) = RtspServer::spawn(&[user, password, "640", "360", "1", &timeout]);
+        (
+            server,
+            Events {
+                out,
+                seen: Vec::new(),
+            },
+        )
+    }
+
+    fn spawn(args: &[&str]) -> (RtspServer, std::process::ChildStdout) {
+        let script = manifest("tests/rtsp_server.py");
+        let mut all = vec![script.to_string_lossy().into_owned()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut child = Child::spawn(Path::new("/usr/bin/python3"), &all).unwrap();
         let mut out = child.take_stdout().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut line = Vec::new();
-        while !line.ends_with(b"\n") {
-            assert!(
-                Instant::now() < deadline,
-                "RTSP server did not start: {}",
-                child.tail()
-            );
-            if ffmpeg::wait_readable(out.as_raw_fd(), Duration::from_millis(200)).unwrap() {
-                let mut b = [0u8; 1];
-                let n = out.read(&mut b).unwrap();
-                assert!(n == 1, "RTSP server exited: {}", child.tail());
-                line.push(b[0]);
+        let line = read_line(&mut out, deadline)
+            .unwrap_or_else(|| panic!("RTSP server did not start: {}", child.tail()));
+        let port = line.trim().parse().unwrap();
+        (RtspServer { child, port }, out)
+    }
+}
+
+/// One line of `out` (without its newline) before `deadline`, or None.
+fn read_line(out: &mut std::process::ChildStdout, deadline: Instant) -> Option<String> {
+    let mut line = Vec::new();
+    while !line.ends_with(b"\n") {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        if ffmpeg::wait_readable(out.as_raw_fd(), left.min(Duration::from_millis(200))).ok()? {
+            let mut b = [0u8; 1];
+            if out.read(&mut b).ok()? == 0 {
+                return None;
+            }
+            line.push(b[0]);
+        }
+    }
+    line.pop();
+    String::from_utf8(line).ok()
+}
+
+/// What a watched RTSP server's clients asked, one word a line.
+pub struct Events {
+    out: std::process::ChildStdout,
+    pub seen: Vec<String>,
+}
+
+impl Events {
+    /// Waits up to `limit` for `event` (counting those already seen).
+    pub fn wait_for(&mut self, event: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.seen.iter().any(|e| e == event) {
+            match read_line(&mut self.out, deadline) {
+                Some(line) => self.seen.push(line),
+                None => return false,
             }
         }
-        let port = String::from_utf8(line).unwrap().trim().parse().unwrap();
-        RtspServer { child, port }
+        true
+    }
+
+    pub fn count(&self, event: &str) -> usize {
+        self.seen.iter().filter(|e| *e == event).count()
     }
 }
 
