@@ -41,8 +41,8 @@ fn frames_within(source: Rtsp, limit: usize, window: Duration) -> (usize, Durati
 /// seconds; with the P2S quirk (wall-clock timestamps) frames keep flowing.
 #[test]
 fn p2s_slow_timestamps_keep_frames_flowing_with_the_quirk() {
+    use printcam::cameras::quirks;
     use printcam::registry::Printer;
-    use printcam::sources::quirks;
     let Some(ffmpeg) = support::find("ffmpeg", "ffmpeg") else {
         return;
     };

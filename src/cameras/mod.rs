@@ -2,6 +2,9 @@
 //! demo camera), each with at most one hub, built from its settings on first
 //! use and replaced when the settings change.
 
+pub mod build;
+pub use build::quirks;
+
 use crate::camera::{camera_for_model, BuiltIn, CameraType};
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -273,7 +276,7 @@ impl Cameras {
                 return Ok(entry.hub.clone());
             }
         }
-        let source = crate::sources::for_printer(&printer, self)?;
+        let source = build::for_printer(&printer, self)?;
         let config = HubConfig {
             orientation: printer.orientation(),
             ..self.hub_config()
@@ -456,7 +459,7 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         && a.camera_port == b.camera_port
         && a.camera_url == b.camera_url
         // The serial decides which certificates a Bambu CA vouches for; the
-        // model, how ffmpeg reads the stream (sources::quirks).
+        // model, how ffmpeg reads the stream (build::quirks).
         && a.serial == b.serial
         && a.model == b.model
         && a.orientation() == b.orientation()

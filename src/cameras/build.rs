@@ -1,0 +1,245 @@
+//! The source that serves a printer's camera, made from its stored
+//! settings: the protocol modules (`crate::sources`) get plain values and,
+//! for pinning and detection, callbacks into the registry.
+
+use super::{CameraKind, Cameras};
+use crate::camera::{BuiltIn, CameraType};
+use crate::error::{Error, Result};
+use crate::registry::Printer;
+use crate::source::{Source, CONNECT_TIMEOUT};
+use crate::sources::{chamber, demo, detect, mjpeg_http, rtsp, snapshot_http, tofu};
+use std::sync::Arc;
+
+/// The source that serves printer `p`'s camera.
+pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
+    match CameraKind::of(p) {
+        CameraKind::BuiltIn(b) => built_in(b, p, cameras),
+        CameraKind::Undetected => Ok(Arc::new(detecting(p, cameras)?)),
+        CameraKind::External(CameraType::Rtsp) => {
+            // An rtsps camera's certificate is accepted as presented, as a
+            // printer's is: such cameras rarely chain to a public CA.
+            let (tls, _) = crate::tls::client_config(None);
+            Ok(Arc::new(rtsp::Rtsp::url(
+                external_url(p)?,
+                cameras.settings().ffmpeg.clone(),
+                cameras.settings().url_policy(),
+                Some(tls),
+            )))
+        }
+        CameraKind::External(CameraType::Usb) => Ok(Arc::new(rtsp::Rtsp::usb(
+            external_url(p)?,
+            cameras.settings().ffmpeg.clone(),
+        ))),
+        CameraKind::Demo => Ok(Arc::new(demo::Demo::new())),
+        CameraKind::External(CameraType::Mjpeg) => Ok(Arc::new(mjpeg_http::MjpegHttp::new(
+            external_url(p)?,
+            cameras.settings().url_policy(),
+        ))),
+        CameraKind::External(CameraType::Snapshot) => Ok(Arc::new(
+            snapshot_http::SnapshotHttp::new(external_url(p)?, cameras.settings().url_policy()),
+        )),
+        CameraKind::None => Err(Error::Unavailable(
+            "this printer has no camera: give it an ip address and access code, or an external camera".into(),
+        )),
+    }
+}
+
+/// What connecting to a printer's own camera needs, all of it there: a
+/// half-configured printer is refused here, before any connection.
+struct Login {
+    host: String,
+    access_code: String,
+}
+
+impl Login {
+    fn of(p: &Printer) -> Result<Login> {
+        let missing = |what: &str| {
+            let id = p.id;
+            Error::Unavailable(format!(
+                "printer {id} has no {what}: set it with `printcam printer set {id} --{what} …`"
+            ))
+        };
+        let host = p.ip.clone().filter(|h| !h.is_empty());
+        let code = p.access_code.clone().filter(|c| !c.is_empty());
+        Ok(Login {
+            host: host.ok_or_else(|| missing("ip"))?,
+            access_code: code.ok_or_else(|| missing("access-code"))?,
+        })
+    }
+}
+
+fn built_in(b: BuiltIn, p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
+    Ok(match b {
+        BuiltIn::Chamber => Arc::new(chamber_source(p, cameras)?),
+        BuiltIn::Rtsps => {
+            let login = Login::of(p)?;
+            Arc::new(
+                rtsp::Rtsp::bambu_pinned(
+                    login.host,
+                    camera_port(b, p),
+                    login.access_code,
+                    printer_tofu(p, cameras)?,
+                    cameras.settings().ffmpeg.clone(),
+                    cameras.settings().url_policy(),
+                )
+                .with_quirks(quirks(p)),
+            )
+        }
+    })
+}
+
+/// How ffmpeg must read the printer's stream, by its family in the model
+/// table (`camera.rs`).
+pub fn quirks(p: &Printer) -> rtsp::Quirks {
+    match crate::camera::family(p.model.as_deref()) {
+        Some(crate::camera::Family::P2S) => rtsp::Quirks::p2s(),
+        _ => rtsp::Quirks::default(),
+    }
+}
+
+/// The port of a printer's camera of kind `b`: the configured one, else
+/// that kind's default.
+fn camera_port(b: BuiltIn, p: &Printer) -> u16 {
+    p.camera_port.unwrap_or(b.default_port())
+}
+
+/// A printer of unknown model: both kinds are tried, and the one that
+/// answers is stored in the registry.
+fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
+    let at = p.clone();
+    let weak = Arc::downgrade(cameras);
+    let on_found: detect::OnFound = Box::new(move |kind| {
+        if let Some(cameras) = weak.upgrade() {
+            cameras.store_detected_camera(&at, kind);
+        }
+    });
+    Ok(detect::Detect::new(
+        Login::of(p)?.host,
+        detect::Ports {
+            rtsps: camera_port(BuiltIn::Rtsps, p),
+            chamber: camera_port(BuiltIn::Chamber, p),
+        },
+        p.cert_sha256.clone(),
+        cameras.settings().url_policy(),
+        [
+            built_in(BuiltIn::Rtsps, p, cameras)?,
+            built_in(BuiltIn::Chamber, p, cameras)?,
+        ],
+        on_found,
+    ))
+}
+
+/// A P1/A1-style printer's port-6000 camera; the certificate it shows on
+/// its first good connection is pinned in the registry.
+fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> Result<chamber::Chamber> {
+    let login = Login::of(p)?;
+    let chamber = chamber::Chamber::new(
+        login.host,
+        camera_port(BuiltIn::Chamber, p),
+        login.access_code,
+        None,
+        None,
+        cameras.settings().url_policy(),
+    );
+    Ok(chamber
+        .with_tofu(printer_tofu(p, cameras)?)
+        .with_timeouts(CONNECT_TIMEOUT, cameras.settings().camera_quiet_timeout))
+}
+
+/// A printer's certificate check: a certificate a Bambu CA issued to its
+/// serial (when the serial is known), else its pin, or the first
+/// certificate of a connection that delivers a frame. What is accepted is
+/// stored in the registry.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
+    let pin = p.cert_sha256.clone().map(|sha256| tofu::Pin {
+        sha256,
+        verified: p.cert_verified,
+    });
+    let identity = match p.serial.as_deref().map(str::trim) {
+        Some(serial) if !serial.is_empty() => Some(crate::tls::Identity {
+            serial: serial.to_string(),
+            cas: printer_cas(cameras.settings())?,
+        }),
+        _ => None,
+    };
+    Ok(tofu::Tofu::with_identity(
+        pin,
+        identity,
+        Some(pin_in_registry(p, cameras)),
+    ))
+}
+
+/// Bambu's CAs, and those of `--printer-ca`.
+fn printer_cas(settings: &crate::config::Settings) -> Result<Arc<crate::bambu_ca::CaSet>> {
+    let Some(path) = &settings.printer_ca else {
+        return Ok(Arc::new(crate::bambu_ca::CaSet::bambu()));
+    };
+    let bad = |why: String| Error::Unavailable(format!("--printer-ca {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    crate::bambu_ca::CaSet::bambu_and(&pem)
+        .map(Arc::new)
+        .map_err(bad)
+}
+
+fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
+    // The settings connected with: a pin seen at an old address after a
+    // change must not be stored for the new one.
+    let at = p.clone();
+    // Weak: the registry outlives hubs, and a strong link would be a cycle.
+    let weak = Arc::downgrade(cameras);
+    Arc::new(move |sha256: &str, verified: bool| {
+        if let Some(cameras) = weak.upgrade() {
+            cameras.pin_cert(&at, sha256, verified);
+        }
+    })
+}
+
+fn external_url(p: &Printer) -> Result<String> {
+    p.camera_url
+        .clone()
+        .ok_or_else(|| Error::Unavailable(format!("printer {} has no camera url", p.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_configured_printer_is_refused_before_any_connection() {
+        let registry = Arc::new(crate::registry::Registry::open_in_memory().unwrap());
+        let cameras = Cameras::new(registry, crate::config::Settings::default());
+        let no_code = Printer {
+            id: 7,
+            name: "p1s".into(),
+            ip: Some("10.0.0.5".into()),
+            model: Some("P1S".into()),
+            ..Printer::default()
+        };
+        let e = for_printer(&no_code, &cameras).err().expect("refused");
+        assert!(e.message().contains("printer 7 has no access-code"), "{e}");
+        let no_ip = Printer {
+            ip: Some(String::new()),
+            access_code: Some("12345678".into()),
+            ..no_code
+        };
+        let e = for_printer(&no_ip, &cameras).err().expect("refused");
+        assert!(e.message().contains("has no ip"), "{e}");
+    }
+
+    #[test]
+    fn p2s_printers_by_name_or_code_get_the_p2s_quirks() {
+        let of = |model: &str| {
+            quirks(&Printer {
+                model: Some(model.into()),
+                ..Printer::default()
+            })
+        };
+        for model in ["P2S", "p2s", "Bambu Lab P2S", "3DPrinter-P2S", "N7"] {
+            assert_eq!(of(model), rtsp::Quirks::p2s(), "{model}");
+        }
+        for model in ["X1C", "Bambu Lab H2D", "P1S", "N2S", ""] {
+            assert_eq!(of(model), rtsp::Quirks::default(), "{model}");
+        }
+        assert_eq!(quirks(&Printer::default()), rtsp::Quirks::default());
+    }
+}
