@@ -208,10 +208,9 @@ impl Printcam {
             .args(["serve", "--listen", &addr.to_string(), "--db"])
             .arg(db)
             .args(["--allow-loopback", "--grace", "5"])
-            // The defaults (32 streams, 8 per camera) would refuse 100 viewers.
+            // The default limits would refuse 100 viewers.
             .args(["--max-viewers", "1000", "--max-viewers-per-camera", "1000"])
-            // Every viewer of the bench comes from 127.0.0.1.
-            .args(["--max-connections-per-client", "1000"])
+            .args(per_client_limit(bin))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -273,6 +272,20 @@ impl Drop for Printcam {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Every viewer of the bench comes from 127.0.0.1, so a build that bounds
+/// connections per client gets a bound to match; older builds (measured
+/// side by side) have no such flag.
+fn per_client_limit(bin: &Path) -> Vec<&'static str> {
+    let help = Command::new(bin).args(["serve", "--help"]).output();
+    let knows = help
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--max-connections-per-client"));
+    if knows {
+        vec!["--max-connections-per-client", "1000"]
+    } else {
+        Vec::new()
     }
 }
 
