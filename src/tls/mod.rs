@@ -28,6 +28,8 @@ use crate::bambu_ca::CaSet;
 use crate::source::secs;
 use crate::urlguard::Target;
 
+pub mod bambu_ca;
+
 /// A TLS connection to a printer.
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
@@ -836,11 +838,11 @@ mod tests {
             .to_vec()
     }
 
-    const V1_RSA: &[u8] = include_bytes!("../tests/data/printer_a.crt");
-    const V1_RSA_KEY: &[u8] = include_bytes!("../tests/data/printer_a.key");
-    const V1_EC: &[u8] = include_bytes!("../tests/data/printer_ec.crt");
-    const V1_EC_KEY: &[u8] = include_bytes!("../tests/data/printer_ec.key");
-    const V3_RSA: &[u8] = include_bytes!("../tests/data/v3.crt");
+    const V1_RSA: &[u8] = include_bytes!("../../tests/data/printer_a.crt");
+    const V1_RSA_KEY: &[u8] = include_bytes!("../../tests/data/printer_a.key");
+    const V1_EC: &[u8] = include_bytes!("../../tests/data/printer_ec.crt");
+    const V1_EC_KEY: &[u8] = include_bytes!("../../tests/data/printer_ec.key");
+    const V3_RSA: &[u8] = include_bytes!("../../tests/data/v3.crt");
 
     #[test]
     fn der_walk_finds_the_key_in_a_v1_certificate() {
@@ -850,7 +852,7 @@ mod tests {
         assert_eq!(read_tlv(tbs.value).unwrap().tag, INTEGER);
         assert_eq!(
             subject_public_key_info(&der).unwrap(),
-            include_bytes!("../tests/data/printer_a.spki.der")
+            include_bytes!("../../tests/data/printer_a.spki.der")
         );
         assert_eq!(public_key(&der).unwrap().0, KeyKind::Rsa);
         assert_eq!(public_key(&cert(V1_EC)).unwrap().0, KeyKind::EcP256);
@@ -863,7 +865,7 @@ mod tests {
         assert_eq!(read_tlv(tbs.value).unwrap().tag, VERSION);
         assert_eq!(
             subject_public_key_info(&der).unwrap(),
-            include_bytes!("../tests/data/v3.spki.der")
+            include_bytes!("../../tests/data/v3.spki.der")
         );
     }
 
@@ -960,7 +962,7 @@ mod tests {
             );
         }
         // Another printer's certificate does not vouch for this key.
-        let other = cert(include_bytes!("../tests/data/printer_b.crt"));
+        let other = cert(include_bytes!("../../tests/data/printer_b.crt"));
         let mut sig = vec![0; pair.public().modulus_len()];
         pair.sign(&signature::RSA_PSS_SHA256, &rng, msg, &mut sig)
             .unwrap();
