@@ -3,8 +3,8 @@
 //! and the per-family device CAs under them (assets/bambu-ca/README.md).
 //!
 //! Printers' leaves are often X.509 v1, which webpki refuses, so the chain
-//! is walked here with the DER reader of `tls`: the issuer name must equal
-//! the CA's subject byte for byte and the CA's key must verify the
+//! is walked here with the DER reader of `tls::der`: the issuer name must
+//! equal the CA's subject byte for byte and the CA's key must verify the
 //! signature. Validity dates are not checked: printers' clocks and
 //! printcam's own (a router without a real-time clock) cannot be relied on,
 //! and what identifies the printer is the CA's signature over its serial.
@@ -15,7 +15,7 @@ use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::tls::{expect_tlv, public_key, read_tlv, KeyKind, BIT_STRING, OID, SEQUENCE};
+use super::der::{expect_tlv, public_key, read_tlv, KeyKind, BIT_STRING, OID, SEQUENCE};
 
 /// The certificates shipped with printcam.
 const BAMBU_PEM: &str = include_str!("../../assets/bambu-ca/bambu-ca.pem");
