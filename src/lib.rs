@@ -10,7 +10,6 @@ compile_error!(
      (Debian: libsqlite3-dev, OpenWrt: libsqlite3)"
 );
 
-pub mod bambu_ca;
 pub mod camera;
 pub mod cameras;
 pub mod cli;
@@ -36,3 +35,6 @@ pub mod sync;
 pub mod terminal;
 pub mod tls;
 pub mod urlguard;
+
+// Bambu's CAs are part of TLS to printers; the old path stays.
+pub use tls::bambu_ca;

@@ -1,4 +1,4 @@
-//! The certificate DER walk (src/tls.rs) on any bytes: no panic, and the
+//! The certificate DER walk (src/tls/der.rs) on any bytes: no panic, and the
 //! key and SubjectPublicKeyInfo it finds lie inside the input.
 #![no_main]
 

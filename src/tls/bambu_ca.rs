@@ -3,8 +3,8 @@
 //! and the per-family device CAs under them (assets/bambu-ca/README.md).
 //!
 //! Printers' leaves are often X.509 v1, which webpki refuses, so the chain
-//! is walked here with the DER reader of `tls`: the issuer name must equal
-//! the CA's subject byte for byte and the CA's key must verify the
+//! is walked here with the DER reader of `tls::der`: the issuer name must
+//! equal the CA's subject byte for byte and the CA's key must verify the
 //! signature. Validity dates are not checked: printers' clocks and
 //! printcam's own (a router without a real-time clock) cannot be relied on,
 //! and what identifies the printer is the CA's signature over its serial.
@@ -15,10 +15,10 @@ use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::tls::{expect_tlv, public_key, read_tlv, KeyKind, BIT_STRING, OID, SEQUENCE};
+use super::der::{expect_tlv, public_key, read_tlv, KeyKind, BIT_STRING, OID, SEQUENCE};
 
 /// The certificates shipped with printcam.
-const BAMBU_PEM: &str = include_str!("../assets/bambu-ca/bambu-ca.pem");
+const BAMBU_PEM: &str = include_str!("../../assets/bambu-ca/bambu-ca.pem");
 
 /// Intermediates a printer may send between its leaf and a known CA.
 const MAX_PRESENTED_INTERMEDIATES: usize = 2;
@@ -308,8 +308,8 @@ mod tests {
         assert!(!parts(&bad).is_ok_and(|p| issued_by(&p, ca2_rsa)));
     }
 
-    const TEST_CA: &str = include_str!("../tests/data/bbl_test_ca.crt");
-    const TEST_DEVICE_CA: &str = include_str!("../tests/data/bbl_test_device_ca.crt");
+    const TEST_CA: &str = include_str!("../../tests/data/bbl_test_ca.crt");
+    const TEST_DEVICE_CA: &str = include_str!("../../tests/data/bbl_test_device_ca.crt");
     const SERIAL: &str = "01P00A000000001";
 
     fn der(pem: &str) -> Vec<u8> {
@@ -323,9 +323,9 @@ mod tests {
     #[test]
     fn a_v1_leaf_issued_to_the_serial_is_verified() {
         let cas = private_ca();
-        let leaf = der(include_str!("../tests/data/bbl_leaf.crt"));
+        let leaf = der(include_str!("../../tests/data/bbl_leaf.crt"));
         assert_eq!(cas.verify(&leaf, &[], SERIAL), Ok(()));
-        let reissued = der(include_str!("../tests/data/bbl_leaf_reissued.crt"));
+        let reissued = der(include_str!("../../tests/data/bbl_leaf_reissued.crt"));
         assert_eq!(cas.verify(&reissued, &[], SERIAL), Ok(()));
         // Bambu's CAs alone do not know the private one.
         let err = CaSet::bambu().verify(&leaf, &[], SERIAL).unwrap_err();
@@ -335,23 +335,23 @@ mod tests {
     #[test]
     fn another_serial_or_issuer_is_not_verified() {
         let cas = private_ca();
-        let other = der(include_str!("../tests/data/bbl_leaf_other.crt"));
+        let other = der(include_str!("../../tests/data/bbl_leaf_other.crt"));
         let err = cas.verify(&other, &[], SERIAL).unwrap_err();
         assert!(err.contains("01P00A000000002"), "{err}");
         assert_eq!(cas.verify(&other, &[], "01P00A000000002"), Ok(()));
         // A self-made certificate naming the serial.
-        let printer_a = der(include_str!("../tests/data/printer_a.crt"));
+        let printer_a = der(include_str!("../../tests/data/printer_a.crt"));
         let cn = cn(&printer_a);
         assert!(cas.verify(&printer_a, &[], &cn).is_err());
         // Signed by another printer's (genuine) leaf: a leaf is no CA, even
         // when the server presents it as an intermediate.
-        let by_leaf = der(include_str!("../tests/data/bbl_leaf_by_leaf.crt"));
+        let by_leaf = der(include_str!("../../tests/data/bbl_leaf_by_leaf.crt"));
         assert!(cas.verify(&by_leaf, &[&other], SERIAL).is_err());
     }
 
     #[test]
     fn a_v3_leaf_verifies_through_its_device_ca() {
-        let leaf = der(include_str!("../tests/data/bbl_leaf_v3.crt"));
+        let leaf = der(include_str!("../../tests/data/bbl_leaf_v3.crt"));
         let device = der(TEST_DEVICE_CA);
         let cas = private_ca();
         // The printer sends the device CA: leaf → device CA → root.
