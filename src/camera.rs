@@ -54,6 +54,82 @@ impl FromStr for CameraType {
     }
 }
 
+/// What a printer's camera endpoints serve, with what connecting to it
+/// needs: made once from the stored settings (`cameras::camera_of`), so
+/// nothing later finds a field missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Camera {
+    Demo,
+    External {
+        kind: CameraType,
+        url: String,
+    },
+    BuiltIn {
+        kind: BuiltIn,
+        login: PrinterLogin,
+    },
+    /// A printer whose model printcam does not know (or that has none), its
+    /// camera not detected yet: both kinds are tried on first use.
+    Undetected {
+        login: PrinterLogin,
+    },
+    /// Settings that name a camera but cannot reach it (a printer address
+    /// without its access code, from an old or hand-edited registry): why.
+    Unusable(String),
+    /// Neither a Bambu address nor an enabled external camera.
+    None,
+}
+
+/// Where a printer is and how to log in to its own camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterLogin {
+    pub host: String,
+    /// Replaces the camera kind's default port.
+    pub port: Option<u16>,
+    pub access_code: String,
+}
+
+impl PrinterLogin {
+    /// The port of the printer's camera of kind `b`.
+    pub fn port_for(&self, b: BuiltIn) -> u16 {
+        self.port.unwrap_or(b.default_port())
+    }
+}
+
+/// What a printer's camera endpoints serve, as shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraKind {
+    Demo,
+    External(CameraType),
+    BuiltIn(BuiltIn),
+    Undetected,
+    None,
+}
+
+impl Camera {
+    pub fn kind(&self) -> CameraKind {
+        match self {
+            Camera::Demo => CameraKind::Demo,
+            Camera::External { kind, .. } => CameraKind::External(*kind),
+            Camera::BuiltIn { kind, .. } => CameraKind::BuiltIn(*kind),
+            Camera::Undetected { .. } => CameraKind::Undetected,
+            Camera::Unusable(_) | Camera::None => CameraKind::None,
+        }
+    }
+}
+
+impl CameraKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CameraKind::Demo => "demo",
+            CameraKind::External(t) => t.as_str(),
+            CameraKind::BuiltIn(b) => b.as_str(),
+            CameraKind::Undetected => "undetected",
+            CameraKind::None => "none",
+        }
+    }
+}
+
 /// The camera built into a Bambu Lab printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltIn {

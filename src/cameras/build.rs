@@ -2,8 +2,8 @@
 //! settings: the protocol modules (`crate::sources`) get plain values and,
 //! for pinning and detection, callbacks into the registry.
 
-use super::{CameraKind, Cameras};
-use crate::camera::{BuiltIn, CameraType};
+use super::{camera_of, Cameras};
+use crate::camera::{BuiltIn, Camera, CameraType, PrinterLogin};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
 use crate::source::{Source, CONNECT_TIMEOUT};
@@ -12,79 +12,57 @@ use std::sync::Arc;
 
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
-    match CameraKind::of(p) {
-        CameraKind::BuiltIn(b) => built_in(b, p, cameras),
-        CameraKind::Undetected => Ok(Arc::new(detecting(p, cameras)?)),
-        CameraKind::External(CameraType::Rtsp) => {
-            // An rtsps camera's certificate is accepted as presented, as a
-            // printer's is: such cameras rarely chain to a public CA.
-            let (tls, _) = crate::tls::client_config(None);
-            Ok(Arc::new(rtsp::Rtsp::url(
-                external_url(p)?,
+    let settings = cameras.settings();
+    Ok(match camera_of(p) {
+        Camera::BuiltIn { kind, login } => built_in(kind, &login, p, cameras)?,
+        Camera::Undetected { login } => Arc::new(detecting(&login, p, cameras)?),
+        Camera::External { kind, url } => match kind {
+            CameraType::Rtsp => {
+                // An rtsps camera's certificate is accepted as presented, as
+                // a printer's is: such cameras rarely chain to a public CA.
+                let (tls, _) = crate::tls::client_config(None);
+                Arc::new(rtsp::Rtsp::url(
+                    url,
+                    settings.ffmpeg.clone(),
+                    settings.url_policy(),
+                    Some(tls),
+                ))
+            }
+            CameraType::Usb => Arc::new(rtsp::Rtsp::usb(url, settings.ffmpeg.clone())),
+            CameraType::Mjpeg => Arc::new(mjpeg_http::MjpegHttp::new(url, settings.url_policy())),
+            CameraType::Snapshot => {
+                Arc::new(snapshot_http::SnapshotHttp::new(url, settings.url_policy()))
+            }
+        },
+        Camera::Demo => Arc::new(demo::Demo::new()),
+        Camera::Unusable(why) => return Err(Error::Unavailable(why)),
+        Camera::None => {
+            return Err(Error::Unavailable(
+                "this printer has no camera: give it an ip address and access code, or an external camera".into(),
+            ))
+        }
+    })
+}
+
+fn built_in(
+    b: BuiltIn,
+    login: &PrinterLogin,
+    p: &Printer,
+    cameras: &Arc<Cameras>,
+) -> Result<Arc<dyn Source>> {
+    Ok(match b {
+        BuiltIn::Chamber => Arc::new(chamber_source(login, p, cameras)?),
+        BuiltIn::Rtsps => Arc::new(
+            rtsp::Rtsp::bambu_pinned(
+                login.host.clone(),
+                login.port_for(b),
+                login.access_code.clone(),
+                printer_tofu(p, cameras)?,
                 cameras.settings().ffmpeg.clone(),
                 cameras.settings().url_policy(),
-                Some(tls),
-            )))
-        }
-        CameraKind::External(CameraType::Usb) => Ok(Arc::new(rtsp::Rtsp::usb(
-            external_url(p)?,
-            cameras.settings().ffmpeg.clone(),
-        ))),
-        CameraKind::Demo => Ok(Arc::new(demo::Demo::new())),
-        CameraKind::External(CameraType::Mjpeg) => Ok(Arc::new(mjpeg_http::MjpegHttp::new(
-            external_url(p)?,
-            cameras.settings().url_policy(),
-        ))),
-        CameraKind::External(CameraType::Snapshot) => Ok(Arc::new(
-            snapshot_http::SnapshotHttp::new(external_url(p)?, cameras.settings().url_policy()),
-        )),
-        CameraKind::None => Err(Error::Unavailable(
-            "this printer has no camera: give it an ip address and access code, or an external camera".into(),
-        )),
-    }
-}
-
-/// What connecting to a printer's own camera needs, all of it there: a
-/// half-configured printer is refused here, before any connection.
-struct Login {
-    host: String,
-    access_code: String,
-}
-
-impl Login {
-    fn of(p: &Printer) -> Result<Login> {
-        let missing = |what: &str| {
-            let id = p.id;
-            Error::Unavailable(format!(
-                "printer {id} has no {what}: set it with `printcam printer set {id} --{what} …`"
-            ))
-        };
-        let host = p.ip.clone().filter(|h| !h.is_empty());
-        let code = p.access_code.clone().filter(|c| !c.is_empty());
-        Ok(Login {
-            host: host.ok_or_else(|| missing("ip"))?,
-            access_code: code.ok_or_else(|| missing("access-code"))?,
-        })
-    }
-}
-
-fn built_in(b: BuiltIn, p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
-    Ok(match b {
-        BuiltIn::Chamber => Arc::new(chamber_source(p, cameras)?),
-        BuiltIn::Rtsps => {
-            let login = Login::of(p)?;
-            Arc::new(
-                rtsp::Rtsp::bambu_pinned(
-                    login.host,
-                    camera_port(b, p),
-                    login.access_code,
-                    printer_tofu(p, cameras)?,
-                    cameras.settings().ffmpeg.clone(),
-                    cameras.settings().url_policy(),
-                )
-                .with_quirks(quirks(p)),
             )
-        }
+            .with_quirks(quirks(p)),
+        ),
     })
 }
 
@@ -97,15 +75,9 @@ pub fn quirks(p: &Printer) -> rtsp::Quirks {
     }
 }
 
-/// The port of a printer's camera of kind `b`: the configured one, else
-/// that kind's default.
-fn camera_port(b: BuiltIn, p: &Printer) -> u16 {
-    p.camera_port.unwrap_or(b.default_port())
-}
-
 /// A printer of unknown model: both kinds are tried, and the one that
 /// answers is stored in the registry.
-fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
+fn detecting(login: &PrinterLogin, p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
     let at = p.clone();
     let weak = Arc::downgrade(cameras);
     let on_found: detect::OnFound = Box::new(move |kind| {
@@ -114,16 +86,16 @@ fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
         }
     });
     Ok(detect::Detect::new(
-        Login::of(p)?.host,
+        login.host.clone(),
         detect::Ports {
-            rtsps: camera_port(BuiltIn::Rtsps, p),
-            chamber: camera_port(BuiltIn::Chamber, p),
+            rtsps: login.port_for(BuiltIn::Rtsps),
+            chamber: login.port_for(BuiltIn::Chamber),
         },
         p.cert_sha256.clone(),
         cameras.settings().url_policy(),
         [
-            built_in(BuiltIn::Rtsps, p, cameras)?,
-            built_in(BuiltIn::Chamber, p, cameras)?,
+            built_in(BuiltIn::Rtsps, login, p, cameras)?,
+            built_in(BuiltIn::Chamber, login, p, cameras)?,
         ],
         on_found,
     ))
@@ -131,12 +103,15 @@ fn detecting(p: &Printer, cameras: &Arc<Cameras>) -> Result<detect::Detect> {
 
 /// A P1/A1-style printer's port-6000 camera; the certificate it shows on
 /// its first good connection is pinned in the registry.
-fn chamber_source(p: &Printer, cameras: &Arc<Cameras>) -> Result<chamber::Chamber> {
-    let login = Login::of(p)?;
+fn chamber_source(
+    login: &PrinterLogin,
+    p: &Printer,
+    cameras: &Arc<Cameras>,
+) -> Result<chamber::Chamber> {
     let chamber = chamber::Chamber::new(
-        login.host,
-        camera_port(BuiltIn::Chamber, p),
-        login.access_code,
+        login.host.clone(),
+        login.port_for(BuiltIn::Chamber),
+        login.access_code.clone(),
         None,
         None,
         cameras.settings().url_policy(),
@@ -192,12 +167,6 @@ fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
             cameras.pin_cert(&at, sha256, verified);
         }
     })
-}
-
-fn external_url(p: &Printer) -> Result<String> {
-    p.camera_url
-        .clone()
-        .ok_or_else(|| Error::Unavailable(format!("printer {} has no camera url", p.id)))
 }
 
 #[cfg(test)]

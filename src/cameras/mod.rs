@@ -8,7 +8,7 @@ mod validate;
 pub use build::quirks;
 pub use validate::validate;
 
-use crate::camera::{camera_for_model, BuiltIn, CameraType};
+use crate::camera::{camera_for_model, BuiltIn, Camera, PrinterLogin};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -20,41 +20,47 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The demo camera's printer id; registry ids start at 1.
 pub const DEMO_ID: i64 = 0;
 
-/// What a printer's camera endpoints serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CameraKind {
-    Demo,
-    External(CameraType),
-    BuiltIn(BuiltIn),
-    /// A printer whose model printcam does not know (or that has none), its
-    /// camera not detected yet: both kinds are tried on first use.
-    Undetected,
-    /// Neither a Bambu address nor an enabled external camera.
-    None,
+pub use crate::camera::CameraKind;
+
+/// The camera printer `p`'s endpoints serve, and what connecting to it
+/// needs, from its stored settings.
+pub fn camera_of(p: &Printer) -> Camera {
+    if p.id == DEMO_ID {
+        return Camera::Demo;
+    }
+    if let (true, Some(kind), Some(url)) = (p.camera_enabled, p.camera_type, &p.camera_url) {
+        return Camera::External {
+            kind,
+            url: url.clone(),
+        };
+    }
+    let Some(host) = p.ip.clone() else {
+        return Camera::None;
+    };
+    let (host, access_code) = match (host.is_empty(), &p.access_code) {
+        (false, Some(code)) if !code.is_empty() => (host, code.clone()),
+        _ => {
+            let id = p.id;
+            let what = if host.is_empty() { "ip" } else { "access-code" };
+            return Camera::Unusable(format!(
+                "printer {id} has no {what}: set it with `printcam printer set {id} --{what} …`"
+            ));
+        }
+    };
+    let login = PrinterLogin {
+        host,
+        port: p.camera_port,
+        access_code,
+    };
+    match camera_for_model(p.model.as_deref()).or(p.detected_camera) {
+        Some(kind) => Camera::BuiltIn { kind, login },
+        None => Camera::Undetected { login },
+    }
 }
 
 impl CameraKind {
     pub fn of(p: &Printer) -> CameraKind {
-        if p.id == DEMO_ID {
-            return CameraKind::Demo;
-        }
-        match (p.camera_enabled, p.camera_type, &p.camera_url) {
-            (true, Some(t), Some(_)) => CameraKind::External(t),
-            _ if p.ip.is_some() => camera_for_model(p.model.as_deref())
-                .or(p.detected_camera)
-                .map_or(CameraKind::Undetected, CameraKind::BuiltIn),
-            _ => CameraKind::None,
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CameraKind::Demo => "demo",
-            CameraKind::External(t) => t.as_str(),
-            CameraKind::BuiltIn(b) => b.as_str(),
-            CameraKind::Undetected => "undetected",
-            CameraKind::None => "none",
-        }
+        camera_of(p).kind()
     }
 }
 
