@@ -11,11 +11,11 @@
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::json::{self, Value};
 
@@ -180,38 +180,42 @@ const MAX_ANSWER: u64 = crate::jpeg::MAX_FRAME as u64;
 
 impl Running {
     /// GET `path`; the body of a 200 answer, else the answer's `detail`.
+    ///
+    /// A plain HTTP/1.1 exchange rather than ureq: the peer is printcam's
+    /// own server on loopback, which ends every answer with `Connection:
+    /// close` and gives its body's `Content-Length`, and ureq's default
+    /// agent (its resolver thread, proxy and redirect code) was ~15 KB of
+    /// the router binary for that (docs/sizes.md).
     fn get(&self, path: &str, timeout: Duration) -> Result<Vec<u8>, AskError> {
         let at = self.reach();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent("printcam-cli")
-            .build()
-            .into();
-        let mut request = agent.get(format!("http://{at}{path}"));
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut answer = request.call().map_err(|e| match e {
-            ureq::Error::ConnectionFailed => AskError::NotListening,
-            ureq::Error::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
+        let deadline = Instant::now() + timeout;
+        let not_answered = |e: io::Error| {
+            AskError::Failed(format!("the running server at {at} did not answer: {e}"))
+        };
+        let mut conn = TcpStream::connect_timeout(&at, timeout).map_err(|e| {
+            if e.kind() == io::ErrorKind::ConnectionRefused {
                 AskError::NotListening
+            } else {
+                not_answered(e)
             }
-            e => AskError::Failed(format!("the running server at {at} did not answer: {e}")),
         })?;
-        let status = answer.status().as_u16();
-        let body = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_vec()
+        let mut head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {at}\r\nUser-Agent: printcam-cli\r\nConnection: close\r\n"
+        );
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        conn.set_write_timeout(Some(timeout))
+            .and_then(|()| conn.write_all(head.as_bytes()))
+            .map_err(not_answered)?;
+        let answer = read_all(&mut conn, deadline).map_err(not_answered)?;
+        let (status, body) = split_answer(&answer)
             .map_err(|e| AskError::Failed(format!("reading the running server's answer: {e}")))?;
         if status == 200 {
-            return Ok(body);
+            return Ok(body.to_vec());
         }
-        let detail = json::parse(&String::from_utf8_lossy(&body))
+        let detail = json::parse(&String::from_utf8_lossy(body))
             .ok()
             .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| format!("the running server at {at} answered {status}"));
@@ -228,6 +232,67 @@ impl Running {
         let body = self.get(&format!("/printers/{id}/camera/test"), timeout)?;
         json::parse(&String::from_utf8_lossy(&body))
             .map_err(|e| AskError::Failed(format!("the running server's test answer: {e}")))
+    }
+}
+
+/// The head of an answer may take this much beside its body.
+const MAX_ANSWER_HEAD: u64 = 16 * 1024;
+
+/// Everything the server sends until it closes, within `deadline` and the
+/// size bounds.
+fn read_all(conn: &mut TcpStream, deadline: Instant) -> io::Result<Vec<u8>> {
+    let limit = MAX_ANSWER + MAX_ANSWER_HEAD;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = match conn.read(&mut buf) {
+            Ok(0) => return Ok(answer),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if answer.len() as u64 + n as u64 > limit {
+            return Err(io::Error::other(format!(
+                "the answer is larger than {limit} bytes"
+            )));
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The status and body of a whole answer.
+fn split_answer(answer: &[u8]) -> Result<(u16, &[u8]), String> {
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut head = httparse::Response::new(&mut slots);
+    let body_at = match head.parse(answer) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err("the answer ended in its head".into()),
+        Err(e) => return Err(format!("a malformed head ({e})")),
+    };
+    let status = head.code.unwrap_or(0);
+    let body = &answer[body_at..];
+    let length = head
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        });
+    match length {
+        None => Ok((status, body)),
+        Some(Some(n)) if n <= body.len() => Ok((status, &body[..n])),
+        Some(Some(n)) => Err(format!(
+            "the answer ended after {} of its {n} bytes",
+            body.len()
+        )),
+        Some(None) => Err("a malformed Content-Length".into()),
     }
 }
 
@@ -277,6 +342,81 @@ mod tests {
         assert_eq!(reach("0.0.0.0:8080"), "127.0.0.1:8080");
         assert_eq!(reach("[::]:8080"), "[::1]:8080");
         assert_eq!(reach("127.0.0.1:9"), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn an_answer_is_split_at_its_head_and_length() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabcdef";
+        assert_eq!(split_answer(ok), Ok((200, &b"abc"[..])));
+        let to_close = b"HTTP/1.1 404 Not Found\r\n\r\n{}";
+        assert_eq!(split_answer(to_close), Ok((404, &b"{}"[..])));
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+        assert!(split_answer(short).unwrap_err().contains("3 of its 9"));
+        assert!(split_answer(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(split_answer(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(split_answer(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_server_that_is_not_there_is_not_listening() {
+        // A port just closed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = Running {
+            pid: 1,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            token: None,
+        };
+        assert_eq!(
+            r.get("/", Duration::from_secs(5)),
+            Err(AskError::NotListening)
+        );
+    }
+
+    #[test]
+    fn the_request_carries_the_token_and_the_answer_its_detail() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let r = Running {
+            pid: 1,
+            addr: listener.local_addr().unwrap(),
+            token: Some("secret-token".into()),
+        };
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let body = br#"{"detail":"Printer not found"}"#;
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).unwrap();
+            conn.write_all(body).unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let answer = r.get("/printers/7/camera/test", Duration::from_secs(10));
+        assert_eq!(answer, Err(AskError::Failed("Printer not found".into())));
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("GET /printers/7/camera/test HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nAuthorization: Bearer secret-token\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\nHost: {}\r\n", r.addr)),
+            "{head}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ureq::config::Config;
 use ureq::http::{Response, Uri};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, NextTimeout, TcpConnector};
 use ureq::{Agent, Body};
 
 use crate::source::{SourceError, Upstream};
@@ -52,7 +52,7 @@ impl HttpCamera {
             policy: self.policy,
             refusal: Arc::clone(&refusal),
         };
-        let agent = Agent::with_parts(agent_config(body_budget), DefaultConnector::new(), resolver);
+        let agent = Agent::with_parts(agent_config(body_budget), connector(), resolver);
         let cancel = agent.clone();
         up.on_cancel(Box::new(move || cancel.clone().shutdown()));
         Client {
@@ -61,6 +61,16 @@ impl HttpCamera {
             refusal,
         }
     }
+}
+
+/// TCP, and TLS over it when the build has https cameras: ureq's default
+/// connector would also chain its SOCKS and CONNECT proxy connectors, which
+/// `.proxy(None)` never lets act (10 448 bytes of the router binary).
+fn connector() -> impl Connector {
+    let tcp = ().chain(TcpConnector::default());
+    #[cfg(feature = "webpki-roots")]
+    let tcp = tcp.chain(ureq::unversioned::transport::RustlsConnector::default());
+    tcp
 }
 
 fn agent_config(body_budget: Option<Duration>) -> Config {
