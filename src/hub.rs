@@ -213,6 +213,9 @@ struct Viewer {
     /// the queue is empty, so frames stay in order.
     sink: Option<Arc<dyn Sink>>,
     direct: bool,
+    /// Takes every frame, whatever its fps (H.264: a frame cannot be
+    /// skipped without breaking those that follow).
+    every_frame: bool,
     tokens: f64,
     last_offer: Instant,
     since: Instant,
@@ -230,7 +233,7 @@ impl Viewer {
         self.last_offer = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.fps)).min(FPS_BURST);
         let sink = self.sink.as_ref().filter(|_| self.direct);
-        if self.tokens < 1.0 {
+        if self.tokens < 1.0 && !self.every_frame {
             return sink.map(|s| Offer::Watch(s.clone()));
         }
         self.tokens -= 1.0;
@@ -354,16 +357,27 @@ impl Hub {
 
     /// A new viewer at `fps` (clamped). The upstream starts if it is not running.
     pub fn subscribe(&self, fps: u32) -> Subscription {
-        self.subscribe_with(fps, None)
+        self.subscribe_with(fps, None, false)
     }
 
     /// A new viewer whose connection the hub may write to itself once the
     /// viewer calls `Subscription::deliver_directly`.
     pub fn subscribe_direct(&self, fps: u32, sink: Arc<dyn Sink>) -> Subscription {
-        self.subscribe_with(fps, Some(sink))
+        self.subscribe_with(fps, Some(sink), false)
     }
 
-    fn subscribe_with(&self, fps: u32, sink: Option<Arc<dyn Sink>>) -> Subscription {
+    /// A direct viewer offered every frame the camera sends, as a video
+    /// stream needs; what it misses it sees as a gap in `Frame::seq`.
+    pub fn subscribe_every_frame(&self, sink: Arc<dyn Sink>) -> Subscription {
+        self.subscribe_with(MAX_FPS, Some(sink), true)
+    }
+
+    fn subscribe_with(
+        &self,
+        fps: u32,
+        sink: Option<Arc<dyn Sink>>,
+        every_frame: bool,
+    ) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
         let counters = Arc::new(ViewerCounters::default());
         let now = Instant::now();
@@ -378,6 +392,7 @@ impl Hub {
                 rx: rx.clone(),
                 sink,
                 direct: false,
+                every_frame,
                 tokens: FPS_BURST,
                 last_offer: now,
                 since: now,
@@ -1447,6 +1462,7 @@ mod tests {
             rx: rx.clone(),
             sink: None,
             direct: false,
+            every_frame: false,
             tokens: FPS_BURST,
             last_offer: start,
             since: start,
@@ -1477,6 +1493,39 @@ mod tests {
             }
         }
         assert_eq!(got, 100);
+    }
+
+    #[test]
+    fn an_every_frame_viewer_takes_a_burst_whole() {
+        let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
+        let start = Instant::now();
+        let mut v = Viewer {
+            id: 1,
+            fps: MAX_FPS,
+            tx,
+            rx: rx.clone(),
+            sink: None,
+            direct: false,
+            every_frame: true,
+            tokens: FPS_BURST,
+            last_offer: start,
+            since: start,
+            counters: Arc::default(),
+        };
+        // Ten frames in the same instant, as they come after a stall.
+        let mut got = Vec::new();
+        for seq in 0..10u64 {
+            let frame = Frame {
+                jpeg: Arc::from(vec![0u8; 4]),
+                seq,
+                received: start,
+            };
+            v.offer(&frame, start);
+            while let Ok(d) = rx.try_recv() {
+                got.push(d.frame.seq);
+            }
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
     }
 
     #[test]
