@@ -19,9 +19,8 @@ use doubles::{Events, RtspServer};
 use printcam::http::Limits;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{read_head, test_settings, TestServer, IO_TIMEOUT};
+use support::{read_head, test_settings, MjpegReader, TestServer, IO_TIMEOUT};
 
 /// The tests count this process's children: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -80,28 +79,8 @@ fn read_for(r: &mut BufReader<TcpStream>, d: Duration) -> Vec<u8> {
     data
 }
 
-/// ffprobe's `codec,width,height,frames` of an MP4 file's video.
 fn probe(ffprobe: &std::path::Path, data: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("printcam-mp4-{}.mp4", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    let out = Command::new(ffprobe)
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    doubles::probe_mp4(ffprobe, data, "stream-mp4")
 }
 
 /// Every event the double printed within `d`.
@@ -193,6 +172,48 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
         "{:?}",
         events.seen
     );
+}
+
+#[test]
+fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
+    if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port);
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
+    assert!(support::is_jpeg(&mjpeg.next_part().unwrap()));
+    drain(&mut events, Duration::from_millis(500));
+    let sessions = events.count("OPTIONS");
+
+    let r = ts.get(&format!("/printers/{id}/camera/stream.mp4"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.detail().contains("busy with its MJPEG stream"),
+        "{}",
+        r.detail()
+    );
+    assert!(!r.text().contains(PASSWORD));
+    drain(&mut events, Duration::from_millis(500));
+    assert_eq!(events.count("OPTIONS"), sessions, "{:?}", events.seen);
+
+    // Once the MJPEG viewer is gone (and the grace period over), it plays.
+    drop(mjpeg);
+    let path = format!("/printers/{id}/camera/stream.mp4");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = TcpStream::connect(ts.addr).unwrap();
+        probe.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut r = BufReader::new(probe);
+        write!(r.get_mut(), "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        if read_head(&mut r).unwrap().0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stream.mp4 never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

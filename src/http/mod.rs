@@ -283,11 +283,15 @@ fn dispatch(shared: &Shared, request: &mut Request) {
     }
     let route = route.and_then(|r| resolve_source(&shared.cameras, r, query));
     match route {
-        Ok(Route::Stream(id)) if head_only => {
-            let reply = shared.cameras.printer(id).map_or_else(
-                |e| Reply::error(&e),
-                |_| Reply::stream_head(mjpeg::CONTENT_TYPE),
-            );
+        Ok(Route::Stream(id) | Route::StreamMp4(id)) if head_only => {
+            let kind = match route {
+                Ok(Route::StreamMp4(_)) => stream_mp4::CONTENT_TYPE,
+                _ => mjpeg::CONTENT_TYPE,
+            };
+            let reply = shared
+                .cameras
+                .printer(id)
+                .map_or_else(|e| Reply::error(&e), |_| Reply::stream_head(kind));
             send(reply, request);
         }
         Ok(Route::Stream(id)) => stream::serve(
@@ -299,13 +303,6 @@ fn dispatch(shared: &Shared, request: &mut Request) {
             (&shared.stopping, shared.limits.stream_poll),
             log_status,
         ),
-        Ok(Route::StreamMp4(id)) if head_only => {
-            let reply = shared.cameras.printer(id).map_or_else(
-                |e| Reply::error(&e),
-                |_| Reply::stream_head(stream_mp4::CONTENT_TYPE),
-            );
-            send(reply, request);
-        }
         Ok(Route::StreamMp4(id)) => stream_mp4::serve(
             &shared.cameras,
             &shared.viewers,

@@ -558,6 +558,73 @@ mod tests {
         }
     }
 
+    /// Fragments numbered 1.., keyframes at the given numbers.
+    fn fragments(n: u32, keyframes: &[u32]) -> Vec<Frame> {
+        let mut f = crate::media::fmp4::Fragmenter::new();
+        (1..=n)
+            .map(|i| Frame {
+                jpeg: Arc::from(f.fragment(
+                    u64::from(i) * 3000,
+                    3000,
+                    keyframes.contains(&i),
+                    &[0; 8],
+                )),
+                seq: u64::from(i),
+                received: Instant::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_mp4_viewer_that_misses_a_frame_skips_to_the_next_keyframe() {
+        let (mut client, server) = pair();
+        let sink = ViewerSink::new(
+            server,
+            Duration::from_secs(5),
+            Format::Mp4(Mp4Gate::default()),
+        )
+        .unwrap();
+        let f = fragments(8, &[2, 6]);
+        let sent: Vec<Sent> = [0, 1, 2, 4, 5, 6, 7, 7]
+            .iter()
+            .map(|&i| sink.try_send(&f[i]))
+            .collect();
+        // Fragment 1 is no keyframe; 2 (one) and 3 go; 4 is missed, so 5
+        // cannot go; 6 (a keyframe), 7 and 8 go; 8 again is nothing new.
+        use Sent::{Nothing, Whole};
+        assert_eq!(
+            sent,
+            [Nothing, Whole, Whole, Nothing, Whole, Whole, Whole, Whole]
+        );
+        sink.close().unwrap();
+        drop(sink);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        let want: Vec<u8> = [1, 2, 5, 6, 7]
+            .iter()
+            .flat_map(|&i| f[i].jpeg.to_vec())
+            .collect();
+        assert_eq!(got, want, "no MJPEG delimiter either");
+    }
+
+    #[test]
+    fn an_mp4_viewer_starts_after_the_group_it_was_sent() {
+        let (_client, server) = pair();
+        let sink = ViewerSink::new(
+            server,
+            Duration::from_secs(5),
+            Format::Mp4(Mp4Gate::default()),
+        )
+        .unwrap();
+        let f = fragments(4, &[1]);
+        let group: Vec<Arc<[u8]>> = f[..2].iter().map(|x| x.jpeg.clone()).collect();
+        sink.write_first(b"init", &group).unwrap();
+        // 2 came live as well as in the group: not sent twice; 3 follows.
+        assert_eq!(sink.lock().format.admit(&f[1]), Admit::Already);
+        assert_eq!(sink.lock().format.admit(&f[2]), Admit::Send);
+        assert_eq!(sink.lock().format.admit(&f[3]), Admit::Skip);
+    }
+
     fn fps(q: &str) -> Result<u32, u16> {
         parse_fps(q).map_err(|r| r.status)
     }
