@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod ffmpeg;
 pub mod frame;
+pub mod gop;
 pub mod http;
 pub mod hub;
 pub mod jpeg;

@@ -12,7 +12,6 @@ use printcam::media::rtp_h264::{AccessUnit, Depacketizer};
 use printcam::sources::rtsp_native::{Credentials, Error, ErrorKind, Session, Timeouts, Transport};
 use printcam::urlguard::{self, Policy};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CODE: &str = "27182818";
@@ -74,29 +73,7 @@ fn mux_and_probe(ffprobe: &Path, d: &Depacketizer, units: &[AccessUnit], name: &
         let au = &pair[0];
         file.extend(fragmenter.fragment(au.time, duration, au.keyframe, &au.data));
     }
-    let path = std::env::temp_dir().join(format!(
-        "printcam-rtsp-native-{name}-{}.mp4",
-        std::process::id()
-    ));
-    std::fs::write(&path, &file).unwrap();
-    let out = Command::new(ffprobe)
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    doubles::probe_mp4(ffprobe, &file, &format!("rtsp-native-{name}"))
 }
 
 /// Checks the probe line: H.264, 640x360, and most of the frames of

@@ -5,10 +5,47 @@
 use super::{camera_of, Cameras};
 use crate::camera::{BuiltIn, Camera, CameraType, PrinterLogin};
 use crate::error::{Error, Result};
+use crate::gop::Gop;
 use crate::registry::Printer;
 use crate::source::{Source, CONNECT_TIMEOUT};
-use crate::sources::{chamber, demo, detect, mjpeg_http, rtsp, snapshot_http, tofu};
+use crate::sources::exclusive::Exclusive;
+use crate::sources::{chamber, demo, detect, mjpeg_http, rtsp, rtsp_h264, snapshot_http, tofu};
 use std::sync::Arc;
+
+/// The source of printer `p`'s `stream.mp4`: its H.264 passed through
+/// from the native RTSP client, with the group of pictures it keeps. For
+/// now external RTSP(S) cameras only, never connected to while the MJPEG
+/// stream of the same camera is (see `Exclusive`).
+pub fn mp4_for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<(Arc<dyn Source>, Arc<Gop>)> {
+    let camera = camera_of(p);
+    let Camera::External {
+        kind: CameraType::Rtsp,
+        url,
+    } = camera
+    else {
+        return Err(Error::Invalid(format!(
+            "stream.mp4 serves external rtsp:// and rtsps:// cameras only for now; printer {} \
+             has a {} camera: use camera/stream",
+            p.id,
+            camera.kind().as_str()
+        )));
+    };
+    let gop = Gop::new();
+    let native = rtsp_h264::RtspH264::new(
+        url,
+        cameras.settings().url_policy(),
+        Some(external_rtsps_tls()),
+        gop.clone(),
+    );
+    let source = Exclusive::new(Arc::new(native), cameras.lease(p.id), "MP4 stream");
+    Ok((Arc::new(source), gop))
+}
+
+/// An rtsps camera's certificate is accepted as presented, as a printer's
+/// is: such cameras rarely chain to a public CA.
+fn external_rtsps_tls() -> Arc<rustls::ClientConfig> {
+    crate::tls::client_config(None).0
+}
 
 /// The source that serves printer `p`'s camera.
 pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source>> {
@@ -18,14 +55,16 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
         Camera::Undetected { login } => Arc::new(detecting(&login, p, cameras)?),
         Camera::External { kind, url } => match kind {
             CameraType::Rtsp => {
-                // An rtsps camera's certificate is accepted as presented, as
-                // a printer's is: such cameras rarely chain to a public CA.
-                let (tls, _) = crate::tls::client_config(None);
-                Arc::new(rtsp::Rtsp::url(
+                let ffmpeg = rtsp::Rtsp::url(
                     url,
                     settings.ffmpeg.clone(),
                     settings.url_policy(),
-                    Some(tls),
+                    Some(external_rtsps_tls()),
+                );
+                Arc::new(Exclusive::new(
+                    Arc::new(ffmpeg),
+                    cameras.lease(p.id),
+                    "MJPEG stream",
                 ))
             }
             CameraType::Usb => Arc::new(rtsp::Rtsp::usb(url, settings.ffmpeg.clone())),

@@ -12,8 +12,11 @@ use crate::camera::{camera_for_model, BuiltIn, Camera, PrinterLogin};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::gop::Gop;
 use crate::hub::{Hub, HubConfig, HubStats};
 use crate::registry::{Printer, PrinterPatch, Registry};
+use crate::source::Source;
+use crate::sources::exclusive::Lease;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -129,17 +132,27 @@ pub struct TestResult {
     pub detected: bool,
 }
 
+#[derive(Clone)]
 struct Entry {
     /// The settings the hub was built from; a change means a new hub.
     built_from: Printer,
     hub: Hub,
+    /// An MP4 hub's group of pictures.
+    gop: Option<Arc<Gop>>,
 }
+
+/// One map of hubs: the MJPEG ones, or the MP4 ones.
+type Hubs = Mutex<HashMap<i64, Entry>>;
 
 /// Every camera printcam knows, and the hubs of those in use.
 pub struct Cameras {
     registry: Arc<Registry>,
     settings: Settings,
-    hubs: Mutex<HashMap<i64, Entry>>,
+    hubs: Hubs,
+    /// `stream.mp4` hubs (H.264 passed through), beside the MJPEG ones.
+    mp4_hubs: Hubs,
+    /// Per camera: which of its two hubs is connected (one at a time).
+    leases: Mutex<HashMap<i64, Arc<Lease>>>,
 }
 
 impl Cameras {
@@ -148,6 +161,8 @@ impl Cameras {
             registry,
             settings,
             hubs: Mutex::new(HashMap::new()),
+            mp4_hubs: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -277,38 +292,78 @@ impl Cameras {
 
     /// The hub serving printer `id`, made (not started) on first use.
     pub fn hub(self: &Arc<Self>, id: i64) -> Result<Hub> {
+        let entry = self.entry(&self.hubs, id, "printer", |p| {
+            let config = HubConfig {
+                orientation: p.orientation(),
+                ..self.hub_config()
+            };
+            Ok((build::for_printer(p, self)?, config, None))
+        })?;
+        Ok(entry.hub)
+    }
+
+    /// The hub of printer `id`'s `stream.mp4` and its group of pictures.
+    pub fn mp4_hub(self: &Arc<Self>, id: i64) -> Result<(Hub, Arc<Gop>)> {
+        let entry = self.entry(&self.mp4_hubs, id, "mp4", |p| {
+            let (source, gop) = build::mp4_for_printer(p, self)?;
+            Ok((source, self.hub_config(), Some(gop)))
+        })?;
+        let gop = entry
+            .gop
+            .ok_or_else(|| Error::Internal("an MP4 hub without its pictures".into()))?;
+        Ok((entry.hub, gop))
+    }
+
+    /// Printer `id`'s hub in `map`, made by `build` on first use and when
+    /// the printer's camera settings changed.
+    fn entry(
+        self: &Arc<Self>,
+        map: &Hubs,
+        id: i64,
+        kind: &str,
+        build: impl FnOnce(&Printer) -> Result<(Arc<dyn Source>, HubConfig, Option<Arc<Gop>>)>,
+    ) -> Result<Entry> {
         let printer = self.printer(id)?;
-        let mut hubs = self.lock_hubs();
+        let mut hubs = crate::sync::lock(map);
         if let Some(entry) = hubs.get(&id) {
             if same_camera(&entry.built_from, &printer) {
-                return Ok(entry.hub.clone());
+                return Ok(entry.clone());
             }
         }
-        let source = build::for_printer(&printer, self)?;
-        let config = HubConfig {
-            orientation: printer.orientation(),
-            ..self.hub_config()
+        let (source, config, gop) = build(&printer)?;
+        let hub = Hub::new(format!("{kind}-{id}"), source, config);
+        let entry = Entry {
+            built_from: printer,
+            hub,
+            gop,
         };
-        let hub = Hub::new(format!("printer-{id}"), source, config);
-        if let Some(old) = hubs.insert(
-            id,
-            Entry {
-                built_from: printer,
-                hub: hub.clone(),
-            },
-        ) {
+        if let Some(old) = hubs.insert(id, entry.clone()) {
             // Settings changed behind our back (another process wrote the
             // database): the old upstream must close before the new opens.
             drop(hubs);
             old.hub.shutdown();
         }
-        Ok(hub)
+        Ok(entry)
+    }
+
+    /// The lease printer `id`'s hubs share, so only one connects at a time.
+    pub fn lease(&self, id: i64) -> Arc<Lease> {
+        crate::sync::lock(&self.leases)
+            .entry(id)
+            .or_default()
+            .clone()
     }
 
     /// A hub whose settings are known to be unchanged, without touching the
     /// database; for read-only figures.
     fn existing_hub(&self, id: i64) -> Option<Hub> {
         self.lock_hubs().get(&id).map(|e| e.hub.clone())
+    }
+
+    fn existing_mp4_hub(&self, id: i64) -> Option<Hub> {
+        crate::sync::lock(&self.mp4_hubs)
+            .get(&id)
+            .map(|e| e.hub.clone())
     }
 
     /// The latest frame, or one captured now.
@@ -350,7 +405,8 @@ impl Cameras {
     /// Ends the printer's streams; returns how many.
     pub fn stop(&self, id: i64) -> Result<usize> {
         self.printer(id)?;
-        Ok(self.existing_hub(id).map_or(0, |h| h.stop_viewers()))
+        let mjpeg = self.existing_hub(id).map_or(0, |h| h.stop_viewers());
+        Ok(mjpeg + self.existing_mp4_hub(id).map_or(0, |h| h.stop_viewers()))
     }
 
     /// The hub's figures; an idle camera that was never used has none yet.
@@ -359,9 +415,20 @@ impl Cameras {
         Ok(self.existing_hub(id).map(|h| h.stats()))
     }
 
+    /// The `stream.mp4` hub's figures, if it was used.
+    pub fn mp4_status(&self, id: i64) -> Result<Option<HubStats>> {
+        self.printer(id)?;
+        Ok(self.existing_mp4_hub(id).map(|h| h.stats()))
+    }
+
     /// Closes every upstream and waits for them.
     pub fn shutdown(&self) {
-        let hubs: Vec<Hub> = self.lock_hubs().drain().map(|(_, e)| e.hub).collect();
+        let mut hubs: Vec<Hub> = self.lock_hubs().drain().map(|(_, e)| e.hub).collect();
+        hubs.extend(
+            crate::sync::lock(&self.mp4_hubs)
+                .drain()
+                .map(|(_, e)| e.hub),
+        );
         for hub in hubs {
             hub.shutdown();
         }
@@ -417,7 +484,8 @@ impl Cameras {
 
     fn close_hub(&self, id: i64) {
         let old = self.lock_hubs().remove(&id);
-        if let Some(old) = old {
+        let old_mp4 = crate::sync::lock(&self.mp4_hubs).remove(&id);
+        for old in [old, old_mp4].into_iter().flatten() {
             old.hub.shutdown();
         }
     }

@@ -61,7 +61,11 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
         }
         Route::Snapshot(id) => Reply::jpeg(&cameras.snapshot(id).map_err(err)?, id),
         Route::Test(id) => Reply::json(200, &test_json(&cameras.test(id).map_err(err)?)),
-        Route::Status(id) => Reply::json(200, &status_json(id, cameras.status(id).map_err(err)?)),
+        Route::Status(id) => {
+            let mjpeg = cameras.status(id).map_err(err)?;
+            let mp4 = cameras.mp4_status(id).map_err(err)?;
+            Reply::json(200, &status_json(id, mjpeg, mp4))
+        }
         Route::Stop(id) => {
             let n = cameras.stop(id).map_err(err)?;
             Reply::json(200, &Value::object([("stopped", Value::from(n))]))
@@ -69,7 +73,9 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
         // Streams take the request itself, metrics the server's figures, and
         // named sources are resolved first: the dispatcher never sends
         // them here.
-        Route::Stream(_) | Route::Metrics | Route::BySource(_) => Reply::not_found(),
+        Route::Stream(_) | Route::StreamMp4(_) | Route::Metrics | Route::BySource(_) => {
+            Reply::not_found()
+        }
     };
     Ok(reply)
 }
@@ -130,7 +136,18 @@ fn page_reply(cameras: &Arc<Cameras>, request: &Request) -> Result<Reply, Reply>
     Ok(Reply::html(page::wall(&tiles, token.as_deref())))
 }
 
-fn status_json(id: i64, stats: Option<HubStats>) -> Value {
+/// The MJPEG hub's figures, with those of the `stream.mp4` hub under
+/// `mp4` once it was used (null before).
+fn status_json(id: i64, stats: Option<HubStats>, mp4: Option<HubStats>) -> Value {
+    let mut figures = hub_json(stats);
+    if let Value::Object(members) = &mut figures {
+        members.insert(0, ("id".into(), Value::from(id)));
+        members.push(("mp4".into(), mp4.map_or(Value::Null, |s| hub_json(Some(s)))));
+    }
+    figures
+}
+
+fn hub_json(stats: Option<HubStats>) -> Value {
     let s = stats.unwrap_or_else(|| HubStats {
         state: UpstreamState::Idle,
         viewers: 0,
@@ -146,7 +163,6 @@ fn status_json(id: i64, stats: Option<HubStats>) -> Value {
         viewer_stats: Vec::new(),
     });
     Value::object([
-        ("id", Value::from(id)),
         ("state", Value::from(s.state.as_str())),
         ("viewers", Value::from(s.viewers)),
         ("frames_in", Value::from(s.frames_in)),

@@ -36,16 +36,23 @@ pub fn write_part<W: Write + ?Sized>(w: &mut W, jpeg: &[u8]) -> io::Result<()> {
 /// Writes the part of `jpeg` except its first `skip` bytes, which were
 /// already sent (by a non-blocking write that could not take all of it).
 pub fn write_part_from<W: Write + ?Sized>(w: &mut W, jpeg: &[u8], skip: usize) -> io::Result<()> {
-    with_part(jpeg, |pieces| {
-        let total: usize = pieces.iter().map(|p| p.len()).sum();
-        if skip >= total {
-            return Ok(());
-        }
-        let mut rest = pieces;
-        IoSlice::advance_slices(&mut rest, skip);
-        write_all_vectored(w, rest)?;
-        w.flush()
-    })
+    with_part(jpeg, |pieces| write_pieces_from(w, pieces, skip))
+}
+
+/// Writes `pieces` but their first `skip` bytes, and flushes.
+pub fn write_pieces_from<W: Write + ?Sized>(
+    w: &mut W,
+    pieces: &mut [IoSlice<'_>],
+    skip: usize,
+) -> io::Result<()> {
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    if skip >= total {
+        return Ok(());
+    }
+    let mut rest = pieces;
+    IoSlice::advance_slices(&mut rest, skip);
+    write_all_vectored(w, rest)?;
+    w.flush()
 }
 
 /// `Write::write_all_vectored`, which is not stable yet.

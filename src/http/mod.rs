@@ -16,6 +16,7 @@ mod reply;
 pub mod request;
 mod router;
 mod stream;
+mod stream_mp4;
 mod viewers;
 
 use crate::cameras::Cameras;
@@ -282,11 +283,15 @@ fn dispatch(shared: &Shared, request: &mut Request) {
     }
     let route = route.and_then(|r| resolve_source(&shared.cameras, r, query));
     match route {
-        Ok(Route::Stream(id)) if head_only => {
+        Ok(Route::Stream(id) | Route::StreamMp4(id)) if head_only => {
+            let kind = match route {
+                Ok(Route::StreamMp4(_)) => stream_mp4::CONTENT_TYPE,
+                _ => mjpeg::CONTENT_TYPE,
+            };
             let reply = shared
                 .cameras
                 .printer(id)
-                .map_or_else(|e| Reply::error(&e), |_| Reply::stream_head());
+                .map_or_else(|e| Reply::error(&e), |_| Reply::stream_head(kind));
             send(reply, request);
         }
         Ok(Route::Stream(id)) => stream::serve(
@@ -294,6 +299,14 @@ fn dispatch(shared: &Shared, request: &mut Request) {
             &shared.viewers,
             id,
             query,
+            request,
+            (&shared.stopping, shared.limits.stream_poll),
+            log_status,
+        ),
+        Ok(Route::StreamMp4(id)) => stream_mp4::serve(
+            &shared.cameras,
+            &shared.viewers,
+            id,
             request,
             (&shared.stopping, shared.limits.stream_poll),
             log_status,

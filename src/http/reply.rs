@@ -98,8 +98,8 @@ impl Reply {
     }
 
     /// What a HEAD of a stream gets: a stream's head, no frames.
-    pub fn stream_head() -> Reply {
-        Reply::new(200, super::mjpeg::CONTENT_TYPE, Arc::from(&[][..]))
+    pub fn stream_head(content_type: &'static str) -> Reply {
+        Reply::new(200, content_type, Arc::from(&[][..]))
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {

@@ -19,6 +19,8 @@ pub enum Route {
     DeletePrinter(i64),
     ForgetCert(i64),
     Stream(i64),
+    /// `camera/stream.mp4`: H.264 as fragmented MP4, for `<video>`.
+    StreamMp4(i64),
     Snapshot(i64),
     Test(i64),
     Status(i64),
@@ -115,6 +117,7 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
 fn camera_route(m: &Method, id: &str, action: &str) -> Result<Route, Reply> {
     let make = match action {
         "stream" => Route::Stream,
+        "stream.mp4" => Route::StreamMp4,
         "snapshot" => Route::Snapshot,
         "test" => Route::Test,
         "status" => Route::Status,
@@ -212,6 +215,10 @@ mod tests {
             assert_eq!(
                 ok(Method::Get, &p("/printers/3/camera/stream")),
                 Route::Stream(3)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/stream.mp4")),
+                Route::StreamMp4(3)
             );
             assert_eq!(
                 ok(Method::Post, &p("/printers/3/camera/stop")),

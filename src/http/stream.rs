@@ -9,7 +9,7 @@ use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::frame::Frame;
 use crate::hub::{self, Delivery, Sent, Sink, TryRecvError};
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,33 +66,68 @@ pub fn serve(
     });
     let (hub, fps, _pass) = match admitted {
         Ok(admitted) => admitted,
-        Err(reply) => {
-            on_status(reply.status);
-            super::access::with_cors(settings, reply).send(request.stream());
-            return;
-        }
+        Err(reply) => return refuse(settings, request, reply, on_status),
     };
-    let out = request.stream();
-    let sink = match out
-        .try_clone()
-        .and_then(|conn| ViewerSink::new(conn, settings.write_timeout))
-    {
-        Ok(sink) => Arc::new(sink),
-        Err(e) => {
-            log::warn!("{}: cannot serve a viewer: {e}", hub.name());
-            on_status(503);
-            Reply::detail(503, "cannot serve the stream now; try again").send(request.stream());
-            return;
-        }
+    let sink = match new_sink(&hub, request, settings.write_timeout, Format::Mjpeg) {
+        Ok(sink) => sink,
+        Err(reply) => return refuse(settings, request, reply, on_status),
     };
     let sub = hub.subscribe_direct(fps, sink.clone());
     on_status(200);
-    if write_head(&mut &*out, settings.cors_origin.as_deref()).is_err() {
+    let out = request.stream();
+    if write_head(
+        &mut &*out,
+        settings.cors_origin.as_deref(),
+        mjpeg::CONTENT_TYPE,
+    )
+    .is_err()
+    {
         return;
     }
+    play(&hub, &sub, &sink, out, (stopping, poll), &|| false);
+}
+
+/// Answers a stream request that cannot be served with `reply`.
+pub(super) fn refuse(
+    settings: &crate::config::Settings,
+    request: &mut Request,
+    reply: Reply,
+    on_status: impl FnOnce(u16),
+) {
+    on_status(reply.status);
+    super::access::with_cors(settings, reply).send(request.stream());
+}
+
+/// A sink on the request's connection, or the 503 to answer.
+pub(super) fn new_sink(
+    hub: &hub::Hub,
+    request: &mut Request,
+    write_timeout: Duration,
+    format: Format,
+) -> Result<Arc<ViewerSink>, Reply> {
+    let sink = request
+        .stream()
+        .try_clone()
+        .and_then(|conn| ViewerSink::new(conn, write_timeout, format));
+    sink.map(Arc::new).map_err(|e| {
+        log::warn!("{}: cannot serve a viewer: {e}", hub.name());
+        Reply::detail(503, "cannot serve the stream now; try again")
+    })
+}
+
+/// Sends what the hub could not until the viewer leaves, the stream ends,
+/// the server stops or `ended` says so.
+pub(super) fn play(
+    hub: &hub::Hub,
+    sub: &hub::Subscription,
+    sink: &ViewerSink,
+    out: &TcpStream,
+    (stopping, poll): (&AtomicBool, Duration),
+    ended: &dyn Fn() -> bool,
+) {
     sub.deliver_directly();
     let viewer_left = loop {
-        if stopping.load(Ordering::Relaxed) {
+        if stopping.load(Ordering::Relaxed) || ended() {
             break false;
         }
         match sub.try_recv() {
@@ -120,9 +155,80 @@ pub fn serve(
     log::debug!("{}: viewer {} done", hub.name(), sub.id());
 }
 
+/// How frames go on the wire.
+pub(super) enum Format {
+    /// One multipart part per JPEG, a closing delimiter at the end.
+    Mjpeg,
+    /// The fragments as they are, from a keyframe on and without gaps.
+    Mp4(Mp4Gate),
+}
+
+/// Whether a frame goes to the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admit {
+    Send,
+    /// It would not decode: the viewer missed a frame since its keyframe.
+    Skip,
+    /// Sent already (with the group of pictures the viewer started with).
+    Already,
+}
+
+/// An MP4 viewer's place in the camera's fragments: after a frame it
+/// missed, it skips to the next keyframe (an H.264 frame cannot be left out
+/// alone: the ones after it refer to it).
+#[derive(Debug, Default)]
+pub(super) struct Mp4Gate {
+    /// The sequence number of the last fragment sent.
+    last: Option<u32>,
+}
+
+impl Mp4Gate {
+    fn admit(&self, fragment: &[u8]) -> Admit {
+        let Some((seq, keyframe)) = crate::media::fmp4::fragment_info(fragment) else {
+            return Admit::Skip;
+        };
+        match self.last {
+            // Wrapping: at 30 fps the numbers go round after four years.
+            Some(last) if seq.wrapping_sub(last) as i32 <= 0 => Admit::Already,
+            Some(last) if seq == last.wrapping_add(1) => Admit::Send,
+            _ if keyframe => Admit::Send,
+            _ => Admit::Skip,
+        }
+    }
+
+    fn sent(&mut self, fragment: &[u8]) {
+        if let Some((seq, _)) = crate::media::fmp4::fragment_info(fragment) {
+            self.last = Some(seq);
+        }
+    }
+}
+
+impl Format {
+    fn admit(&self, frame: &Frame) -> Admit {
+        match self {
+            Format::Mjpeg => Admit::Send,
+            Format::Mp4(gate) => gate.admit(&frame.jpeg),
+        }
+    }
+
+    fn sent(&mut self, frame: &Frame) {
+        if let Format::Mp4(gate) = self {
+            gate.sent(&frame.jpeg);
+        }
+    }
+
+    /// Calls `f` with the frame's bytes on the wire, as slices for one writev.
+    fn with_pieces<R>(&self, frame: &Frame, f: impl FnOnce(&mut [IoSlice<'_>]) -> R) -> R {
+        match self {
+            Format::Mjpeg => mjpeg::with_part(&frame.jpeg, f),
+            Format::Mp4(_) => f(&mut [IoSlice::new(&frame.jpeg)]),
+        }
+    }
+}
+
 /// A viewer's connection, written by the hub while the viewer keeps up and
 /// by the viewer's own thread otherwise; the lock keeps their parts whole.
-struct ViewerSink {
+pub(super) struct ViewerSink {
     conn: Mutex<Conn>,
     /// Poked by the hub when it queues a frame or ends the viewer.
     wake: Wake,
@@ -138,16 +244,18 @@ struct Conn {
     owing: bool,
     /// The closing delimiter is out: nothing may follow it.
     closed: bool,
+    format: Format,
 }
 
 impl ViewerSink {
-    fn new(stream: TcpStream, stall_limit: Duration) -> io::Result<ViewerSink> {
+    fn new(stream: TcpStream, stall_limit: Duration, format: Format) -> io::Result<ViewerSink> {
         Ok(ViewerSink {
             conn: Mutex::new(Conn {
                 stream,
                 stalled_since: None,
                 owing: false,
                 closed: false,
+                format,
             }),
             wake: Wake::new()?,
             stall_limit,
@@ -163,9 +271,32 @@ impl ViewerSink {
     /// timeout allows.
     fn finish(&self, delivery: &Delivery) -> io::Result<()> {
         let mut conn = self.lock();
-        mjpeg::write_part_from(&mut &conn.stream, &delivery.frame.jpeg, delivery.written)?;
+        let frame = &delivery.frame;
+        // A frame the hub began was admitted then.
+        if delivery.written == 0 && conn.format.admit(frame) != Admit::Send {
+            return Ok(());
+        }
+        conn.format.with_pieces(frame, |pieces| {
+            mjpeg::write_pieces_from(&mut &conn.stream, pieces, delivery.written)
+        })?;
+        conn.format.sent(frame);
         conn.owing = false;
         Ok(())
+    }
+
+    /// Writes `bytes` whole, waiting as long as the socket's write timeout
+    /// allows; `frames` also count as sent (the group of pictures a new
+    /// viewer starts with).
+    pub(super) fn write_first(&self, bytes: &[u8], frames: &[Arc<[u8]>]) -> io::Result<()> {
+        let mut conn = self.lock();
+        (&conn.stream).write_all(bytes)?;
+        for fragment in frames {
+            (&conn.stream).write_all(fragment)?;
+            if let Format::Mp4(gate) = &mut conn.format {
+                gate.sent(fragment);
+            }
+        }
+        (&conn.stream).flush()
     }
 
     /// Ends the stream with the closing delimiter, unless a frame was cut
@@ -174,7 +305,7 @@ impl ViewerSink {
     fn close(&self) -> io::Result<()> {
         let mut conn = self.lock();
         conn.closed = true;
-        if conn.owing {
+        if conn.owing || matches!(conn.format, Format::Mp4(_)) {
             return Ok(());
         }
         write_close_delimiter(&mut &conn.stream)
@@ -207,7 +338,12 @@ impl Sink for ViewerSink {
             self.gone.store(true, Ordering::Relaxed);
             return Sent::Gone;
         }
-        let (result, total) = mjpeg::with_part(&frame.jpeg, |pieces| {
+        match conn.format.admit(frame) {
+            Admit::Send => {}
+            Admit::Skip => return Sent::Nothing,
+            Admit::Already => return Sent::Whole,
+        }
+        let (result, total) = conn.format.with_pieces(frame, |pieces| {
             let total: usize = pieces.iter().map(|p| p.len()).sum();
             (nonblocking::send(&conn.stream, pieces), total)
         });
@@ -215,6 +351,7 @@ impl Sink for ViewerSink {
             Ok(0) => self.stalled(&mut conn),
             Ok(n) => {
                 conn.stalled_since = None;
+                conn.format.sent(frame);
                 if n < total {
                     conn.owing = true;
                     Sent::Part(n)
@@ -269,20 +406,23 @@ fn write_close_delimiter(out: &mut dyn Write) -> std::io::Result<()> {
     out.flush()
 }
 
-fn write_head(out: &mut dyn Write, cors_origin: Option<&str>) -> std::io::Result<()> {
+pub(super) fn write_head(
+    out: &mut dyn Write,
+    cors_origin: Option<&str>,
+    content_type: &str,
+) -> std::io::Result<()> {
     // The origin was checked for header-safe characters when configured.
     let cors = cors_origin.map_or(String::new(), |o| {
         format!("Access-Control-Allow-Origin: {o}\r\nVary: Origin\r\n")
     });
     let head = format!(
         "HTTP/1.1 200 OK\r\n\
-         Content-Type: {}\r\n\
+         Content-Type: {content_type}\r\n\
          Cache-Control: no-cache, no-store, must-revalidate\r\n\
          Pragma: no-cache\r\n\
          X-Content-Type-Options: nosniff\r\n\
          {cors}\
-         Connection: close\r\n\r\n",
-        mjpeg::CONTENT_TYPE
+         Connection: close\r\n\r\n"
     );
     out.write_all(head.as_bytes())?;
     out.flush()
@@ -314,7 +454,7 @@ mod tests {
     #[test]
     fn a_sink_sends_whole_parts_then_the_delimiter() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
+        let sink = ViewerSink::new(server, Duration::from_secs(5), Format::Mjpeg).unwrap();
         let f = frame(1000);
         assert_eq!(sink.try_send(&f), Sent::Whole);
         sink.close().unwrap();
@@ -331,7 +471,7 @@ mod tests {
     #[test]
     fn a_sink_nobody_reads_fills_then_stalls_out() {
         let (client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_millis(200)).unwrap();
+        let sink = ViewerSink::new(server, Duration::from_millis(200), Format::Mjpeg).unwrap();
         let f = frame(256 * 1024);
         let mut outcomes = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -357,7 +497,7 @@ mod tests {
     #[test]
     fn a_cut_frame_gets_no_delimiter() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
+        let sink = ViewerSink::new(server, Duration::from_secs(5), Format::Mjpeg).unwrap();
         sink.lock().owing = true;
         sink.close().unwrap();
         drop(sink);
@@ -369,7 +509,7 @@ mod tests {
     #[test]
     fn the_viewers_thread_finishes_what_the_hub_began() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
+        let sink = ViewerSink::new(server, Duration::from_secs(5), Format::Mjpeg).unwrap();
         let f = frame(5000);
         let whole = part_bytes(&f);
         // As if the hub's write had stopped after 100 bytes.
@@ -393,7 +533,7 @@ mod tests {
     fn a_sink_reports_gone_at_its_first_frame_after_a_hang_up() {
         let (client, server) = pair();
         let probe = server.try_clone().unwrap();
-        let sink = ViewerSink::new(server, Duration::from_secs(5)).unwrap();
+        let sink = ViewerSink::new(server, Duration::from_secs(5), Format::Mjpeg).unwrap();
         drop(client);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !hung_up(&probe) {
@@ -416,6 +556,73 @@ mod tests {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Fragments numbered 1.., keyframes at the given numbers.
+    fn fragments(n: u32, keyframes: &[u32]) -> Vec<Frame> {
+        let mut f = crate::media::fmp4::Fragmenter::new();
+        (1..=n)
+            .map(|i| Frame {
+                jpeg: Arc::from(f.fragment(
+                    u64::from(i) * 3000,
+                    3000,
+                    keyframes.contains(&i),
+                    &[0; 8],
+                )),
+                seq: u64::from(i),
+                received: Instant::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_mp4_viewer_that_misses_a_frame_skips_to_the_next_keyframe() {
+        let (mut client, server) = pair();
+        let sink = ViewerSink::new(
+            server,
+            Duration::from_secs(5),
+            Format::Mp4(Mp4Gate::default()),
+        )
+        .unwrap();
+        let f = fragments(8, &[2, 6]);
+        let sent: Vec<Sent> = [0, 1, 2, 4, 5, 6, 7, 7]
+            .iter()
+            .map(|&i| sink.try_send(&f[i]))
+            .collect();
+        // Fragment 1 is no keyframe; 2 (one) and 3 go; 4 is missed, so 5
+        // cannot go; 6 (a keyframe), 7 and 8 go; 8 again is nothing new.
+        use Sent::{Nothing, Whole};
+        assert_eq!(
+            sent,
+            [Nothing, Whole, Whole, Nothing, Whole, Whole, Whole, Whole]
+        );
+        sink.close().unwrap();
+        drop(sink);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        let want: Vec<u8> = [1, 2, 5, 6, 7]
+            .iter()
+            .flat_map(|&i| f[i].jpeg.to_vec())
+            .collect();
+        assert_eq!(got, want, "no MJPEG delimiter either");
+    }
+
+    #[test]
+    fn an_mp4_viewer_starts_after_the_group_it_was_sent() {
+        let (_client, server) = pair();
+        let sink = ViewerSink::new(
+            server,
+            Duration::from_secs(5),
+            Format::Mp4(Mp4Gate::default()),
+        )
+        .unwrap();
+        let f = fragments(4, &[1]);
+        let group: Vec<Arc<[u8]>> = f[..2].iter().map(|x| x.jpeg.clone()).collect();
+        sink.write_first(b"init", &group).unwrap();
+        // 2 came live as well as in the group: not sent twice; 3 follows.
+        assert_eq!(sink.lock().format.admit(&f[1]), Admit::Already);
+        assert_eq!(sink.lock().format.admit(&f[2]), Admit::Send);
+        assert_eq!(sink.lock().format.admit(&f[3]), Admit::Skip);
     }
 
     fn fps(q: &str) -> Result<u32, u16> {

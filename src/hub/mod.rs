@@ -167,16 +167,27 @@ impl Hub {
 
     /// A new viewer at `fps` (clamped). The upstream starts if it is not running.
     pub fn subscribe(&self, fps: u32) -> Subscription {
-        self.subscribe_with(fps, None)
+        self.subscribe_with(fps, None, false)
     }
 
     /// A new viewer whose connection the hub may write to itself once the
     /// viewer calls `Subscription::deliver_directly`.
     pub fn subscribe_direct(&self, fps: u32, sink: Arc<dyn Sink>) -> Subscription {
-        self.subscribe_with(fps, Some(sink))
+        self.subscribe_with(fps, Some(sink), false)
     }
 
-    fn subscribe_with(&self, fps: u32, sink: Option<Arc<dyn Sink>>) -> Subscription {
+    /// A direct viewer offered every frame the camera sends, as a video
+    /// stream needs; what it misses it sees as a gap in `Frame::seq`.
+    pub fn subscribe_every_frame(&self, sink: Arc<dyn Sink>) -> Subscription {
+        self.subscribe_with(MAX_FPS, Some(sink), true)
+    }
+
+    fn subscribe_with(
+        &self,
+        fps: u32,
+        sink: Option<Arc<dyn Sink>>,
+        every_frame: bool,
+    ) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
         let counters = Arc::new(ViewerCounters::default());
         let now = Instant::now();
@@ -191,6 +202,7 @@ impl Hub {
                 rx: rx.clone(),
                 sink,
                 direct: false,
+                every_frame,
                 tokens: FPS_BURST,
                 last_offer: now,
                 since: now,

@@ -506,6 +506,7 @@ fn fps_cap_is_a_token_bucket() {
         rx: rx.clone(),
         sink: None,
         direct: false,
+        every_frame: false,
         tokens: FPS_BURST,
         last_offer: start,
         since: start,
@@ -536,6 +537,39 @@ fn fps_cap_is_a_token_bucket() {
         }
     }
     assert_eq!(got, 100);
+}
+
+#[test]
+fn an_every_frame_viewer_takes_a_burst_whole() {
+    let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
+    let start = Instant::now();
+    let mut v = Viewer {
+        id: 1,
+        fps: MAX_FPS,
+        tx,
+        rx: rx.clone(),
+        sink: None,
+        direct: false,
+        every_frame: true,
+        tokens: FPS_BURST,
+        last_offer: start,
+        since: start,
+        counters: Arc::default(),
+    };
+    // Ten frames in the same instant, as they come after a stall.
+    let mut got = Vec::new();
+    for seq in 0..10u64 {
+        let frame = Frame {
+            jpeg: Arc::from(vec![0u8; 4]),
+            seq,
+            received: start,
+        };
+        v.offer(&frame, start);
+        while let Ok(d) = rx.try_recv() {
+            got.push(d.frame.seq);
+        }
+    }
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
 
 #[test]

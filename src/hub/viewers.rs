@@ -109,6 +109,9 @@ pub(super) struct Viewer {
     /// the queue is empty, so frames stay in order.
     pub(super) sink: Option<Arc<dyn Sink>>,
     pub(super) direct: bool,
+    /// Takes every frame, whatever its fps (H.264: a frame cannot be
+    /// skipped without breaking those that follow).
+    pub(super) every_frame: bool,
     pub(super) tokens: f64,
     pub(super) last_offer: Instant,
     pub(super) since: Instant,
@@ -126,7 +129,7 @@ impl Viewer {
         self.last_offer = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.fps)).min(FPS_BURST);
         let sink = self.sink.as_ref().filter(|_| self.direct);
-        if self.tokens < 1.0 {
+        if self.tokens < 1.0 && !self.every_frame {
             return sink.map(|s| Offer::Watch(s.clone()));
         }
         self.tokens -= 1.0;

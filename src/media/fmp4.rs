@@ -274,6 +274,18 @@ impl Fragmenter {
     }
 }
 
+/// What a fragment `Fragmenter::fragment` wrote says of itself: its
+/// sequence number and whether its frame is a keyframe. None for bytes that
+/// are not such a fragment.
+pub fn fragment_info(fragment: &[u8]) -> Option<(u32, bool)> {
+    let mfhd = find_box(fragment, &[b"moof", b"mfhd"])?;
+    let sequence = u32::from_be_bytes(mfhd.get(4..8)?.try_into().ok()?);
+    let trun = find_box(fragment, &[b"moof", b"traf", b"trun"])?;
+    // Only a keyframe carries its own first-sample flags (0x04).
+    let keyframe = trun.get(3)? & 0x04 != 0;
+    Some((sequence, keyframe))
+}
+
 /// The boxes directly inside `data`, as (type, body); an error where a size
 /// does not fit. For reading back what was written (tests, checks).
 pub fn boxes(data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), MediaError>> {

@@ -5,9 +5,11 @@
 pub mod chamber;
 pub mod demo;
 pub mod detect;
+pub mod exclusive;
 mod http_client;
 pub mod mjpeg_http;
 pub mod rtsp;
+pub mod rtsp_h264;
 pub mod rtsp_native;
 pub mod snapshot_http;
 pub mod tofu;

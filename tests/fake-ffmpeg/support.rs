@@ -477,3 +477,28 @@ fn relay(
     }
     Ok(())
 }
+
+/// ffprobe's `codec,width,height,frames` of the video in the MP4 `data`
+/// (written to a file named after `name` for ffprobe to count frames).
+pub fn probe_mp4(ffprobe: &Path, data: &[u8], name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("printcam-{name}-{}.mp4", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let out = std::process::Command::new(ffprobe)
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ffprobe");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -173,3 +173,14 @@ fn box_reader_stops_at_a_bad_size() {
     assert!(boxes(&[0, 0, 0, 4, b'f', b'r', b'e', b'e']).any(|b| b.is_err()));
     assert!(boxes(&[0, 0]).any(|b| b.is_err()));
 }
+
+#[test]
+fn a_fragment_tells_its_sequence_and_whether_it_is_a_keyframe() {
+    let mut f = Fragmenter::new();
+    let key = f.fragment(0, 3000, true, &[0, 0, 0, 1, 0x65]);
+    let delta = f.fragment(3000, 3000, false, &[0, 0, 0, 1, 0x41]);
+    assert_eq!(fragment_info(&key), Some((1, true)));
+    assert_eq!(fragment_info(&delta), Some((2, false)));
+    assert_eq!(fragment_info(b"not a fragment"), None);
+    assert_eq!(fragment_info(&key[..20]), None);
+}

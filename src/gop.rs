@@ -1,0 +1,167 @@
+//! The current group of pictures of one H.264 camera: its MP4 init segment
+//! and the fragments from the last keyframe on, so a new `<video>` viewer
+//! starts at once with a picture it can decode. Written by the camera's
+//! source right before it hands each fragment to the hub; read by viewers
+//! as they join.
+
+use crate::sync::lock;
+use std::sync::{Arc, Mutex};
+
+/// A group larger than this is not kept (a camera with keyframes far
+/// apart); new viewers then wait for the next keyframe.
+pub const MAX_GOP_BYTES: usize = 8 * 1024 * 1024;
+/// Fragments per group at most, for the same reason.
+pub const MAX_GOP_FRAMES: usize = 600;
+
+#[derive(Default)]
+pub struct Gop {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    init: Option<Arc<[u8]>>,
+    /// Bumped whenever the init segment changes (new picture size).
+    generation: u64,
+    fragments: Vec<Arc<[u8]>>,
+    bytes: usize,
+    /// The group outgrew the limits: nothing is kept until the next keyframe.
+    overflowed: bool,
+}
+
+/// What a joining viewer sends first.
+pub struct Joined<T> {
+    pub init: Arc<[u8]>,
+    pub generation: u64,
+    /// From a keyframe on; empty when no whole group is kept.
+    pub fragments: Vec<Arc<[u8]>>,
+    /// What `join`'s caller made while nothing could be added.
+    pub value: T,
+}
+
+impl Gop {
+    pub fn new() -> Arc<Gop> {
+        Arc::new(Gop::default())
+    }
+
+    /// Sets the init segment; a different one starts a new generation and
+    /// drops the group, which belongs to the old one.
+    pub fn set_init(&self, init: Vec<u8>) {
+        let mut st = lock(&self.state);
+        if st.init.as_deref() == Some(&init[..]) {
+            return;
+        }
+        st.init = Some(Arc::from(init));
+        st.generation += 1;
+        st.clear();
+    }
+
+    /// Forgets the group (a new camera session: its first frame is a
+    /// keyframe, older frames are of another timeline).
+    pub fn clear(&self) {
+        lock(&self.state).clear();
+    }
+
+    /// Adds the fragment of the frame the source is about to hand on.
+    pub fn push(&self, fragment: &[u8], keyframe: bool) {
+        let mut st = lock(&self.state);
+        if keyframe {
+            st.clear();
+        } else if st.overflowed || st.fragments.is_empty() {
+            return;
+        }
+        if st.bytes + fragment.len() > MAX_GOP_BYTES || st.fragments.len() >= MAX_GOP_FRAMES {
+            st.clear();
+            st.overflowed = true;
+            return;
+        }
+        st.bytes += fragment.len();
+        st.fragments.push(Arc::from(fragment));
+    }
+
+    /// The init segment and the group, with `subscribe` called while no
+    /// fragment can be added: every later fragment reaches what it made.
+    /// None while no init segment is known.
+    pub fn join<T>(&self, subscribe: impl FnOnce() -> T) -> Option<Joined<T>> {
+        let st = lock(&self.state);
+        let init = st.init.clone()?;
+        let value = subscribe();
+        Some(Joined {
+            init,
+            generation: st.generation,
+            fragments: st.fragments.clone(),
+            value,
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        lock(&self.state).generation
+    }
+}
+
+impl State {
+    fn clear(&mut self) {
+        self.fragments.clear();
+        self.bytes = 0;
+        self.overflowed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(j: &Joined<()>) -> Vec<usize> {
+        j.fragments.iter().map(|f| f.len()).collect()
+    }
+
+    #[test]
+    fn the_group_starts_at_the_last_keyframe() {
+        let gop = Gop::new();
+        assert!(gop.join(|| ()).is_none(), "no init segment yet");
+        gop.set_init(vec![1, 2, 3]);
+        gop.push(&[0; 1], false);
+        assert!(
+            sizes(&gop.join(|| ()).unwrap()).is_empty(),
+            "no keyframe yet"
+        );
+        gop.push(&[0; 2], true);
+        gop.push(&[0; 3], false);
+        assert_eq!(sizes(&gop.join(|| ()).unwrap()), [2, 3]);
+        gop.push(&[0; 4], true);
+        let joined = gop.join(|| ()).unwrap();
+        assert_eq!(sizes(&joined), [4]);
+        assert_eq!(&joined.init[..], [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_new_init_segment_is_a_new_generation_without_the_old_group() {
+        let gop = Gop::new();
+        gop.set_init(vec![1]);
+        gop.push(&[0; 2], true);
+        gop.set_init(vec![1]);
+        assert_eq!(gop.generation(), 1);
+        assert_eq!(sizes(&gop.join(|| ()).unwrap()), [2]);
+        gop.set_init(vec![9]);
+        assert_eq!(gop.generation(), 2);
+        assert!(sizes(&gop.join(|| ()).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_group_past_the_limit_is_dropped_until_the_next_keyframe() {
+        let gop = Gop::new();
+        gop.set_init(vec![1]);
+        gop.push(&[0; 10], true);
+        for _ in 0..MAX_GOP_FRAMES {
+            gop.push(&[0; 10], false);
+        }
+        assert!(sizes(&gop.join(|| ()).unwrap()).is_empty());
+        gop.push(&[0; 10], false);
+        assert!(sizes(&gop.join(|| ()).unwrap()).is_empty());
+        gop.push(&[0; 5], true);
+        assert_eq!(sizes(&gop.join(|| ()).unwrap()), [5]);
+        let big = vec![0u8; MAX_GOP_BYTES];
+        gop.push(&big, false);
+        assert!(sizes(&gop.join(|| ()).unwrap()).is_empty());
+    }
+}

@@ -1,0 +1,206 @@
+//! An RTSP(S) H.264 camera read with the native client, without ffmpeg and
+//! without decoding: each access unit becomes one fragmented-MP4 fragment
+//! (`moof` + `mdat`) handed to the hub as it arrives, and the camera's
+//! current group of pictures is kept in a `Gop` for viewers that join.
+
+use super::rtsp_native::{self, ErrorKind, Session, Timeouts, Transport};
+use crate::gop::Gop;
+use crate::media::fmp4::{Fragmenter, Rotation, VideoTrack};
+use crate::media::rtp_h264::{AccessUnit, Depacketizer};
+use crate::redact;
+use crate::source::{Source, SourceError, Upstream, CONNECT_TIMEOUT};
+use crate::sync::lock;
+use crate::urlguard::{self, Policy};
+use rustls::ClientConfig;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A frame's duration before a second one shows the camera's rate: 30 fps.
+const FIRST_DURATION: u32 = 3000;
+
+pub struct RtspH264 {
+    url: String,
+    policy: Policy,
+    /// For rtsps:// URLs.
+    tls: Option<Arc<ClientConfig>>,
+    gop: Arc<Gop>,
+    timeline: Mutex<Timeline>,
+}
+
+/// Fragment numbers and decode times run on across reconnects, so a viewer
+/// that stays through one sees time go forward.
+#[derive(Default)]
+struct Timeline {
+    fragmenter: Fragmenter,
+    /// Decode time of the last fragment, and the interval before it.
+    last: Option<(u64, u32)>,
+}
+
+impl Timeline {
+    /// Where a new session's times start: one interval after the last frame.
+    fn session_base(&self) -> u64 {
+        self.last.map_or(0, |(t, d)| t + u64::from(d))
+    }
+
+    fn fragment(&mut self, time: u64, au: &AccessUnit) -> Vec<u8> {
+        let duration = match self.last {
+            Some((t, _)) if time > t => u32::try_from(time - t).unwrap_or(u32::MAX),
+            Some((_, d)) => d,
+            None => FIRST_DURATION,
+        };
+        self.last = Some((time, duration));
+        // A live fragment goes out before the next frame is known: its
+        // duration is the interval that led to it.
+        self.fragmenter
+            .fragment(time, duration, au.keyframe, &au.data)
+    }
+}
+
+impl RtspH264 {
+    pub fn new(
+        url: String,
+        policy: Policy,
+        tls: Option<Arc<ClientConfig>>,
+        gop: Arc<Gop>,
+    ) -> RtspH264 {
+        RtspH264 {
+            url,
+            policy,
+            tls,
+            gop,
+            timeline: Mutex::default(),
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let secrets = url::Url::parse(&self.url)
+            .map(|u| redact::url_secret_parts(&u))
+            .unwrap_or_default();
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        redact::secrets(text, &refs)
+    }
+
+    fn open(&self) -> Result<Session, SourceError> {
+        urlguard::check_text(&self.url, self.policy)
+            .map_err(|e| SourceError::fatal(self.redact(&e)))?;
+        let (url, target) = urlguard::check_resolved(&self.url, self.policy)
+            .map_err(|e| SourceError::transient(self.redact(&e)))?;
+        let transport = match (url.scheme(), &self.tls) {
+            ("rtsp", _) => Transport::Plain,
+            ("rtsps", Some(tls)) => Transport::Tls(tls.clone()),
+            ("rtsps", None) => {
+                return Err(SourceError::fatal(
+                    "rtsps cameras need TLS settings (internal error)",
+                ))
+            }
+            _ => {
+                return Err(SourceError::fatal(
+                    "an rtsp camera needs an rtsp:// or rtsps:// URL",
+                ))
+            }
+        };
+        let timeouts = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            ..Timeouts::default()
+        };
+        Session::open(&target, &url, None, transport, timeouts).map_err(|e| self.failed(&e))
+    }
+
+    fn failed(&self, e: &rtsp_native::Error) -> SourceError {
+        let message = self.redact(&e.message);
+        match e.kind {
+            ErrorKind::CertificateChanged | ErrorKind::Unsupported | ErrorKind::Unauthorized => {
+                SourceError::fatal(message)
+            }
+            _ => SourceError::transient(message),
+        }
+    }
+
+    /// Plays the session until the hub wants it closed or it fails.
+    fn play(&self, session: &mut Session, up: &dyn Upstream) -> Result<(), SourceError> {
+        let mut depacketizer = Depacketizer::default();
+        depacketizer.set_parameter_sets(&session.info().parameter_sets);
+        if let Some(seq) = session.info().first_sequence {
+            depacketizer.expect_sequence(seq);
+        }
+        let base = lock(&self.timeline).session_base();
+        let mut track: Option<VideoTrack> = None;
+        let start = Instant::now();
+        while !up.stopping() {
+            let packet = session.next_packet().map_err(|e| self.failed(&e))?;
+            for au in depacketizer.push(packet, start.elapsed()) {
+                if !self.set_track(&mut track, &depacketizer) {
+                    up.skipped_frame();
+                    continue;
+                }
+                let fragment = lock(&self.timeline).fragment(base + au.time, &au);
+                self.gop.push(&fragment, au.keyframe);
+                if !up.emit(fragment) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure `track` is that of the depacketizer's parameter sets,
+    /// telling the group of pictures of a new one. False while there are
+    /// none fit for a track.
+    fn set_track(&self, track: &mut Option<VideoTrack>, d: &Depacketizer) -> bool {
+        let (Some(sps), Some(pps)) = (d.sps(), d.pps()) else {
+            return false;
+        };
+        let Ok(now) = VideoTrack::new(sps, pps) else {
+            return false;
+        };
+        if track.as_ref() != Some(&now) {
+            self.gop.set_init(now.init_segment(Rotation::None));
+            *track = Some(now);
+        }
+        true
+    }
+}
+
+impl Source for RtspH264 {
+    fn describe(&self) -> String {
+        format!("native RTSP {}", redact::url_passwords(&self.url))
+    }
+
+    fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
+        let mut session = self.open()?;
+        up.reached("RTSP session playing".into());
+        self.gop.clear();
+        let played = self.play(&mut session, up);
+        // TEARDOWN is a courtesy: the camera drops the session anyway.
+        let _ = session.close();
+        played
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn au(time: u64, keyframe: bool) -> AccessUnit {
+        AccessUnit {
+            data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }],
+            keyframe,
+            rtp_timestamp: 0,
+            time,
+        }
+    }
+
+    #[test]
+    fn times_and_numbers_run_on_across_sessions() {
+        let mut t = Timeline::default();
+        let first = t.fragment(0, &au(0, true));
+        assert_eq!(crate::media::fmp4::fragment_info(&first), Some((1, true)));
+        t.fragment(6000, &au(6000, false));
+        // A new session starts its own times at 0.
+        let base = t.session_base();
+        assert_eq!(base, 12_000);
+        let next = t.fragment(base, &au(0, true));
+        assert_eq!(crate::media::fmp4::fragment_info(&next), Some((3, true)));
+        assert_eq!(t.last, Some((12_000, 6000)));
+    }
+}

@@ -1,0 +1,265 @@
+//! `camera/stream.mp4` end to end: GStreamer's RTSP server (H.264, Digest)
+//! as an external rtsp camera, read by the native client without ffmpeg,
+//! served as fragmented MP4 that ffprobe reads back and headless Chromium
+//! plays in a `<video>`; two viewers share one RTSP session.
+
+mod support;
+
+#[path = "fake-ffmpeg/support.rs"]
+mod doubles;
+
+/// For `browser`, which finds the rule for missing programs here.
+use doubles::programs;
+
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::{have_chromium, Chromium, PageServer};
+use doubles::{Events, RtspServer};
+use printcam::http::Limits;
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use support::{read_head, test_settings, MjpegReader, TestServer, IO_TIMEOUT};
+
+/// The tests count this process's children: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const USER: &str = "viewer";
+const PASSWORD: &str = "s3cret-pw";
+
+/// A printer whose camera is the RTSP double; returns its id.
+fn add_camera(ts: &TestServer, port: u16) -> i64 {
+    let body = format!(
+        r#"{{"name":"cam","camera_type":"rtsp","camera_url":"rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/streaming/live/1"}}"#
+    );
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json().get("id").and_then(|v| v.as_i64()).unwrap()
+}
+
+/// A viewer, past the response head.
+fn open_viewer(addr: SocketAddr, path: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r).unwrap();
+    assert_eq!(status, 200, "{headers:?}");
+    let kind = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    assert_eq!(kind.map(|(_, v)| v.as_str()), Some("video/mp4"));
+    r
+}
+
+/// `d` of the stream, cut after its last whole box.
+fn read_for(r: &mut BufReader<TcpStream>, d: Duration) -> Vec<u8> {
+    let start = Instant::now();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while start.elapsed() < d {
+        let n = r.read(&mut buf).expect("the stream goes on");
+        assert!(n > 0, "the stream ended");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let mut whole = 0;
+    while let Some(head) = data.get(whole..whole + 4) {
+        let size = u32::from_be_bytes(head.try_into().unwrap()) as usize;
+        if size < 8 || whole + size > data.len() {
+            break;
+        }
+        whole += size;
+    }
+    data.truncate(whole);
+    data
+}
+
+fn probe(ffprobe: &std::path::Path, data: &[u8]) -> String {
+    doubles::probe_mp4(ffprobe, data, "stream-mp4")
+}
+
+/// Every event the double printed within `d`.
+fn drain(events: &mut Events, d: Duration) {
+    events.wait_for("never printed", d);
+}
+
+fn mp4_figures(ts: &TestServer, id: i64) -> printcam::json::Value {
+    let status = ts.get(&format!("/printers/{id}/camera/status")).json();
+    status
+        .get("mp4")
+        .cloned()
+        .unwrap_or(printcam::json::Value::Null)
+}
+
+fn mp4_viewers(ts: &TestServer, id: i64) -> Option<i64> {
+    mp4_figures(ts, id).get("viewers").and_then(|v| v.as_i64())
+}
+
+#[test]
+fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
+    let Some(ffprobe) = doubles::find("ffprobe", "ffmpeg") else {
+        return;
+    };
+    if !doubles::require_gst_rtsp() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port);
+    let path = format!("/printers/{id}/camera/stream.mp4");
+
+    let mut first = open_viewer(ts.addr, &path);
+    let mut second = open_viewer(ts.addr, &path);
+    let a = read_for(&mut first, Duration::from_secs(3));
+    let b = read_for(&mut second, Duration::from_millis(500));
+    let probed = probe(&ffprobe, &a);
+    let fields: Vec<&str> = probed.split(',').collect();
+    assert_eq!(fields[..3], ["h264", "640", "360"], "{probed}");
+    let frames: u32 = fields[3].parse().unwrap();
+    assert!(frames >= 15, "only {frames} frames in 3 s: {probed}");
+    // The second viewer starts with a picture too: the group kept.
+    assert!(probe(&ffprobe, &b).starts_with("h264,640,360"));
+
+    drain(&mut events, Duration::from_secs(1));
+    assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
+    let rtsp_pid = rtsp.child.pid();
+    let others: Vec<u32> = doubles::child_pids()
+        .into_iter()
+        .filter(|p| *p != rtsp_pid)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "a child runs beside the mp4 viewers: {others:?}"
+    );
+
+    let figures = mp4_figures(&ts, id);
+    assert_eq!(mp4_viewers(&ts, id), Some(2), "{figures}");
+    let out = figures.get("frames_out").and_then(|v| v.as_i64()).unwrap();
+    assert!(out > 0, "{figures}");
+
+    // A snapshot (MJPEG side) must not open a second connection meanwhile.
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 503, "{}", snap.text());
+    assert!(
+        snap.detail().contains("busy with its MP4 stream"),
+        "{}",
+        snap.detail()
+    );
+    assert!(!snap.text().contains(PASSWORD));
+
+    // A viewer who hangs up frees its place at once, while the camera
+    // keeps sending.
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mp4_viewers(&ts, id) != Some(1) {
+        assert!(Instant::now() < deadline, "{}", mp4_figures(&ts, id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    read_for(&mut first, Duration::from_millis(300));
+    drain(&mut events, Duration::from_millis(300));
+    assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
+    drop(first);
+    drop(ts);
+    // The session ends with the server: TEARDOWN was sent.
+    assert!(
+        events.wait_for("TEARDOWN", Duration::from_secs(10)),
+        "{:?}",
+        events.seen
+    );
+}
+
+#[test]
+fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
+    if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port);
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
+    assert!(support::is_jpeg(&mjpeg.next_part().unwrap()));
+    drain(&mut events, Duration::from_millis(500));
+    let sessions = events.count("OPTIONS");
+
+    let r = ts.get(&format!("/printers/{id}/camera/stream.mp4"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.detail().contains("busy with its MJPEG stream"),
+        "{}",
+        r.detail()
+    );
+    assert!(!r.text().contains(PASSWORD));
+    drain(&mut events, Duration::from_millis(500));
+    assert_eq!(events.count("OPTIONS"), sessions, "{:?}", events.seen);
+
+    // Once the MJPEG viewer is gone (and the grace period over), it plays.
+    drop(mjpeg);
+    let path = format!("/printers/{id}/camera/stream.mp4");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = TcpStream::connect(ts.addr).unwrap();
+        probe.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut r = BufReader::new(probe);
+        write!(r.get_mut(), "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        if read_head(&mut r).unwrap().0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stream.mp4 never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_non_rtsp_camera_has_no_mp4_stream() {
+    let ts = TestServer::start();
+    let r = ts.get("/printers/0/camera/stream.mp4");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.detail().contains("rtsp"), "{}", r.detail());
+}
+
+#[test]
+fn chromium_plays_stream_mp4_in_a_video_element() {
+    if !doubles::require_gst_rtsp() || !have_chromium() {
+        return;
+    }
+    let _serial = serial();
+    let rtsp = RtspServer::start(USER, PASSWORD, 640, 360);
+    let pages = PageServer::start("127.0.0.2");
+    let settings = printcam::config::Settings {
+        cors_origin: Some(pages.origin()),
+        ..test_settings()
+    };
+    let ts = TestServer::start_configured(settings, Limits::default());
+    let id = add_camera(&ts, rtsp.port);
+    let src = format!("http://{}/printers/{id}/camera/stream.mp4", ts.addr);
+    pages.set_page(format!(
+        r#"<!doctype html><video id="v" muted autoplay playsinline src="{src}"></video>
+<script>
+const v = document.getElementById("v");
+const report = (what) => fetch("/report?" + encodeURIComponent(what));
+v.addEventListener("error", () => report("error " + (v.error && v.error.code)));
+v.addEventListener("playing", () => {{
+  const t0 = v.currentTime;
+  setTimeout(() => report("played " + v.videoWidth + "x" + v.videoHeight +
+                          " from " + t0.toFixed(2) + " to " + v.currentTime.toFixed(2)), 2500);
+}}, {{once: true}});
+</script>"#
+    ));
+    let _chromium = Chromium::open(&format!("{}/", pages.origin()));
+    let seen = pages
+        .next_report(Duration::from_secs(40))
+        .expect("the page's report");
+    println!("{seen}");
+    let words: Vec<&str> = seen.split(' ').collect();
+    assert_eq!(words[..2], ["played", "640x360"], "{seen}");
+    let from: f64 = words[3].parse().unwrap();
+    let to: f64 = words[5].parse().unwrap();
+    assert!(to > from + 1.0, "currentTime did not advance: {seen}");
+}
