@@ -263,3 +263,61 @@ v.addEventListener("playing", () => {{
     let to: f64 = words[5].parse().unwrap();
     assert!(to > from + 1.0, "currentTime did not advance: {seen}");
 }
+
+/// go2rtc's form of the MP4 stream, and a turned camera: the init
+/// segment's display matrix says 90° (players turn the picture; no pixel
+/// is decoded), and ffprobe reads the rotation back.
+#[test]
+fn the_go2rtc_url_serves_mp4_and_a_turned_camera_carries_its_display_matrix() {
+    let Some(ffprobe) = doubles::find("ffprobe", "ffmpeg") else {
+        return;
+    };
+    if !doubles::require_gst_rtsp() {
+        return;
+    }
+    let _serial = serial();
+    let rtsp = RtspServer::start(USER, PASSWORD, 640, 360);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port);
+    let turned = ts.send_json(
+        "PATCH",
+        &format!("/printers/{id}"),
+        r#"{"camera_rotation":90}"#,
+    );
+    assert_eq!(turned.status, 200, "{}", turned.text());
+    let mut viewer = open_viewer(ts.addr, &format!("/api/stream.mp4?src={id}"));
+    let data = read_for(&mut viewer, Duration::from_secs(2));
+    let tkhd = printcam::media::fmp4::find_box(&data, &[b"moov", b"trak", b"tkhd"])
+        .expect("an init segment with a track header");
+    // The matrix's a, b (16.16) at 90° clockwise: a = 0, b = 1.0.
+    let at = tkhd.len() - 44;
+    let word = |i: usize| i32::from_be_bytes(tkhd[at + 4 * i..at + 4 * i + 4].try_into().unwrap());
+    assert_eq!(
+        (word(0), word(1)),
+        (0, 0x0001_0000),
+        "tkhd matrix {:?}",
+        &tkhd[at..at + 36]
+    );
+    let file = std::env::temp_dir().join(format!("printcam-turned-{}.mp4", std::process::id()));
+    std::fs::write(&file, &data).unwrap();
+    let rotation = std::process::Command::new(&ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream_side_data=rotation",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let said = String::from_utf8_lossy(&rotation.stdout);
+    assert!(
+        said.contains("-90") || said.contains("90"),
+        "ffprobe said {said:?}"
+    );
+}

@@ -36,7 +36,8 @@ pub fn mp4_for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<(Arc<dyn S
         cameras.settings().url_policy(),
         Some(external_rtsps_tls()),
         gop.clone(),
-    );
+    )
+    .with_rotation(p.camera_rotation.into());
     let source = Exclusive::new(Arc::new(native), cameras.lease(p.id), "MP4 stream");
     Ok((Arc::new(source), gop))
 }

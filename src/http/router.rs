@@ -37,6 +37,7 @@ pub enum Route {
 pub enum SourceAction {
     Stream,
     Snapshot,
+    Mp4,
 }
 
 impl SourceAction {
@@ -45,6 +46,7 @@ impl SourceAction {
         match self {
             SourceAction::Stream => Route::Stream(id),
             SourceAction::Snapshot => Route::Snapshot(id),
+            SourceAction::Mp4 => Route::StreamMp4(id),
         }
     }
 }
@@ -81,6 +83,7 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
         ["metrics"] => only_get(m, Route::Metrics),
         ["api", "stream.mjpeg"] => only_get(m, Route::BySource(SourceAction::Stream)),
         ["api", "frame.jpeg"] => only_get(m, Route::BySource(SourceAction::Snapshot)),
+        ["api", "stream.mp4"] => only_get(m, Route::BySource(SourceAction::Mp4)),
         ["usb-cameras"] => only_get(m, Route::UsbCameras),
         ["printers"] => match m {
             Method::Get => Ok(Route::ListPrinters),
@@ -311,6 +314,11 @@ mod tests {
             ok(Method::Get, "/api/frame.jpeg?src=door"),
             Route::BySource(SourceAction::Snapshot)
         );
+        assert_eq!(
+            ok(Method::Get, "/api/stream.mp4?src=door"),
+            Route::BySource(SourceAction::Mp4)
+        );
+        assert_eq!(SourceAction::Mp4.route(4), Route::StreamMp4(4));
         assert_eq!(ok(Method::Get, "/metrics"), Route::Metrics);
         assert_eq!(ok(Method::Get, "/api/v1/metrics"), Route::Metrics);
         assert_eq!(status(Method::Post, "/api/frame.jpeg"), 405);

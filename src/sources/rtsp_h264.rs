@@ -24,6 +24,8 @@ pub struct RtspH264 {
     /// For rtsps:// URLs.
     tls: Option<Arc<ClientConfig>>,
     gop: Arc<Gop>,
+    /// The display matrix of the init segment: how players turn the picture.
+    rotation: Rotation,
     timeline: Mutex<Timeline>,
 }
 
@@ -68,8 +70,16 @@ impl RtspH264 {
             policy,
             tls,
             gop,
+            rotation: Rotation::None,
             timeline: Mutex::default(),
         }
+    }
+
+    /// Players turn the picture by the init segment's display matrix (no
+    /// pixel is touched); a mirror has no matrix here.
+    pub fn with_rotation(mut self, rotation: Rotation) -> RtspH264 {
+        self.rotation = rotation;
+        self
     }
 
     fn redact(&self, text: &str) -> String {
@@ -154,7 +164,7 @@ impl RtspH264 {
             return false;
         };
         if track.as_ref() != Some(&now) {
-            self.gop.set_init(now.init_segment(Rotation::None));
+            self.gop.set_init(now.init_segment(self.rotation));
             *track = Some(now);
         }
         true
