@@ -9,7 +9,6 @@ mod doubles;
 
 use doubles::{RtspServer, TlsFront};
 use printcam::jpeg::resolution;
-use std::process::{Command, Stdio};
 use support::{is_jpeg, TestServer};
 
 const CODE: &str = "31415926";
@@ -52,32 +51,8 @@ fn x1c_stream_snapshot_and_test_through_the_server() {
 
     // A client that knows nothing of printcam reads the stream as MJPEG.
     let url = format!("http://{}/printers/{id}/camera/stream?fps=10", ts.addr);
-    let probe = Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "20000000",
-            "-select_streams",
-            "v:0",
-        ])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffprobe");
-    let out = String::from_utf8_lossy(&probe.stdout);
-    assert!(
-        probe.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    assert_eq!(out.trim(), "mjpeg,640,360");
+    let (out, stderr) = doubles::programs::probe_url(&ffprobe, &url);
+    assert_eq!(out, "mjpeg,640,360", "{stderr}");
 
     let status = ts.get(&format!("/printers/{id}/camera/status")).json();
     assert_eq!(

@@ -284,31 +284,8 @@ fn ffmpeg_reads_the_go2rtc_style_stream() {
     }
     let ts = server(test_settings());
     let url = format!("http://{}/api/stream.mjpeg?src=0", ts.addr);
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
-            "-select_streams",
-            "v:0",
-        ])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffprobe runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("mjpeg,"),
-        "ffprobe said {text:?} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (text, stderr) = programs::probe_url(std::path::Path::new("ffprobe"), &url);
+    assert!(text.starts_with("mjpeg,"), "ffprobe said {text:?} {stderr}");
 }
 
 /// The README's Home Assistant recipe ("MJPEG IP Camera": an MJPEG URL and

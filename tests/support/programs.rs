@@ -185,3 +185,31 @@ pub fn wait_listening(port: u16) {
 
 /// The multipart content type ffmpeg is told to announce.
 pub const FFMPEG_MULTIPART: &str = "multipart/x-mixed-replace;boundary=ffmpeg";
+
+/// What `ffprobe` (at `ffprobe`) says of the first video stream at `url`:
+/// `codec,width,height`, and its stderr when it said nothing.
+pub fn probe_url(ffprobe: &std::path::Path, url: &str) -> (String, String) {
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "20000000",
+            "-select_streams",
+            "v:0",
+        ])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffprobe");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
