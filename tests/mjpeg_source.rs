@@ -358,7 +358,7 @@ fn read_ffmpeg_camera(content_type: Option<&str>) {
 }
 
 /// An https camera with a self-signed certificate. With the `webpki-roots`
-/// feature printcam reaches it over TLS (ureq with printcam's AES-GCM-only
+/// feature printcam reaches it over TLS (rustls with printcam's AES-GCM-only
 /// provider) and refuses the certificate as issued by no known CA; without
 /// the feature it refuses https before connecting, saying which feature is
 /// missing.

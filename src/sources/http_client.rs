@@ -1,25 +1,30 @@
-//! What the HTTP camera sources share: a locked-down ureq agent that connects
-//! only to addresses `urlguard` approved at the moment of connecting, and error
-//! messages that name the camera by host and port, never by its full URL.
+//! What the HTTP camera sources share: a small blocking HTTP/1.1 client (one
+//! GET per connection, no redirects, no proxies) that connects only to the
+//! addresses `urlguard` approved right before connecting, and error messages
+//! that name the camera by host and port, never by its full URL.
 
-use std::fmt;
-use std::io;
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ureq::config::Config;
-use ureq::http::{Response, Uri};
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Connector, NextTimeout, TcpConnector};
-use ureq::{Agent, Body};
+use url::Url;
 
-use crate::source::{SourceError, Upstream};
-use crate::urlguard::{self, Policy};
+use super::http_wire::{self, Body, Head};
+use crate::jpeg::MAX_FRAME;
+use crate::source::{SourceError, Upstream, CONNECT_TIMEOUT};
+use crate::sync::lock;
+use crate::urlguard::{self, Policy, Target};
 use crate::{redact, tls};
 
-use crate::source::CONNECT_TIMEOUT;
 /// How long a camera may stay silent (headers or body) before we give up.
 pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes read from the camera at a time (a bigger read goes past the buffer).
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A response body being read from the camera.
+pub(crate) type Response = Body<BufReader<Conn>>;
 
 /// One external camera reached over HTTP(S).
 pub(crate) struct HttpCamera {
@@ -43,64 +48,25 @@ impl HttpCamera {
         &self.label
     }
 
-    /// A client for one connection attempt. Cancelling through `up` shuts the
-    /// agent down, which wakes any read blocked on the camera.
+    /// A client for one connection attempt. Cancelling through `up` shuts
+    /// the socket of the request under way down, which wakes any read
+    /// blocked on the camera. `body_budget` is the time a whole body may
+    /// take (none: only the silence timeout per read).
     pub(crate) fn client(&self, up: &dyn Upstream, body_budget: Option<Duration>) -> Client<'_> {
-        let refusal = Arc::new(Mutex::new(None));
-        let resolver = GuardedResolver {
-            url: self.url.clone(),
-            policy: self.policy,
-            refusal: Arc::clone(&refusal),
-        };
-        let agent = Agent::with_parts(agent_config(body_budget), connector(), resolver);
-        let cancel = agent.clone();
-        up.on_cancel(Box::new(move || cancel.clone().shutdown()));
+        let live: Arc<Mutex<Option<TcpStream>>> = Arc::new(Mutex::new(None));
+        let cancel = Arc::clone(&live);
+        up.on_cancel(Box::new(move || {
+            if let Some(sock) = lock(&cancel).as_ref() {
+                // An error means the socket is already closed.
+                let _ = sock.shutdown(Shutdown::Both);
+            }
+        }));
         Client {
             camera: self,
-            agent,
-            refusal,
+            body_budget,
+            live,
         }
     }
-}
-
-/// TCP, and TLS over it when the build has https cameras: ureq's default
-/// connector would also chain its SOCKS and CONNECT proxy connectors, which
-/// `.proxy(None)` never lets act (10 448 bytes of the router binary).
-fn connector() -> impl Connector {
-    let tcp = ().chain(TcpConnector::default());
-    #[cfg(feature = "webpki-roots")]
-    let tcp = tcp.chain(ureq::unversioned::transport::RustlsConnector::default());
-    tcp
-}
-
-fn agent_config(body_budget: Option<Duration>) -> Config {
-    let builder = Agent::config_builder()
-        // A redirect could lead anywhere, past the address check.
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        // The default would read HTTP_PROXY and friends from the environment.
-        .proxy(None)
-        .http_status_as_error(false)
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_recv_response(Some(SILENCE_TIMEOUT))
-        .timeout_per_read(Some(SILENCE_TIMEOUT))
-        .timeout_recv_body(body_budget)
-        .user_agent("printcam")
-        // Small buffers: this runs on routers.
-        .input_buffer_size(64 * 1024)
-        .output_buffer_size(16 * 1024)
-        .max_response_header_size(16 * 1024)
-        .max_idle_connections(1)
-        .max_idle_connections_per_host(1);
-    #[cfg(feature = "webpki-roots")]
-    let builder = builder.tls_config(
-        // printcam's slimmer crypto provider; the roots are ureq's default,
-        // the public CA certificates of webpki-roots.
-        ureq::tls::TlsConfig::builder()
-            .unversioned_rustls_crypto_provider(tls::crypto_provider())
-            .build(),
-    );
-    builder.build()
 }
 
 fn is_https(raw: &str) -> bool {
@@ -119,138 +85,261 @@ fn host_port(raw: &str) -> String {
     }
 }
 
-/// Resolves by asking `urlguard`, so the addresses checked are exactly the
-/// addresses connected to (no window for DNS rebinding), and the check runs
-/// each time a new connection is opened.
-struct GuardedResolver {
-    url: String,
-    policy: Policy,
-    /// Why `urlguard` refused, for the error message ureq cannot carry.
-    refusal: Arc<Mutex<Option<String>>>,
+/// The connection to a camera, plain or TLS. Reads time out after
+/// `SILENCE_TIMEOUT`, or sooner at the deadline when one is set.
+pub(crate) struct Conn {
+    stream: Stream,
+    deadline: Option<Instant>,
 }
 
-impl fmt::Debug for GuardedResolver {
-    // Manual: the URL may hold a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("GuardedResolver")
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "webpki-roots")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match &self.stream {
+            Stream::Plain(sock) => sock,
+            #[cfg(feature = "webpki-roots")]
+            Stream::Tls(tls) => &tls.sock,
+        }
+    }
+
+    /// From now on every read ends by `deadline` (none: each read may wait
+    /// `SILENCE_TIMEOUT`).
+    fn set_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.deadline = deadline;
+        self.tcp().set_read_timeout(Some(SILENCE_TIMEOUT))
     }
 }
 
-impl Resolver for GuardedResolver {
-    fn resolve(
-        &self,
-        _uri: &Uri,
-        _config: &Config,
-        _timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let target = match urlguard::check_resolved(&self.url, self.policy) {
-            Ok((_, target)) => target,
-            Err(why) => {
-                *lock(&self.refusal) = Some(why);
-                return Err(ureq::Error::HostNotFound);
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "out of time"));
             }
-        };
-        // ureq connects to exactly these; the Host header and TLS server
-        // name still come from the URL.
-        let mut out = self.empty();
-        for addr in target.addrs() {
-            if out.try_push(*addr).is_err() {
-                break;
-            }
+            self.tcp()
+                .set_read_timeout(Some(left.min(SILENCE_TIMEOUT)))?;
         }
-        if out.is_empty() {
-            return Err(ureq::Error::HostNotFound);
+        match &mut self.stream {
+            Stream::Plain(sock) => sock.read(buf),
+            #[cfg(feature = "webpki-roots")]
+            Stream::Tls(tls) => tls.read(buf),
         }
-        Ok(out)
     }
 }
 
-use crate::sync::lock;
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.stream {
+            Stream::Plain(sock) => sock.write(buf),
+            #[cfg(feature = "webpki-roots")]
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
 
-/// One connection attempt's agent; reused between requests (snapshot polls).
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.stream {
+            Stream::Plain(sock) => sock.flush(),
+            #[cfg(feature = "webpki-roots")]
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// TLS over `sock`, checked against the public CAs of webpki-roots with
+/// printcam's own crypto provider, the server name being the URL's host
+/// (as ureq's rustls connector did). The handshake happens with the first
+/// write.
+#[cfg(feature = "webpki-roots")]
+fn tls_stream(sock: TcpStream, target: &Target) -> Result<Stream, String> {
+    use rustls::pki_types::ServerName;
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(target.host().to_string())
+        .map_err(|_| format!("{:?} is not a valid TLS server name", target.host()))?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
+}
+
+/// One connection attempt's client; each request (snapshot poll) opens its
+/// own connection, checked by `urlguard` again.
 pub(crate) struct Client<'a> {
     camera: &'a HttpCamera,
-    agent: Agent,
-    refusal: Arc<Mutex<Option<String>>>,
+    body_budget: Option<Duration>,
+    /// The socket of the request under way, for the cancel to shut down.
+    live: Arc<Mutex<Option<TcpStream>>>,
 }
 
 impl Client<'_> {
-    /// GETs the camera URL and returns the response if it is a success.
+    /// GETs the camera URL and returns the body if the answer is a success.
     /// `Ok(None)` when the hub stopped the connection meanwhile.
-    pub(crate) fn get(&self, up: &dyn Upstream) -> Result<Option<Response<Body>>, SourceError> {
+    pub(crate) fn get(&self, up: &dyn Upstream) -> Result<Option<Response>, SourceError> {
         if !tls::public_roots_available() && is_https(&self.camera.url) {
             return Err(SourceError::fatal(tls::NO_PUBLIC_ROOTS));
         }
-        let response = match self.agent.get(&self.camera.url).call() {
-            Ok(r) => r,
+        // The addresses checked are exactly the addresses connected to (no
+        // window for DNS rebinding); a redirect, which could lead anywhere
+        // past this check, is never followed.
+        let (url, target) = urlguard::check_resolved(&self.camera.url, self.camera.policy)
+            .map_err(SourceError::fatal)?;
+        let sock = match self.connect(&target) {
+            Ok(sock) => sock,
             Err(_) if up.stopping() => return Ok(None),
-            Err(e) => return Err(self.error(e)),
+            Err(e) => return Err(e),
         };
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            up.reached(format!(
-                "the camera at {} answered {status}",
-                self.camera.label()
-            ));
-            Ok(Some(response))
-        } else {
-            Err(status_error(self.camera.label(), status))
+        // Stopped before the cancel could see this socket: it would not wake.
+        if up.stopping() {
+            return Ok(None);
         }
+        let (head, reader) = match self.exchange(sock, &url, &target) {
+            Ok(answer) => answer,
+            Err(_) if up.stopping() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !(200..300).contains(&head.status) {
+            return Err(status_error(self.camera.label(), head.status));
+        }
+        up.reached(format!(
+            "the camera at {} answered {}",
+            self.camera.label(),
+            head.status
+        ));
+        Ok(Some(Body::new(reader, head.framing)))
     }
 
-    /// A user-facing error for a failed request or body read.
-    pub(crate) fn error(&self, e: ureq::Error) -> SourceError {
-        if let Some(why) = lock(&self.refusal).take() {
-            return SourceError::fatal(why);
-        }
+    /// TCP to the first checked address that answers, registered for the
+    /// cancel.
+    fn connect(&self, target: &Target) -> Result<TcpStream, SourceError> {
         let at = self.camera.label();
-        match e {
-            ureq::Error::Timeout(ureq::Timeout::Connect) => SourceError::transient(format!(
-                "the camera at {at} did not accept a connection within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )),
-            ureq::Error::Timeout(_) => silent(at),
-            ureq::Error::Io(e) => match e.downcast::<ureq::Error>() {
-                Ok(inner) => self.error(inner),
-                Err(e) if is_timeout(&e) => silent(at),
-                Err(e) => SourceError::transient(format!(
-                    "cannot reach the camera at {at}: {}",
+        let sock = target.connect(CONNECT_TIMEOUT).map_err(|e| {
+            if is_timeout(&e) {
+                SourceError::transient(format!(
+                    "the camera at {at} did not accept a connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            } else {
+                SourceError::transient(format!("cannot reach the camera at {at}: {e}"))
+            }
+        })?;
+        let setup = |e: io::Error| SourceError::transient(format!("socket setup failed: {e}"));
+        sock.set_read_timeout(Some(SILENCE_TIMEOUT))
+            .map_err(setup)?;
+        sock.set_write_timeout(Some(SILENCE_TIMEOUT))
+            .map_err(setup)?;
+        *lock(&self.live) = Some(sock.try_clone().map_err(setup)?);
+        Ok(sock)
+    }
+
+    /// Sends the GET and reads the answer's head, within `SILENCE_TIMEOUT`.
+    fn exchange(
+        &self,
+        sock: TcpStream,
+        url: &Url,
+        target: &Target,
+    ) -> Result<(Head, BufReader<Conn>), SourceError> {
+        let stream = self.stream(sock, url, target)?;
+        let mut conn = Conn {
+            stream,
+            deadline: Some(Instant::now() + SILENCE_TIMEOUT),
+        };
+        let sent = conn
+            .write_all(http_wire::request_head(url).as_bytes())
+            .and_then(|()| conn.flush());
+        sent.map_err(|e| self.request_error(e))?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER, conn);
+        let head = http_wire::read_head(&mut reader).map_err(|e| self.request_error(e))?;
+        let body_deadline = self.body_budget.map(|b| Instant::now() + b);
+        reader
+            .get_mut()
+            .set_deadline(body_deadline)
+            .map_err(|e| self.request_error(e))?;
+        Ok((head, reader))
+    }
+
+    #[cfg(feature = "webpki-roots")]
+    fn stream(&self, sock: TcpStream, url: &Url, target: &Target) -> Result<Stream, SourceError> {
+        if url.scheme() != "https" {
+            return Ok(Stream::Plain(sock));
+        }
+        tls_stream(sock, target).map_err(|why| {
+            SourceError::transient(format!("the camera at {}: {why}", self.camera.label()))
+        })
+    }
+
+    /// Without public CAs `get` refuses https before connecting.
+    #[cfg(not(feature = "webpki-roots"))]
+    fn stream(&self, sock: TcpStream, _url: &Url, _target: &Target) -> Result<Stream, SourceError> {
+        Ok(Stream::Plain(sock))
+    }
+
+    /// The whole body of a snapshot, at most `MAX_FRAME` bytes.
+    pub(crate) fn read_picture(&self, body: Response) -> Result<Vec<u8>, SourceError> {
+        let mut picture = Vec::new();
+        body.take(MAX_FRAME as u64 + 1)
+            .read_to_end(&mut picture)
+            .map_err(|e| self.io_error(e))?;
+        if picture.len() > MAX_FRAME {
+            return Err(SourceError::transient(format!(
+                "the camera at {} sent a picture larger than {} MB",
+                self.camera.label(),
+                MAX_FRAME / (1024 * 1024)
+            )));
+        }
+        Ok(picture)
+    }
+
+    /// A user-facing error for a failed request or response head.
+    fn request_error(&self, e: io::Error) -> SourceError {
+        let at = self.camera.label();
+        if let Some(why) = tls_failure(&e) {
+            return SourceError::transient(format!("TLS with the camera at {at} failed: {why}"));
+        }
+        match e.kind() {
+            _ if is_timeout(&e) => silent(at),
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                SourceError::transient(format!(
+                    "HTTP error with the camera at {at}: {}",
                     redact::url_passwords(&e.to_string())
-                )),
-            },
-            ureq::Error::HostNotFound => {
-                SourceError::transient(format!("cannot find the camera host {at}"))
+                ))
             }
-            ureq::Error::ConnectionFailed => {
-                SourceError::transient(format!("cannot connect to the camera at {at}"))
-            }
-            ureq::Error::BodyExceedsLimit(_) => SourceError::transient(format!(
-                "the camera at {at} sent a picture larger than {} MB",
-                crate::jpeg::MAX_FRAME / (1024 * 1024)
-            )),
-            other => SourceError::transient(format!(
-                "HTTP error with the camera at {at}: {}",
-                redact::url_passwords(&other.to_string())
+            _ => SourceError::transient(format!(
+                "cannot reach the camera at {at}: {}",
+                redact::url_passwords(&e.to_string())
             )),
         }
     }
 
-    /// A user-facing error for a failed read of a streaming body.
+    /// A user-facing error for a failed read of a body.
     pub(crate) fn io_error(&self, e: io::Error) -> SourceError {
         let at = self.camera.label();
-        // ureq hands its own errors through io::Error.
-        let e = match e.downcast::<ureq::Error>() {
-            Ok(inner) => return self.error(inner),
-            Err(e) => e,
-        };
         if is_timeout(&e) {
             return silent(at);
+        }
+        if let Some(why) = tls_failure(&e) {
+            return SourceError::transient(format!("lost the camera at {at}: TLS: {why}"));
         }
         SourceError::transient(format!(
             "lost the camera at {at}: {}",
             redact::url_passwords(&e.to_string())
         ))
     }
+}
+
+/// rustls's own error, which it hands through `io::Error`.
+fn tls_failure(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 fn is_timeout(e: &io::Error) -> bool {

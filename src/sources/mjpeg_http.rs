@@ -35,10 +35,9 @@ impl Source for MjpegHttp {
 
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let client = self.camera.client(up, None);
-        let Some(response) = client.get(up)? else {
+        let Some(mut body) = client.get(up)? else {
             return Ok(());
         };
-        let mut body = response.into_body().into_reader();
         let mut splitter = Splitter::new(MAX_FRAME);
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut frames = Vec::new();

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod detect;
 pub mod exclusive;
 mod http_client;
+mod http_wire;
 pub mod mjpeg_http;
 pub mod rtsp;
 pub mod rtsp_h264;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::http_client::{HttpCamera, SILENCE_TIMEOUT};
-use crate::jpeg::{looks_complete, MAX_FRAME};
+use crate::jpeg::looks_complete;
 use crate::source::{Source, SourceError, Upstream};
 use crate::urlguard::Policy;
 
@@ -30,14 +30,13 @@ impl Source for SnapshotHttp {
         let client = self.camera.client(up, Some(SILENCE_TIMEOUT));
         while !up.stopping() {
             let started = Instant::now();
-            let Some(response) = client.get(up)? else {
+            let Some(body) = client.get(up)? else {
                 return Ok(());
             };
-            let mut body = response.into_body();
-            let jpeg = match body.with_config().limit(MAX_FRAME as u64).read_to_vec() {
+            let jpeg = match client.read_picture(body) {
                 Ok(jpeg) => jpeg,
                 Err(_) if up.stopping() => return Ok(()),
-                Err(e) => return Err(client.error(e)),
+                Err(e) => return Err(e),
             };
             if !looks_complete(&jpeg) {
                 return Err(SourceError::transient(format!(

@@ -59,7 +59,7 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 /// ring's signature checks for certificate chains and handshakes, as in
 /// rustls's ring provider (which does not export its table). Printers'
 /// handshakes are checked by `verify_signature` instead; this is what the
-/// https cameras' chain check (ureq, with webpki-roots) uses.
+/// https cameras' chain check (src/sources/http_client.rs, with webpki-roots) uses.
 static SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = {
     use webpki::ring as alg;
     use SignatureScheme as S;
