@@ -6,21 +6,23 @@ use crate::cameras::Cameras;
 use crate::hub::{HubStats, UpstreamState};
 use crate::registry::Printer;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Requests and connections turned away, by reason.
+/// Requests and connections turned away, by reason. `usize`, not `u64`:
+/// 32-bit MIPS routers have no 64-bit atomics (a counter that wraps after
+/// four billion refusals is still a Prometheus counter, reset).
 #[derive(Default)]
 pub struct Refusals {
     /// The server's connection places were all taken.
-    pub connections: AtomicU64,
+    pub connections: AtomicUsize,
     /// The client's address held its share of them.
-    pub client: AtomicU64,
+    pub client: AtomicUsize,
     /// Missing or wrong token (401).
-    pub auth: AtomicU64,
+    pub auth: AtomicUsize,
     /// A change refused without a token (403).
-    pub forbidden: AtomicU64,
+    pub forbidden: AtomicUsize,
 }
 
 impl Refusals {
@@ -39,7 +41,7 @@ pub struct ServerFigures<'a> {
     pub open_connections: usize,
     pub refusals: &'a Refusals,
     /// Streams refused by the viewer limits.
-    pub viewers_refused: u64,
+    pub viewers_refused: usize,
 }
 
 /// The whole exposition.
@@ -152,7 +154,7 @@ fn server_metrics(out: &mut String, server: &ServerFigures) {
         "Connections and requests turned away, by reason.",
     );
     let r = server.refusals;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let load = |a: &AtomicUsize| a.load(Ordering::Relaxed) as f64;
     for (reason, n) in [
         ("connections", load(&r.connections)),
         ("client_connections", load(&r.client)),

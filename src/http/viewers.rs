@@ -3,7 +3,7 @@
 
 use super::reply::Reply;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -11,7 +11,7 @@ pub struct Viewers {
     /// Open streams per printer id; the total is their sum.
     open: Mutex<HashMap<i64, usize>>,
     /// Streams refused by the limits, for the metrics.
-    refused: AtomicU64,
+    refused: AtomicUsize,
 }
 
 /// An admitted viewer's place; given back when dropped (also on panic).
@@ -49,7 +49,7 @@ impl Viewers {
         Ok(Pass { viewers: self, id })
     }
 
-    pub fn refused(&self) -> u64 {
+    pub fn refused(&self) -> usize {
         self.refused.load(Ordering::Relaxed)
     }
 
