@@ -62,3 +62,34 @@ fn openwrt_asks_for_features_that_exist() {
     // CA certificates): the Makefile must keep saying so.
     assert!(makefile.contains("$(call Build/Compile/Cargo,,--no-default-features)"));
 }
+
+/// MIPS32 routers (mipsel-unknown-linux-musl) have no 64-bit atomics: code
+/// that uses them does not build there, which no test on x86_64 would
+/// otherwise notice.
+#[test]
+fn no_64_bit_atomics_in_the_program() {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.contains("AtomicU64") || line.contains("AtomicI64") {
+                        found.push(format!("{}:{}", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    assert!(
+        found.is_empty(),
+        "64-bit atomics (no MIPS32 build): {found:?}"
+    );
+}
