@@ -2,8 +2,9 @@
 //! and the fragments from the last keyframe on, so a new `<video>` viewer
 //! starts at once with a picture it can decode. Written by the camera's
 //! source right before it hands each fragment to the hub; read by viewers
-//! as they join.
+//! as they join. The same fragments feed the camera's HLS segments.
 
+use crate::hls::Segments;
 use crate::sync::lock;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ pub const MAX_GOP_FRAMES: usize = 600;
 #[derive(Default)]
 pub struct Gop {
     state: Mutex<State>,
+    segments: Segments,
 }
 
 #[derive(Default)]
@@ -54,16 +56,20 @@ impl Gop {
         st.init = Some(Arc::from(init));
         st.generation += 1;
         st.clear();
+        self.segments.reset();
     }
 
     /// Forgets the group (a new camera session: its first frame is a
     /// keyframe, older frames are of another timeline).
     pub fn clear(&self) {
         lock(&self.state).clear();
+        self.segments.reset();
     }
 
     /// Adds the fragment of the frame the source is about to hand on.
     pub fn push(&self, fragment: &[u8], keyframe: bool) {
+        let fragment: Arc<[u8]> = Arc::from(fragment);
+        self.segments.push(&fragment, keyframe);
         let mut st = lock(&self.state);
         if keyframe {
             st.clear();
@@ -76,7 +82,7 @@ impl Gop {
             return;
         }
         st.bytes += fragment.len();
-        st.fragments.push(Arc::from(fragment));
+        st.fragments.push(fragment);
     }
 
     /// The init segment and the group, with `subscribe` called while no
@@ -96,6 +102,17 @@ impl Gop {
 
     pub fn generation(&self) -> u64 {
         lock(&self.state).generation
+    }
+
+    /// The init segment and its generation, once known.
+    pub fn init(&self) -> Option<(Arc<[u8]>, u64)> {
+        let st = lock(&self.state);
+        Some((st.init.clone()?, st.generation))
+    }
+
+    /// The camera's HLS segments, cut from the same fragments.
+    pub fn segments(&self) -> &Segments {
+        &self.segments
     }
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod ffmpeg;
 pub mod frame;
 pub mod gop;
+pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod jpeg;

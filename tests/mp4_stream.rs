@@ -15,27 +15,19 @@ use doubles::programs;
 mod browser;
 
 use browser::{have_chromium, Chromium, PageServer};
-use doubles::{Events, RtspServer};
+use doubles::{serial, RtspServer};
 use printcam::http::Limits;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use support::{read_head, test_settings, MjpegReader, TestServer, IO_TIMEOUT};
 
-/// The tests count this process's children: one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 const USER: &str = "viewer";
 const PASSWORD: &str = "s3cret-pw";
 
 /// A printer whose camera is the RTSP double; returns its id.
 fn add_camera(ts: &TestServer, port: u16) -> i64 {
-    let body = format!(
-        r#"{{"name":"cam","camera_type":"rtsp","camera_url":"rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/streaming/live/1"}}"#
-    );
+    let body = doubles::rtsp_camera_json(USER, PASSWORD, port);
     let r = ts.send_json("POST", "/printers", &body);
     assert_eq!(r.status, 201, "{}", r.text());
     r.json().get("id").and_then(|v| v.as_i64()).unwrap()
@@ -83,11 +75,6 @@ fn probe(ffprobe: &std::path::Path, data: &[u8]) -> String {
     doubles::probe_mp4(ffprobe, data, "stream-mp4")
 }
 
-/// Every event the double printed within `d`.
-fn drain(events: &mut Events, d: Duration) {
-    events.wait_for("never printed", d);
-}
-
 fn mp4_figures(ts: &TestServer, id: i64) -> printcam::json::Value {
     let status = ts.get(&format!("/printers/{id}/camera/status")).json();
     status
@@ -126,7 +113,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
     // The second viewer starts with a picture too: the group kept.
     assert!(probe(&ffprobe, &b).starts_with("h264,640,360"));
 
-    drain(&mut events, Duration::from_secs(1));
+    events.drain(Duration::from_secs(1));
     assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
     let rtsp_pid = rtsp.child.pid();
     let others: Vec<u32> = doubles::child_pids()
@@ -162,7 +149,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
         std::thread::sleep(Duration::from_millis(50));
     }
     read_for(&mut first, Duration::from_millis(300));
-    drain(&mut events, Duration::from_millis(300));
+    events.drain(Duration::from_millis(300));
     assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
     drop(first);
     drop(ts);
@@ -185,7 +172,7 @@ fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
     let id = add_camera(&ts, rtsp.port);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
     assert!(support::is_jpeg(&mjpeg.next_part().unwrap()));
-    drain(&mut events, Duration::from_millis(500));
+    events.drain(Duration::from_millis(500));
     let sessions = events.count("OPTIONS");
 
     let r = ts.get(&format!("/printers/{id}/camera/stream.mp4"));
@@ -196,7 +183,7 @@ fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
         r.detail()
     );
     assert!(!r.text().contains(PASSWORD));
-    drain(&mut events, Duration::from_millis(500));
+    events.drain(Duration::from_millis(500));
     assert_eq!(events.count("OPTIONS"), sessions, "{:?}", events.seen);
 
     // Once the MJPEG viewer is gone (and the grace period over), it plays.

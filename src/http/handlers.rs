@@ -60,6 +60,9 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
             printer_reply(200, cameras, id)?
         }
         Route::Snapshot(id) => Reply::jpeg(&cameras.snapshot(id).map_err(err)?, id),
+        Route::Hls(id) => super::hls::playlist(cameras, id, request)?,
+        Route::HlsInit(id) => super::hls::init(cameras, id)?,
+        Route::HlsSegment(id, sequence) => super::hls::segment(cameras, id, sequence)?,
         Route::Test(id) => Reply::json(200, &test_json(&cameras.test(id).map_err(err)?)),
         Route::Status(id) => {
             let mjpeg = cameras.status(id).map_err(err)?;

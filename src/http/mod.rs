@@ -6,6 +6,7 @@ mod access;
 mod body;
 mod conn;
 mod handlers;
+mod hls;
 mod metrics;
 pub mod mjpeg;
 mod nonblocking;

@@ -69,6 +69,11 @@ impl Reply {
         Reply::new(status, content_type, text.into_bytes().into())
     }
 
+    /// A body shared with whoever else holds it (an HLS segment).
+    pub fn bytes(content_type: &'static str, body: Arc<[u8]>) -> Reply {
+        Reply::new(200, content_type, body)
+    }
+
     pub fn html(page: String) -> Reply {
         Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
             .with_header(

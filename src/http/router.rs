@@ -21,6 +21,12 @@ pub enum Route {
     Stream(i64),
     /// `camera/stream.mp4`: H.264 as fragmented MP4, for `<video>`.
     StreamMp4(i64),
+    /// `camera/stream.m3u8`: the HLS playlist of the same H.264.
+    Hls(i64),
+    /// `camera/hls/init.mp4`: the init segment the playlist names.
+    HlsInit(i64),
+    /// `camera/hls/N.m4s`: segment N of the playlist.
+    HlsSegment(i64, u64),
     Snapshot(i64),
     Test(i64),
     Status(i64),
@@ -113,6 +119,10 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
             _ => Err(Reply::method_not_allowed("POST")),
         },
         ["printers", id, "camera", action] => camera_route(m, id, action),
+        ["printers", id, "camera", "hls", file] => {
+            let route = hls_route(id, file)?;
+            only_get(m, route)
+        }
         _ => Err(Reply::not_found()),
     }
 }
@@ -121,6 +131,7 @@ fn camera_route(m: &Method, id: &str, action: &str) -> Result<Route, Reply> {
     let make = match action {
         "stream" => Route::Stream,
         "stream.mp4" => Route::StreamMp4,
+        "stream.m3u8" => Route::Hls,
         "snapshot" => Route::Snapshot,
         "test" => Route::Test,
         "status" => Route::Status,
@@ -136,6 +147,20 @@ fn camera_route(m: &Method, id: &str, action: &str) -> Result<Route, Reply> {
         Method::Get => Ok(make(parse_id(id)?)),
         _ => Err(Reply::method_not_allowed("GET")),
     }
+}
+
+/// `init.mp4` or `N.m4s` under `camera/hls/`.
+fn hls_route(id: &str, file: &str) -> Result<Route, Reply> {
+    if file == "init.mp4" {
+        return Ok(Route::HlsInit(parse_id(id)?));
+    }
+    let Some(sequence) = file
+        .strip_suffix(".m4s")
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return Err(Reply::not_found());
+    };
+    Ok(Route::HlsSegment(parse_id(id)?, sequence))
 }
 
 /// The value of the first query parameter named `name`, decoded.
@@ -224,6 +249,18 @@ mod tests {
                 Route::StreamMp4(3)
             );
             assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/stream.m3u8")),
+                Route::Hls(3)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/hls/init.mp4?v=2")),
+                Route::HlsInit(3)
+            );
+            assert_eq!(
+                ok(Method::Get, &p("/printers/3/camera/hls/17.m4s")),
+                Route::HlsSegment(3, 17)
+            );
+            assert_eq!(
                 ok(Method::Post, &p("/printers/3/camera/stop")),
                 Route::Stop(3)
             );
@@ -272,6 +309,11 @@ mod tests {
         assert_eq!(status(Method::Get, "/api/v1x/printers"), 404);
         assert_eq!(status(Method::Get, "/printers/1/camera/nope"), 404);
         assert_eq!(status(Method::Get, "/printers/1/camera"), 404);
+        assert_eq!(status(Method::Get, "/printers/1/camera/hls/x.m4s"), 404);
+        assert_eq!(status(Method::Get, "/printers/1/camera/hls/-1.m4s"), 404);
+        assert_eq!(status(Method::Get, "/printers/1/camera/hls/1.mp4"), 404);
+        assert_eq!(status(Method::Post, "/printers/1/camera/hls/1.m4s"), 405);
+        assert_eq!(status(Method::Get, "/printers/x/camera/hls/init.mp4"), 400);
         assert_eq!(status(Method::Get, "//printers"), 404);
         assert_eq!(status(Method::Delete, "/printers"), 405);
         assert_eq!(status(Method::Post, "/printers/1/camera/stream"), 405);

@@ -229,6 +229,9 @@ impl Hub {
             return Err(Error::Unavailable("printcam is shutting down".into()));
         }
         if let Some(frame) = fresh_frame(&st) {
+            // A consumer that came and went: polling clients (HLS players,
+            // snapshot pollers) keep the camera open between polls.
+            st.note_consumer_left();
             return Ok(frame);
         }
         st.waiters += 1;

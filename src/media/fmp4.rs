@@ -286,6 +286,18 @@ pub fn fragment_info(fragment: &[u8]) -> Option<(u32, bool)> {
     Some((sequence, keyframe))
 }
 
+/// The decode time (`tfdt`, in [`TIMESCALE`] units) of a fragment
+/// `Fragmenter::fragment` wrote; None for other bytes.
+pub fn decode_time(fragment: &[u8]) -> Option<u64> {
+    let tfdt = find_box(fragment, &[b"moof", b"traf", b"tfdt"])?;
+    match tfdt.first()? {
+        1 => Some(u64::from_be_bytes(tfdt.get(4..12)?.try_into().ok()?)),
+        _ => Some(u64::from(u32::from_be_bytes(
+            tfdt.get(4..8)?.try_into().ok()?,
+        ))),
+    }
+}
+
 /// The boxes directly inside `data`, as (type, body); an error where a size
 /// does not fit. For reading back what was written (tests, checks).
 pub fn boxes(data: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), MediaError>> {

@@ -264,6 +264,25 @@ impl Events {
     pub fn count(&self, event: &str) -> usize {
         self.seen.iter().filter(|e| *e == event).count()
     }
+
+    /// Every event the server printed within `d`.
+    pub fn drain(&mut self, d: Duration) {
+        self.wait_for("never printed", d);
+    }
+}
+
+/// The body of `POST /printers` for an external rtsp camera that is the
+/// RTSP double on `port`.
+pub fn rtsp_camera_json(user: &str, password: &str, port: u16) -> String {
+    format!(
+        r#"{{"name":"cam","camera_type":"rtsp","camera_url":"rtsp://{user}:{password}@127.0.0.1:{port}/streaming/live/1"}}"#
+    )
+}
+
+/// For tests that count RTSP sessions or children: one at a time.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Accepts any server certificate: the tests' printers are self-signed.

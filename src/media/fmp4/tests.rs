@@ -184,3 +184,15 @@ fn a_fragment_tells_its_sequence_and_whether_it_is_a_keyframe() {
     assert_eq!(fragment_info(b"not a fragment"), None);
     assert_eq!(fragment_info(&key[..20]), None);
 }
+
+#[test]
+fn a_fragment_tells_its_decode_time() {
+    let mut f = Fragmenter::new();
+    let late = 5 * u64::from(u32::MAX);
+    assert_eq!(
+        decode_time(&f.fragment(late, 3000, true, &[0, 1])),
+        Some(late)
+    );
+    assert_eq!(decode_time(&f.fragment(0, 3000, false, &[0, 1])), Some(0));
+    assert_eq!(decode_time(b"not a fragment"), None);
+}
