@@ -14,30 +14,39 @@ use std::sync::Arc;
 
 /// The source of printer `p`'s `stream.mp4`: its H.264 passed through
 /// from the native RTSP client, with the group of pictures it keeps. For
-/// now external RTSP(S) cameras only, never connected to while the MJPEG
-/// stream of the same camera is (see `Exclusive`).
+/// external RTSP(S) cameras and the printers' own RTSPS ones (X1, H2, P2;
+/// their certificate checked as for MJPEG), never connected to while the
+/// MJPEG stream of the same camera is (see `Exclusive`).
 pub fn mp4_for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<(Arc<dyn Source>, Arc<Gop>)> {
-    let camera = camera_of(p);
-    let Camera::External {
-        kind: CameraType::Rtsp,
-        url,
-    } = camera
-    else {
-        return Err(Error::Invalid(format!(
-            "stream.mp4 serves external rtsp:// and rtsps:// cameras only for now; printer {} \
-             has a {} camera: use camera/stream",
-            p.id,
-            camera.kind().as_str()
-        )));
+    let (url, tls) = match camera_of(p) {
+        Camera::External {
+            kind: CameraType::Rtsp,
+            url,
+        } => (url, tofu::PrinterTls::Fixed(external_rtsps_tls())),
+        Camera::BuiltIn {
+            kind: b @ BuiltIn::Rtsps,
+            login,
+        } => {
+            let url = rtsp::bambu_url(&login.host, login.port_for(b), &login.access_code)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("printer {}: its address makes no camera URL", p.id))
+                })?;
+            (url, tofu::PrinterTls::Tofu(printer_tofu(p, cameras)?))
+        }
+        camera => {
+            return Err(Error::Invalid(format!(
+                "stream.mp4 serves rtsp:// and rtsps:// cameras (external ones, and the \
+                 RTSPS camera of X1, H2 and P2 printers) only for now; printer {} has a {} \
+                 camera: use camera/stream",
+                p.id,
+                camera.kind().as_str()
+            )))
+        }
     };
     let gop = Gop::new();
-    let native = rtsp_h264::RtspH264::new(
-        url,
-        cameras.settings().url_policy(),
-        Some(external_rtsps_tls()),
-        gop.clone(),
-    )
-    .with_rotation(p.camera_rotation.into());
+    let native =
+        rtsp_h264::RtspH264::new(url, cameras.settings().url_policy(), Some(tls), gop.clone())
+            .with_rotation(p.camera_rotation.into());
     let source = Exclusive::new(Arc::new(native), cameras.lease(p.id), "MP4 stream");
     Ok((Arc::new(source), gop))
 }
@@ -92,8 +101,8 @@ fn built_in(
 ) -> Result<Arc<dyn Source>> {
     Ok(match b {
         BuiltIn::Chamber => Arc::new(chamber_source(login, p, cameras)?),
-        BuiltIn::Rtsps => Arc::new(
-            rtsp::Rtsp::bambu_pinned(
+        BuiltIn::Rtsps => {
+            let ffmpeg = rtsp::Rtsp::bambu_pinned(
                 login.host.clone(),
                 login.port_for(b),
                 login.access_code.clone(),
@@ -101,8 +110,14 @@ fn built_in(
                 cameras.settings().ffmpeg.clone(),
                 cameras.settings().url_policy(),
             )
-            .with_quirks(quirks(p)),
-        ),
+            .with_quirks(quirks(p));
+            // The printer serves one client: its MP4 stream takes turns.
+            Arc::new(Exclusive::new(
+                Arc::new(ffmpeg),
+                cameras.lease(p.id),
+                "MJPEG stream",
+            ))
+        }
     })
 }
 
