@@ -180,11 +180,14 @@ fn chamber_source(
 /// serial (when the serial is known), else its pin, or the first
 /// certificate of a connection that delivers a frame. What is accepted is
 /// stored in the registry.
-fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
-    let pin = p.cert_sha256.clone().map(|sha256| tofu::Pin {
-        sha256,
-        verified: p.cert_verified,
-    });
+/// One per printer (`Cameras::printer_trust`): a source made before
+/// another pinned a certificate must not trust a different one.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<tofu::Tofu>> {
+    cameras.printer_trust(p, || new_printer_tofu(p, cameras))
+}
+
+fn new_printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
+    let pin = stored_pin(p);
     let identity = match p.serial.as_deref().map(str::trim) {
         Some(serial) if !serial.is_empty() => Some(crate::tls::Identity {
             serial: serial.to_string(),
@@ -209,6 +212,14 @@ fn printer_cas(settings: &crate::config::Settings) -> Result<Arc<crate::bambu_ca
     crate::bambu_ca::CaSet::bambu_and(&pem)
         .map(Arc::new)
         .map_err(bad)
+}
+
+/// The pin the registry holds for `p`.
+pub fn stored_pin(p: &Printer) -> Option<tofu::Pin> {
+    p.cert_sha256.clone().map(|sha256| tofu::Pin {
+        sha256,
+        verified: p.cert_verified,
+    })
 }
 
 fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
@@ -248,6 +259,35 @@ mod tests {
         };
         let e = for_printer(&no_ip, &cameras).err().expect("refused");
         assert!(e.message().contains("has no ip"), "{e}");
+    }
+
+    #[test]
+    fn a_printers_sources_share_one_trust_while_its_pin_and_address_hold() {
+        let registry = Arc::new(crate::registry::Registry::open_in_memory().unwrap());
+        let cameras = Cameras::new(registry, crate::config::Settings::default());
+        let x1c = Printer {
+            id: 4,
+            ip: Some("10.0.0.5".into()),
+            access_code: Some("12345678".into()),
+            model: Some("X1C".into()),
+            ..Printer::default()
+        };
+        let a = printer_tofu(&x1c, &cameras).unwrap();
+        assert!(Arc::ptr_eq(&a, &printer_tofu(&x1c, &cameras).unwrap()));
+        // The registry's pin is not the one this trust holds (forgotten,
+        // or written by another process): a new trust.
+        let pinned = Printer {
+            cert_sha256: Some("ab".repeat(32)),
+            ..x1c.clone()
+        };
+        let b = printer_tofu(&pinned, &cameras).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(b.pin(), stored_pin(&pinned));
+        let moved = Printer {
+            ip: Some("10.0.0.6".into()),
+            ..pinned.clone()
+        };
+        assert!(!Arc::ptr_eq(&b, &printer_tofu(&moved, &cameras).unwrap()));
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Rtsp {
         host: String,
         port: u16,
         access_code: String,
-        tofu: Tofu,
+        tofu: Arc<Tofu>,
         ffmpeg: Option<PathBuf>,
         policy: Policy,
     ) -> Rtsp {

@@ -20,8 +20,9 @@ use crate::tls::{self, Dialer, Identity, PinRecorder};
 pub enum PrinterTls {
     /// As the given client configuration says.
     Fixed(Arc<ClientConfig>),
-    /// Trust on first use, as for the chamber camera.
-    Tofu(Tofu),
+    /// Trust on first use, as for the chamber camera; one printer's sources
+    /// share it, so what one pins the others hold to at once.
+    Tofu(Arc<Tofu>),
 }
 
 impl PrinterTls {
@@ -110,7 +111,8 @@ impl Tofu {
         }
     }
 
-    fn pin(&self) -> Option<Pin> {
+    /// The pin as it stands: the one given, or the one last confirmed.
+    pub fn pin(&self) -> Option<Pin> {
         match self.pin.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
