@@ -96,7 +96,7 @@ fn chamber(port: u16, quiet: Duration, tofu: Option<Tofu>) -> Arc<Chamber> {
     )
     .with_timeouts(Duration::from_secs(2), quiet);
     Arc::new(match tofu {
-        Some(t) => c.with_tofu(t),
+        Some(t) => c.with_tofu(Arc::new(t)),
         None => c,
     })
 }

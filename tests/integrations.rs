@@ -4,8 +4,11 @@
 
 mod support;
 
-#[path = "support/programs.rs"]
-mod programs;
+#[path = "fake-ffmpeg/support.rs"]
+mod doubles;
+
+/// The one rule for missing programs (tests/support/programs.rs).
+use doubles::programs;
 
 use printcam::config::Settings;
 use printcam::http::Limits;
@@ -273,6 +276,47 @@ fn metrics_are_read_by_a_real_prometheus_parser() {
         assert!(v > 0.0, "{name} = {v}");
     }
     drop(viewer);
+}
+
+/// `stream.mp4` viewers have series of their own beside the MJPEG ones,
+/// which stay as they were: an external RTSP camera (GStreamer's server)
+/// watched as MP4 only.
+#[test]
+fn metrics_count_mp4_viewers_in_their_own_series() {
+    if !programs::require_python_module("prometheus_client", "python3-prometheus-client")
+        || !programs::require_gst_rtsp()
+    {
+        return;
+    }
+    let rtsp = doubles::RtspServer::start("viewer", "pw", 640, 360);
+    let ts = server(test_settings());
+    let body = format!(
+        r#"{{"name":"Bench","camera_type":"rtsp","camera_url":"rtsp://viewer:pw@127.0.0.1:{}/streaming/live/1"}}"#,
+        rtsp.port
+    );
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().get("id").and_then(Value::as_i64).expect("id");
+    let path = format!("/printers/{id}/camera/stream.mp4");
+    let mut first = support::open_mp4_viewer(ts.addr, &path);
+    let mut second = support::open_mp4_viewer(ts.addr, &path);
+    support::read_mp4_for(&mut first, std::time::Duration::from_millis(500));
+    support::read_mp4_for(&mut second, std::time::Duration::from_millis(500));
+
+    let f = parse_with_prometheus_client(&ts.get("/metrics").text());
+    let at = ("id", id.to_string());
+    let of = |name: &str| value(&f, name, (at.0, &at.1));
+    assert_eq!(of("printcam_camera_mp4_viewers"), 2.0);
+    assert_eq!(of("printcam_camera_mp4_upstream_up"), 1.0);
+    assert_eq!(of("printcam_camera_mp4_connects_total"), 1.0);
+    assert!(of("printcam_camera_mp4_frames_in_total") >= 1.0);
+    assert!(of("printcam_camera_mp4_frames_out_total") >= 2.0);
+    assert!(of("printcam_camera_mp4_last_frame_age_seconds") < 60.0);
+    // The MJPEG series of the same camera: nobody watches it that way.
+    assert_eq!(of("printcam_camera_viewers"), 0.0);
+    assert_eq!(of("printcam_camera_upstream_up"), 0.0);
+    // The demo camera has both, at zero on the MP4 side.
+    assert_eq!(value(&f, "printcam_camera_mp4_viewers", ("id", "0")), 0.0);
 }
 
 /// The README's go2rtc/Frigate recipe: ffmpeg (what go2rtc runs for an

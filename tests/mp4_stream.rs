@@ -17,10 +17,12 @@ mod browser;
 use browser::{have_chromium, Chromium, PageServer};
 use doubles::{serial, RtspServer};
 use printcam::http::Limits;
-use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::{read_head, test_settings, MjpegReader, TestServer, IO_TIMEOUT};
+use support::{
+    open_mp4_viewer, read_head, read_mp4_for, test_settings, MjpegReader, TestServer, IO_TIMEOUT,
+};
 
 const USER: &str = "viewer";
 const PASSWORD: &str = "s3cret-pw";
@@ -31,44 +33,6 @@ fn add_camera(ts: &TestServer, port: u16) -> i64 {
     let r = ts.send_json("POST", "/printers", &body);
     assert_eq!(r.status, 201, "{}", r.text());
     r.json().get("id").and_then(|v| v.as_i64()).unwrap()
-}
-
-/// A viewer, past the response head.
-fn open_viewer(addr: SocketAddr, path: &str) -> BufReader<TcpStream> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut r = BufReader::new(s);
-    let (status, headers) = read_head(&mut r).unwrap();
-    assert_eq!(status, 200, "{headers:?}");
-    let kind = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-    assert_eq!(kind.map(|(_, v)| v.as_str()), Some("video/mp4"));
-    r
-}
-
-/// `d` of the stream, cut after its last whole box.
-fn read_for(r: &mut BufReader<TcpStream>, d: Duration) -> Vec<u8> {
-    let start = Instant::now();
-    let mut data = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    while start.elapsed() < d {
-        let n = r.read(&mut buf).expect("the stream goes on");
-        assert!(n > 0, "the stream ended");
-        data.extend_from_slice(&buf[..n]);
-    }
-    let mut whole = 0;
-    while let Some(head) = data.get(whole..whole + 4) {
-        let size = u32::from_be_bytes(head.try_into().unwrap()) as usize;
-        if size < 8 || whole + size > data.len() {
-            break;
-        }
-        whole += size;
-    }
-    data.truncate(whole);
-    data
 }
 
 fn probe(ffprobe: &std::path::Path, data: &[u8]) -> String {
@@ -101,10 +65,10 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
     let id = add_camera(&ts, rtsp.port);
     let path = format!("/printers/{id}/camera/stream.mp4");
 
-    let mut first = open_viewer(ts.addr, &path);
-    let mut second = open_viewer(ts.addr, &path);
-    let a = read_for(&mut first, Duration::from_secs(3));
-    let b = read_for(&mut second, Duration::from_millis(500));
+    let mut first = open_mp4_viewer(ts.addr, &path);
+    let mut second = open_mp4_viewer(ts.addr, &path);
+    let a = read_mp4_for(&mut first, Duration::from_secs(3));
+    let b = read_mp4_for(&mut second, Duration::from_millis(500));
     let probed = probe(&ffprobe, &a);
     let fields: Vec<&str> = probed.split(',').collect();
     assert_eq!(fields[..3], ["h264", "640", "360"], "{probed}");
@@ -115,11 +79,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
 
     events.drain(Duration::from_secs(1));
     assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
-    let rtsp_pid = rtsp.child.pid();
-    let others: Vec<u32> = doubles::child_pids()
-        .into_iter()
-        .filter(|p| *p != rtsp_pid)
-        .collect();
+    let others = doubles::child_pids_besides(rtsp.child.pid());
     assert!(
         others.is_empty(),
         "a child runs beside the mp4 viewers: {others:?}"
@@ -131,14 +91,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
     assert!(out > 0, "{figures}");
 
     // A snapshot (MJPEG side) must not open a second connection meanwhile.
-    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
-    assert_eq!(snap.status, 503, "{}", snap.text());
-    assert!(
-        snap.detail().contains("busy with its MP4 stream"),
-        "{}",
-        snap.detail()
-    );
-    assert!(!snap.text().contains(PASSWORD));
+    support::assert_snapshot_waits_for_mp4(&ts, id, PASSWORD);
 
     // A viewer who hangs up frees its place at once, while the camera
     // keeps sending.
@@ -148,7 +101,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
         assert!(Instant::now() < deadline, "{}", mp4_figures(&ts, id));
         std::thread::sleep(Duration::from_millis(50));
     }
-    read_for(&mut first, Duration::from_millis(300));
+    read_mp4_for(&mut first, Duration::from_millis(300));
     events.drain(Duration::from_millis(300));
     assert_eq!(events.count("OPTIONS"), 1, "sessions: {:?}", events.seen);
     drop(first);
@@ -272,8 +225,8 @@ fn the_go2rtc_url_serves_mp4_and_a_turned_camera_carries_its_display_matrix() {
         r#"{"camera_rotation":90}"#,
     );
     assert_eq!(turned.status, 200, "{}", turned.text());
-    let mut viewer = open_viewer(ts.addr, &format!("/api/stream.mp4?src={id}"));
-    let data = read_for(&mut viewer, Duration::from_secs(2));
+    let mut viewer = open_mp4_viewer(ts.addr, &format!("/api/stream.mp4?src={id}"));
+    let data = read_mp4_for(&mut viewer, Duration::from_secs(2));
     let tkhd = printcam::media::fmp4::find_box(&data, &[b"moov", b"trak", b"tkhd"])
         .expect("an init segment with a track header");
     // The matrix's a, b (16.16) at 90° clockwise: a = 0, b = 1.0.

@@ -10,6 +10,7 @@ use doubles::{Events, RtspServer, TlsFront};
 use printcam::media::fmp4::{Fragmenter, Rotation, VideoTrack};
 use printcam::media::rtp_h264::{AccessUnit, Depacketizer};
 use printcam::sources::rtsp_native::{Credentials, Error, ErrorKind, Session, Timeouts, Transport};
+use printcam::tls::Dialer;
 use printcam::urlguard::{self, Policy};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,7 +126,13 @@ fn rtsps_through_printcams_tls_with_a_pin() {
     let (rtsp, mut events) = RtspServer::watched("bblp", CODE, 60);
     let front = TlsFront::start(rtsp.port);
     let (config, recorder) = printcam::tls::client_config(None);
-    let mut session = open(front.port, "rtsps", CODE, Transport::Tls(config)).unwrap();
+    let mut session = open(
+        front.port,
+        "rtsps",
+        CODE,
+        Transport::Tls(Dialer::fixed(config)),
+    )
+    .unwrap();
     let pin = recorder.seen().expect("the certificate seen");
     let (d, units) = play(&mut session);
     assert_h264_640x360(&mux_and_probe(&ffprobe, &d, &units, "tls"));
@@ -133,13 +140,23 @@ fn rtsps_through_printcams_tls_with_a_pin() {
 
     // The pinned certificate is accepted again; another one is refused.
     let (pinned, _) = printcam::tls::client_config(Some(pin.clone()));
-    open(front.port, "rtsps", CODE, Transport::Tls(pinned))
-        .unwrap()
-        .close()
-        .unwrap();
+    open(
+        front.port,
+        "rtsps",
+        CODE,
+        Transport::Tls(Dialer::fixed(pinned)),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
     let other = "00".repeat(32);
     let (wrong, _) = printcam::tls::client_config(Some(other));
-    let e = refused(front.port, "rtsps", CODE, Transport::Tls(wrong));
+    let e = refused(
+        front.port,
+        "rtsps",
+        CODE,
+        Transport::Tls(Dialer::fixed(wrong)),
+    );
     assert_eq!(e.kind, ErrorKind::CertificateChanged, "{e}");
 }
 
@@ -160,7 +177,12 @@ fn a_wrong_password_is_named_and_not_shown() {
     // And through rtsps, as a printer with a wrong access code.
     let front = TlsFront::start(rtsp.port);
     let (config, _) = printcam::tls::client_config(None);
-    let e = refused(front.port, "rtsps", wrong, Transport::Tls(config));
+    let e = refused(
+        front.port,
+        "rtsps",
+        wrong,
+        Transport::Tls(Dialer::fixed(config)),
+    );
     assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
     assert!(e.message.contains("wrong user or password"), "{e}");
 }

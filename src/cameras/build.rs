@@ -14,30 +14,39 @@ use std::sync::Arc;
 
 /// The source of printer `p`'s `stream.mp4`: its H.264 passed through
 /// from the native RTSP client, with the group of pictures it keeps. For
-/// now external RTSP(S) cameras only, never connected to while the MJPEG
-/// stream of the same camera is (see `Exclusive`).
+/// external RTSP(S) cameras and the printers' own RTSPS ones (X1, H2, P2;
+/// their certificate checked as for MJPEG), never connected to while the
+/// MJPEG stream of the same camera is (see `Exclusive`).
 pub fn mp4_for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<(Arc<dyn Source>, Arc<Gop>)> {
-    let camera = camera_of(p);
-    let Camera::External {
-        kind: CameraType::Rtsp,
-        url,
-    } = camera
-    else {
-        return Err(Error::Invalid(format!(
-            "stream.mp4 serves external rtsp:// and rtsps:// cameras only for now; printer {} \
-             has a {} camera: use camera/stream",
-            p.id,
-            camera.kind().as_str()
-        )));
+    let (url, tls) = match camera_of(p) {
+        Camera::External {
+            kind: CameraType::Rtsp,
+            url,
+        } => (url, tofu::PrinterTls::Fixed(external_rtsps_tls())),
+        Camera::BuiltIn {
+            kind: b @ BuiltIn::Rtsps,
+            login,
+        } => {
+            let url = rtsp::bambu_url(&login.host, login.port_for(b), &login.access_code)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("printer {}: its address makes no camera URL", p.id))
+                })?;
+            (url, tofu::PrinterTls::Tofu(printer_tofu(p, cameras)?))
+        }
+        camera => {
+            return Err(Error::Invalid(format!(
+                "stream.mp4 serves rtsp:// and rtsps:// cameras (external ones, and the \
+                 RTSPS camera of X1, H2 and P2 printers) only for now; printer {} has a {} \
+                 camera: use camera/stream",
+                p.id,
+                camera.kind().as_str()
+            )))
+        }
     };
     let gop = Gop::new();
-    let native = rtsp_h264::RtspH264::new(
-        url,
-        cameras.settings().url_policy(),
-        Some(external_rtsps_tls()),
-        gop.clone(),
-    )
-    .with_rotation(p.camera_rotation.into());
+    let native =
+        rtsp_h264::RtspH264::new(url, cameras.settings().url_policy(), Some(tls), gop.clone())
+            .with_rotation(p.camera_rotation.into());
     let source = Exclusive::new(Arc::new(native), cameras.lease(p.id), "MP4 stream");
     Ok((Arc::new(source), gop))
 }
@@ -92,8 +101,8 @@ fn built_in(
 ) -> Result<Arc<dyn Source>> {
     Ok(match b {
         BuiltIn::Chamber => Arc::new(chamber_source(login, p, cameras)?),
-        BuiltIn::Rtsps => Arc::new(
-            rtsp::Rtsp::bambu_pinned(
+        BuiltIn::Rtsps => {
+            let ffmpeg = rtsp::Rtsp::bambu_pinned(
                 login.host.clone(),
                 login.port_for(b),
                 login.access_code.clone(),
@@ -101,8 +110,14 @@ fn built_in(
                 cameras.settings().ffmpeg.clone(),
                 cameras.settings().url_policy(),
             )
-            .with_quirks(quirks(p)),
-        ),
+            .with_quirks(quirks(p));
+            // The printer serves one client: its MP4 stream takes turns.
+            Arc::new(Exclusive::new(
+                Arc::new(ffmpeg),
+                cameras.lease(p.id),
+                "MJPEG stream",
+            ))
+        }
     })
 }
 
@@ -165,11 +180,14 @@ fn chamber_source(
 /// serial (when the serial is known), else its pin, or the first
 /// certificate of a connection that delivers a frame. What is accepted is
 /// stored in the registry.
-fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
-    let pin = p.cert_sha256.clone().map(|sha256| tofu::Pin {
-        sha256,
-        verified: p.cert_verified,
-    });
+/// One per printer (`Cameras::printer_trust`): a source made before
+/// another pinned a certificate must not trust a different one.
+fn printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<tofu::Tofu>> {
+    cameras.printer_trust(p, || new_printer_tofu(p, cameras))
+}
+
+fn new_printer_tofu(p: &Printer, cameras: &Arc<Cameras>) -> Result<tofu::Tofu> {
+    let pin = stored_pin(p);
     let identity = match p.serial.as_deref().map(str::trim) {
         Some(serial) if !serial.is_empty() => Some(crate::tls::Identity {
             serial: serial.to_string(),
@@ -194,6 +212,14 @@ fn printer_cas(settings: &crate::config::Settings) -> Result<Arc<crate::bambu_ca
     crate::bambu_ca::CaSet::bambu_and(&pem)
         .map(Arc::new)
         .map_err(bad)
+}
+
+/// The pin the registry holds for `p`.
+pub fn stored_pin(p: &Printer) -> Option<tofu::Pin> {
+    p.cert_sha256.clone().map(|sha256| tofu::Pin {
+        sha256,
+        verified: p.cert_verified,
+    })
 }
 
 fn pin_in_registry(p: &Printer, cameras: &Arc<Cameras>) -> tofu::OnPin {
@@ -233,6 +259,35 @@ mod tests {
         };
         let e = for_printer(&no_ip, &cameras).err().expect("refused");
         assert!(e.message().contains("has no ip"), "{e}");
+    }
+
+    #[test]
+    fn a_printers_sources_share_one_trust_while_its_pin_and_address_hold() {
+        let registry = Arc::new(crate::registry::Registry::open_in_memory().unwrap());
+        let cameras = Cameras::new(registry, crate::config::Settings::default());
+        let x1c = Printer {
+            id: 4,
+            ip: Some("10.0.0.5".into()),
+            access_code: Some("12345678".into()),
+            model: Some("X1C".into()),
+            ..Printer::default()
+        };
+        let a = printer_tofu(&x1c, &cameras).unwrap();
+        assert!(Arc::ptr_eq(&a, &printer_tofu(&x1c, &cameras).unwrap()));
+        // The registry's pin is not the one this trust holds (forgotten,
+        // or written by another process): a new trust.
+        let pinned = Printer {
+            cert_sha256: Some("ab".repeat(32)),
+            ..x1c.clone()
+        };
+        let b = printer_tofu(&pinned, &cameras).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(b.pin(), stored_pin(&pinned));
+        let moved = Printer {
+            ip: Some("10.0.0.6".into()),
+            ..pinned.clone()
+        };
+        assert!(!Arc::ptr_eq(&b, &printer_tofu(&moved, &cameras).unwrap()));
     }
 
     #[test]

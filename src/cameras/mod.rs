@@ -17,6 +17,7 @@ use crate::hub::{Hub, HubConfig, HubStats};
 use crate::registry::{Printer, PrinterPatch, Registry};
 use crate::source::Source;
 use crate::sources::exclusive::Lease;
+use crate::sources::tofu::Tofu;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -153,6 +154,9 @@ pub struct Cameras {
     mp4_hubs: Hubs,
     /// Per camera: which of its two hubs is connected (one at a time).
     leases: Mutex<HashMap<i64, Arc<Lease>>>,
+    /// Per printer: the certificate trust its sources share, and the
+    /// settings it was made for.
+    trusts: Mutex<HashMap<i64, (Printer, Arc<Tofu>)>>,
 }
 
 impl Cameras {
@@ -163,6 +167,7 @@ impl Cameras {
             hubs: Mutex::new(HashMap::new()),
             mp4_hubs: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
+            trusts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -352,6 +357,28 @@ impl Cameras {
             .entry(id)
             .or_default()
             .clone()
+    }
+
+    /// The certificate trust of printer `p`'s sources: the one its other
+    /// sources use while it is for the same address and serial and holds
+    /// the pin the registry has, else a new one from `make`. So a hub made
+    /// before the other hub pinned a certificate holds to that pin, and a
+    /// pin forgotten (or moved away from) is forgotten by both.
+    pub fn printer_trust(
+        &self,
+        p: &Printer,
+        make: impl FnOnce() -> Result<Tofu>,
+    ) -> Result<Arc<Tofu>> {
+        let mut trusts = crate::sync::lock(&self.trusts);
+        if let Some((at, tofu)) = trusts.get(&p.id) {
+            let same = !moves_printer(at, p) && at.serial == p.serial;
+            if same && tofu.pin() == build::stored_pin(p) {
+                return Ok(Arc::clone(tofu));
+            }
+        }
+        let tofu = Arc::new(make()?);
+        trusts.insert(p.id, (p.clone(), Arc::clone(&tofu)));
+        Ok(tofu)
     }
 
     /// A hub whose settings are known to be unchanged, without touching the

@@ -48,14 +48,15 @@ pub struct ServerFigures<'a> {
 pub fn render(cameras: &Cameras, server: &ServerFigures) -> Result<String, crate::error::Error> {
     let mut out = String::new();
     let printers = cameras.printers()?;
-    let figures: Vec<(Printer, Option<HubStats>)> = printers
-        .into_iter()
-        .map(|p| {
-            let stats = cameras.status(p.id).ok().flatten();
-            (p, stats)
-        })
-        .collect();
-    camera_metrics(&mut out, &figures);
+    let of = |status: fn(&Cameras, i64) -> crate::error::Result<Option<HubStats>>| {
+        let figures: Vec<(&Printer, Option<HubStats>)> = printers
+            .iter()
+            .map(|p| (p, status(cameras, p.id).ok().flatten()))
+            .collect();
+        figures
+    };
+    camera_metrics(&mut out, MJPEG, &of(Cameras::status));
+    camera_metrics(&mut out, MP4, &of(Cameras::mp4_status));
     server_metrics(&mut out, server);
     process_metrics(&mut out);
     Ok(out)
@@ -63,62 +64,73 @@ pub fn render(cameras: &Cameras, server: &ServerFigures) -> Result<String, crate
 
 type Figure = fn(&HubStats) -> Option<f64>;
 
-/// Per camera: (name, type, help, value of the hub's figures). A camera
-/// nobody has used yet has no hub: its figures are zero.
+/// One of a camera's two hubs, as its series are named: (prefix, what the
+/// help says first).
+type HubKind = (&'static str, &'static str);
+/// The MJPEG hub (streams, snapshots): `printcam_camera_viewers`, …
+const MJPEG: HubKind = ("printcam_camera_", "");
+/// The `stream.mp4` hub, beside it: `printcam_camera_mp4_viewers`, … (a
+/// label on the first would have changed their existing series).
+const MP4: HubKind = ("printcam_camera_mp4_", "stream.mp4: ");
+
+/// Per camera: (name after the prefix, type, help, value of the hub's
+/// figures). A camera nobody has used yet has no hub: its figures are zero.
 const CAMERA_FIGURES: &[(&str, &str, &str, Figure)] = &[
+    ("viewers", "gauge", "Streams open of this camera.", |s| {
+        Some(s.viewers as f64)
+    }),
     (
-        "printcam_camera_viewers",
-        "gauge",
-        "Streams open of this camera.",
-        |s| Some(s.viewers as f64),
-    ),
-    (
-        "printcam_camera_frames_in_total",
+        "frames_in_total",
         "counter",
         "Frames received from the camera.",
         |s| Some(s.frames_in as f64),
     ),
     (
-        "printcam_camera_frames_out_total",
+        "frames_out_total",
         "counter",
         "Frames sent to viewers.",
         |s| Some(s.frames_out as f64),
     ),
     (
-        "printcam_camera_frames_dropped_total",
+        "frames_dropped_total",
         "counter",
         "Frames viewers missed because they were behind.",
         |s| Some(s.frames_dropped as f64),
     ),
     (
-        "printcam_camera_upstream_up",
+        "upstream_up",
         "gauge",
         "1 while the camera is connected and sending frames.",
         |s| Some(f64::from(u8::from(s.state == UpstreamState::Live))),
     ),
     (
-        "printcam_camera_connects_total",
+        "connects_total",
         "counter",
         "Connections opened to the camera.",
         |s| Some(s.connects as f64),
     ),
     (
-        "printcam_camera_reconnects_total",
+        "reconnects_total",
         "counter",
         "Connections opened to the camera after a failure.",
         |s| Some(s.reconnects as f64),
     ),
     (
-        "printcam_camera_last_frame_age_seconds",
+        "last_frame_age_seconds",
         "gauge",
         "Age of the camera's latest frame (absent before the first).",
         |s| s.last_frame_age_ms.map(|ms| ms as f64 / 1000.0),
     ),
 ];
 
-fn camera_metrics(out: &mut String, figures: &[(Printer, Option<HubStats>)]) {
-    for (name, kind, help, value) in CAMERA_FIGURES {
-        header(out, name, kind, help);
+fn camera_metrics(
+    out: &mut String,
+    (prefix, about): HubKind,
+    figures: &[(&Printer, Option<HubStats>)],
+) {
+    for (suffix, kind, help, value) in CAMERA_FIGURES {
+        let name = &format!("{prefix}{suffix}");
+        header(out, name, kind, &format!("{about}{help}"));
         for (p, stats) in figures {
             let v = match stats {
                 Some(s) => value(s),
@@ -273,6 +285,47 @@ mod tests {
         assert_eq!(
             out,
             "# HELP x_total Some things.\n# TYPE x_total counter\nx_total{id=\"1\"} 3\ny 0.5\n"
+        );
+    }
+
+    #[test]
+    fn mp4_figures_are_series_of_their_own_beside_the_mjpeg_ones() {
+        let p = Printer {
+            id: 3,
+            name: "x1c".into(),
+            ..Printer::default()
+        };
+        let stats = HubStats {
+            state: UpstreamState::Live,
+            viewers: 2,
+            frames_in: 40,
+            frames_out: 80,
+            frames_dropped: 0,
+            frames_skipped: 0,
+            tls_version: None,
+            last_frame_age_ms: Some(20),
+            connects: 1,
+            reconnects: 0,
+            last_error: None,
+            viewer_stats: Vec::new(),
+        };
+        let mut out = String::new();
+        camera_metrics(&mut out, MJPEG, &[(&p, None)]);
+        camera_metrics(&mut out, MP4, &[(&p, Some(stats))]);
+        for line in [
+            "printcam_camera_viewers{id=\"3\",name=\"x1c\"} 0\n",
+            "printcam_camera_mp4_viewers{id=\"3\",name=\"x1c\"} 2\n",
+            "printcam_camera_mp4_frames_out_total{id=\"3\",name=\"x1c\"} 80\n",
+            "printcam_camera_mp4_upstream_up{id=\"3\",name=\"x1c\"} 1\n",
+            "# TYPE printcam_camera_mp4_viewers gauge\n",
+            "# HELP printcam_camera_mp4_viewers stream.mp4: Streams open of this camera.\n",
+        ] {
+            assert!(out.contains(line), "{line} missing in {out}");
+        }
+        // A hub never used has no frame to age, on either side.
+        assert!(
+            !out.contains("printcam_camera_last_frame_age_seconds{"),
+            "{out}"
         );
     }
 

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::tofu::{PinCheck, Tofu};
@@ -31,7 +32,7 @@ pub struct Chamber {
     /// Judges the address each time before connecting.
     policy: Policy,
     access_code: String,
-    tofu: Tofu,
+    tofu: Arc<Tofu>,
     connect_timeout: Duration,
     read_timeout: Duration,
 }
@@ -50,15 +51,16 @@ impl Chamber {
             port,
             policy,
             access_code,
-            tofu: Tofu::new(pin, on_pin),
+            tofu: Arc::new(Tofu::new(pin, on_pin)),
             connect_timeout: Duration::from_secs(5),
             read_timeout: DEFAULT_QUIET_TIMEOUT,
         }
     }
 
     /// Replaces the certificate trust (by default: trust on first use of
-    /// the pin given to `new`).
-    pub fn with_tofu(mut self, tofu: Tofu) -> Self {
+    /// the pin given to `new`), perhaps shared with the printer's other
+    /// camera sources.
+    pub fn with_tofu(mut self, tofu: Arc<Tofu>) -> Self {
         self.tofu = tofu;
         self
     }

@@ -25,7 +25,7 @@ use rustls::ClientConfig;
 use url::Url;
 
 use self::tls_proxy::TlsProxy;
-use super::tofu::{PinCheck, Tofu};
+use super::tofu::{PinCheck, PrinterTls, Tofu};
 use crate::ffmpeg::{self, Child};
 use crate::jpeg::{Splitter, MAX_FRAME};
 use crate::redact;
@@ -61,14 +61,6 @@ enum Kind {
     Usb {
         device: String,
     },
-}
-
-/// How a printer's certificate is checked.
-enum PrinterTls {
-    /// As the given client configuration says.
-    Fixed(Arc<ClientConfig>),
-    /// Trust on first use, as for the chamber camera.
-    Tofu(Tofu),
 }
 
 /// A camera read through ffmpeg.
@@ -114,7 +106,7 @@ impl Rtsp {
         host: String,
         port: u16,
         access_code: String,
-        tofu: Tofu,
+        tofu: Arc<Tofu>,
         ffmpeg: Option<PathBuf>,
         policy: Policy,
     ) -> Rtsp {
@@ -197,13 +189,7 @@ impl Rtsp {
             } => {
                 // Resolved and checked now, before the access code goes anywhere.
                 let target = super::printer_target(host, *port, *policy)?;
-                let (dialer, pin) = match tls {
-                    PrinterTls::Fixed(config) => (Dialer::fixed(Arc::clone(config)), None),
-                    PrinterTls::Tofu(tofu) => {
-                        let check = tofu.check();
-                        (check.dialer.clone(), Some(check))
-                    }
-                };
+                let (dialer, pin) = tls.check();
                 let proxy = start_proxy(target, dialer)?;
                 // The access code is in ffmpeg's argument list, which local
                 // users can read (/proc/<pid>/cmdline); the README says so.
@@ -242,12 +228,8 @@ impl Rtsp {
     }
 
     fn confirm_pin(&self, check: &PinCheck) {
-        if let Kind::Bambu {
-            tls: PrinterTls::Tofu(tofu),
-            ..
-        } = &self.kind
-        {
-            tofu.confirm(check, &self.describe());
+        if let Kind::Bambu { tls, .. } = &self.kind {
+            tls.confirm(check, &self.describe());
         }
     }
 
@@ -413,14 +395,36 @@ fn local_url(
     path_and_query: &str,
     userinfo: Option<(&str, &str)>,
 ) -> Result<String, SourceError> {
-    let bad = || SourceError::fatal("cannot build the local camera URL");
-    let mut u =
-        Url::parse(&format!("rtsp://127.0.0.1:{port}{path_and_query}")).map_err(|_| bad())?;
+    camera_url(
+        "rtsp",
+        &format!("127.0.0.1:{port}"),
+        path_and_query,
+        userinfo,
+    )
+    .ok_or_else(|| SourceError::fatal("cannot build the local camera URL"))
+}
+
+/// A printer's own camera as a URL, for clients that take one (the
+/// native RTSP client): `rtsps://bblp:<access code>@host:port/streaming/live/1`,
+/// the access code percent-encoded, an IPv6 address in brackets.
+pub fn bambu_url(host: &str, port: u16, access_code: &str) -> Option<String> {
+    let at = super::label(host, port);
+    camera_url("rtsps", &at, BAMBU_PATH, Some(("bblp", access_code)))
+}
+
+/// `scheme://[user:pass@]at<path>`, userinfo percent-encoded.
+fn camera_url(
+    scheme: &str,
+    at: &str,
+    path_and_query: &str,
+    userinfo: Option<(&str, &str)>,
+) -> Option<String> {
+    let mut u = Url::parse(&format!("{scheme}://{at}{path_and_query}")).ok()?;
     if let Some((user, pass)) = userinfo {
-        u.set_username(user).map_err(|_| bad())?;
-        u.set_password(Some(pass)).map_err(|_| bad())?;
+        u.set_username(user).ok()?;
+        u.set_password(Some(pass)).ok()?;
     }
-    Ok(u.to_string())
+    Some(u.to_string())
 }
 
 /// The proxy connects to `target`'s checked addresses; ffmpeg to the proxy.
@@ -576,6 +580,19 @@ mod tests {
             local_url(4000, "/a", Some(("bblp", "a@b:c/d"))).unwrap(),
             "rtsp://bblp:a%40b%3Ac%2Fd@127.0.0.1:4000/a"
         );
+    }
+
+    #[test]
+    fn bambu_url_brackets_ipv6_and_encodes_the_code() {
+        assert_eq!(
+            bambu_url("192.168.1.20", 322, "12345678").as_deref(),
+            Some("rtsps://bblp:12345678@192.168.1.20:322/streaming/live/1")
+        );
+        assert_eq!(
+            bambu_url("fd00::5", 322, "a@b/c").as_deref(),
+            Some("rtsps://bblp:a%40b%2Fc@[fd00::5]:322/streaming/live/1")
+        );
+        assert_eq!(bambu_url("bad host", 322, "12345678"), None);
     }
 
     fn ffmpeg_input(s: &Rtsp) -> Result<String, SourceError> {

@@ -4,14 +4,14 @@
 //! current group of pictures is kept in a `Gop` for viewers that join.
 
 use super::rtsp_native::{self, ErrorKind, Session, Timeouts, Transport};
+use super::tofu::{PinCheck, PrinterTls};
 use crate::gop::Gop;
 use crate::media::fmp4::{Fragmenter, Rotation, VideoTrack};
 use crate::media::rtp_h264::{AccessUnit, Depacketizer};
 use crate::redact;
-use crate::source::{Source, SourceError, Upstream, CONNECT_TIMEOUT};
+use crate::source::{OnFirstFrame, Source, SourceError, Upstream, CONNECT_TIMEOUT};
 use crate::sync::lock;
 use crate::urlguard::{self, Policy};
-use rustls::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,8 +21,8 @@ const FIRST_DURATION: u32 = 3000;
 pub struct RtspH264 {
     url: String,
     policy: Policy,
-    /// For rtsps:// URLs.
-    tls: Option<Arc<ClientConfig>>,
+    /// For rtsps:// URLs: how the camera's certificate is checked.
+    tls: Option<PrinterTls>,
     gop: Arc<Gop>,
     /// The display matrix of the init segment: how players turn the picture.
     rotation: Rotation,
@@ -59,12 +59,9 @@ impl Timeline {
 }
 
 impl RtspH264 {
-    pub fn new(
-        url: String,
-        policy: Policy,
-        tls: Option<Arc<ClientConfig>>,
-        gop: Arc<Gop>,
-    ) -> RtspH264 {
+    /// A camera at `url`; an rtsps:// one needs `tls` (for a printer's own
+    /// camera, its pin: `PrinterTls::Tofu`).
+    pub fn new(url: String, policy: Policy, tls: Option<PrinterTls>, gop: Arc<Gop>) -> RtspH264 {
         RtspH264 {
             url,
             policy,
@@ -90,14 +87,19 @@ impl RtspH264 {
         redact::secrets(text, &refs)
     }
 
-    fn open(&self) -> Result<Session, SourceError> {
+    /// The session, and the pin check of its TLS connection when the
+    /// certificate is pinned on first use.
+    fn open(&self) -> Result<(Session, Option<PinCheck>), SourceError> {
         urlguard::check_text(&self.url, self.policy)
             .map_err(|e| SourceError::fatal(self.redact(&e)))?;
         let (url, target) = urlguard::check_resolved(&self.url, self.policy)
             .map_err(|e| SourceError::transient(self.redact(&e)))?;
-        let transport = match (url.scheme(), &self.tls) {
-            ("rtsp", _) => Transport::Plain,
-            ("rtsps", Some(tls)) => Transport::Tls(tls.clone()),
+        let (transport, pin) = match (url.scheme(), &self.tls) {
+            ("rtsp", _) => (Transport::Plain, None),
+            ("rtsps", Some(tls)) => {
+                let (dialer, pin) = tls.check();
+                (Transport::Tls(dialer), pin)
+            }
             ("rtsps", None) => {
                 return Err(SourceError::fatal(
                     "rtsps cameras need TLS settings (internal error)",
@@ -113,7 +115,9 @@ impl RtspH264 {
             connect: CONNECT_TIMEOUT,
             ..Timeouts::default()
         };
-        Session::open(&target, &url, None, transport, timeouts).map_err(|e| self.failed(&e))
+        let session =
+            Session::open(&target, &url, None, transport, timeouts).map_err(|e| self.failed(&e))?;
+        Ok((session, pin))
     }
 
     fn failed(&self, e: &rtsp_native::Error) -> SourceError {
@@ -177,10 +181,17 @@ impl Source for RtspH264 {
     }
 
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
-        let mut session = self.open()?;
+        let (mut session, pin) = self.open()?;
         up.reached("RTSP session playing".into());
         self.gop.clear();
-        let played = self.play(&mut session, up);
+        // A certificate first seen is pinned only once a frame came: the
+        // device behind it also knew the access code.
+        let confirm = || {
+            if let (Some(tls), Some(check)) = (&self.tls, &pin) {
+                tls.confirm(check, &self.describe());
+            }
+        };
+        let played = self.play(&mut session, &OnFirstFrame::new(up, confirm));
         // TEARDOWN is a courtesy: the camera drops the session anyway.
         let _ = session.close();
         played

@@ -11,7 +11,41 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rustls::ClientConfig;
+
 use crate::tls::{self, Dialer, Identity, PinRecorder};
+
+/// How a camera's certificate is checked, for the sources that take
+/// either (ffmpeg's TLS proxy, the native RTSP client).
+pub enum PrinterTls {
+    /// As the given client configuration says.
+    Fixed(Arc<ClientConfig>),
+    /// Trust on first use, as for the chamber camera; one printer's sources
+    /// share it, so what one pins the others hold to at once.
+    Tofu(Arc<Tofu>),
+}
+
+impl PrinterTls {
+    /// The settings of the next connection, and its pin check when the
+    /// certificate is pinned on first use.
+    pub fn check(&self) -> (Dialer, Option<PinCheck>) {
+        match self {
+            PrinterTls::Fixed(config) => (Dialer::fixed(Arc::clone(config)), None),
+            PrinterTls::Tofu(tofu) => {
+                let check = tofu.check();
+                (check.dialer.clone(), Some(check))
+            }
+        }
+    }
+
+    /// Called once the connection of `check` has delivered a frame (see
+    /// `Tofu::confirm`).
+    pub fn confirm(&self, check: &PinCheck, what: &str) {
+        if let PrinterTls::Tofu(tofu) = self {
+            tofu.confirm(check, what);
+        }
+    }
+}
 
 /// Called with the certificate fingerprint to pin, and whether a Bambu CA
 /// verified it, after a useful connection showed a certificate (or a trust)
@@ -77,7 +111,8 @@ impl Tofu {
         }
     }
 
-    fn pin(&self) -> Option<Pin> {
+    /// The pin as it stands: the one given, or the one last confirmed.
+    pub fn pin(&self) -> Option<Pin> {
         match self.pin.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),

@@ -97,6 +97,11 @@ pub fn child_pids() -> Vec<u32> {
     children_of(std::process::id())
 }
 
+/// This process's children other than `kept` (the double it started).
+pub fn child_pids_besides(kept: u32) -> Vec<u32> {
+    child_pids().into_iter().filter(|p| *p != kept).collect()
+}
+
 /// Pids whose parent is `parent`, zombies included.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();

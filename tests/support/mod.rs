@@ -10,7 +10,7 @@ use printcam::registry::Registry;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Every socket read or write in the tests gives up after this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -235,6 +235,72 @@ fn read_body(r: &mut impl BufRead, headers: &[(String, String)]) -> io::Result<V
         r.read_to_end(&mut body)?;
     }
     Ok(body)
+}
+
+/// A `stream.mp4` viewer, past the response head (200, video/mp4).
+pub fn open_mp4_viewer(addr: SocketAddr, path: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r).unwrap();
+    assert_eq!(status, 200, "{headers:?}");
+    let kind = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    assert_eq!(kind.map(|(_, v)| v.as_str()), Some("video/mp4"));
+    r
+}
+
+/// `d` of an MP4 stream, cut after its last whole box.
+pub fn read_mp4_for(r: &mut BufReader<TcpStream>, d: Duration) -> Vec<u8> {
+    let start = Instant::now();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while start.elapsed() < d {
+        let n = r.read(&mut buf).expect("the stream goes on");
+        assert!(n > 0, "the stream ended");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let mut whole = 0;
+    while let Some(head) = data.get(whole..whole + 4) {
+        let size = u32::from_be_bytes(head.try_into().unwrap()) as usize;
+        if size < 8 || whole + size > data.len() {
+            break;
+        }
+        whole += size;
+    }
+    data.truncate(whole);
+    data
+}
+
+/// While printer `id`'s `stream.mp4` plays, its snapshot (the MJPEG side)
+/// is 503 and opens no second connection; `secret` is not in the answer.
+pub fn assert_snapshot_waits_for_mp4(ts: &TestServer, id: i64, secret: &str) {
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 503, "{}", snap.text());
+    let detail = snap.detail();
+    assert!(detail.contains("busy with its MP4 stream"), "{detail}");
+    assert!(!snap.text().contains(secret), "{}", snap.text());
+}
+
+/// The answer to a stream request when it is refused; None when the
+/// stream is served (and is not read).
+pub fn refused_stream(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
+    let mut s = connect(addr);
+    write_request(&mut s, "GET", path, &[], None).expect("send request");
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r).expect("response head");
+    if status == 200 {
+        return None;
+    }
+    let body = read_body(&mut r, &headers).expect("response body");
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A viewer of an MJPEG stream, reading one part at a time.

@@ -14,25 +14,24 @@ pub mod wire;
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
 use url::Url;
 
 use auth::Authenticator;
 pub use auth::Credentials;
 use wire::{Conn, Incoming, Response, Wire, WireError};
 
-use crate::tls::{self, ConnectErrorKind};
+use crate::tls::{self, ConnectErrorKind, Dialer};
 use crate::urlguard::Target;
 
 /// How the connection is made: `rtsp://` is plain TCP, `rtsps://` TLS with
-/// the given settings (for a printer, `Tofu::check`'s, so the pin holds).
+/// the given settings (for a printer, `Tofu::check`'s, so the pin holds and
+/// firmware that never answers a TLS 1.3 hello gets TLS 1.2).
 #[derive(Clone)]
 pub enum Transport {
     Plain,
-    Tls(Arc<ClientConfig>),
+    Tls(Dialer),
 }
 
 /// The time limits of a session.
@@ -527,8 +526,8 @@ fn connect(target: &Target, url: &Url, transport: Transport, t: Timeouts) -> Res
             set_timeouts(&sock, t.io)?;
             Ok(Box::new(sock))
         }
-        ("rtsps", Transport::Tls(config)) => {
-            let stream = tls::connect(target, config, t.connect).map_err(|e| {
+        ("rtsps", Transport::Tls(dialer)) => {
+            let stream = tls::connect_with(target, &dialer, t.connect).map_err(|e| {
                 let kind = match e.kind {
                     ConnectErrorKind::Unreachable => ErrorKind::Unreachable,
                     ConnectErrorKind::Handshake => ErrorKind::Tls,

@@ -4,7 +4,7 @@
 use super::*;
 use std::io::{Cursor, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A connection that reads a script and keeps what is written.
 struct Replay {
