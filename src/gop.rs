@@ -5,14 +5,9 @@
 //! as they join. The same fragments feed the camera's HLS segments.
 
 use crate::hls::Segments;
+use crate::media::{MAX_GOP_BYTES, MAX_GOP_FRAMES};
 use crate::sync::lock;
 use std::sync::{Arc, Mutex};
-
-/// A group larger than this is not kept (a camera with keyframes far
-/// apart); new viewers then wait for the next keyframe.
-pub const MAX_GOP_BYTES: usize = 8 * 1024 * 1024;
-/// Fragments per group at most, for the same reason.
-pub const MAX_GOP_FRAMES: usize = 600;
 
 #[derive(Default)]
 pub struct Gop {

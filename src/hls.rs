@@ -3,8 +3,8 @@
 //! last few kept in a ring, and the playlist that lists them. Fed by the
 //! camera's `Gop` with the same fragments `stream.mp4` viewers get.
 
-use crate::gop::{MAX_GOP_BYTES, MAX_GOP_FRAMES};
 use crate::media::fmp4::{decode_time, TIMESCALE};
+use crate::media::{MAX_GOP_BYTES, MAX_GOP_FRAMES};
 use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};

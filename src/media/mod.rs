@@ -1,7 +1,14 @@
-//! H.264 passthrough building blocks (issue 12): NAL units and SPS parsing,
-//! RTP depacketizing (RFC 6184) and a fragmented-MP4 muxer, not served yet;
-//! and the EXIF Orientation tag of JPEG frames. They know nothing of the hub
+//! H.264 passthrough building blocks: NAL units and SPS parsing,
+//! RTP depacketizing (RFC 6184) and a fragmented-MP4 muxer (served by
+//! stream.mp4 and HLS); and the EXIF Orientation tag of JPEG frames. They
+//! know nothing of the hub
 //! or HTTP.
+
+/// A group larger than this is not kept (a camera with keyframes far
+/// apart); new viewers and HLS segments then wait for the next keyframe.
+pub const MAX_GOP_BYTES: usize = 8 * 1024 * 1024;
+/// Fragments per group at most, for the same reason.
+pub const MAX_GOP_FRAMES: usize = 600;
 
 pub mod bits;
 pub mod exif;
