@@ -1,8 +1,7 @@
 //! H.264 passthrough building blocks: NAL units and SPS parsing,
 //! RTP depacketizing (RFC 6184) and a fragmented-MP4 muxer (served by
 //! stream.mp4 and HLS); and the EXIF Orientation tag of JPEG frames. They
-//! know nothing of the hub
-//! or HTTP.
+//! know nothing of the hub or HTTP.
 
 /// A group larger than this is not kept (a camera with keyframes far
 /// apart); new viewers and HLS segments then wait for the next keyframe.
