@@ -54,6 +54,49 @@ impl FromStr for CameraType {
     }
 }
 
+/// Which RTSP client reads an H.264 camera: printcam's own (the session
+/// that feeds `<video>`, HLS, MJPEG and snapshots alike) or ffmpeg's
+/// (through the TLS proxy; decodes every frame). `Auto` takes the native
+/// one and falls back to ffmpeg for streams it cannot take (H.265,
+/// MJPEG over RTSP, an SDP it cannot read); the other two force one, for
+/// troubleshooting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RtspClient {
+    #[default]
+    Auto,
+    Native,
+    Ffmpeg,
+}
+
+impl RtspClient {
+    pub const ALL: [RtspClient; 3] = [RtspClient::Auto, RtspClient::Native, RtspClient::Ffmpeg];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspClient::Auto => "auto",
+            RtspClient::Native => "native",
+            RtspClient::Ffmpeg => "ffmpeg",
+        }
+    }
+}
+
+impl fmt::Display for RtspClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RtspClient {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RtspClient::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown RTSP client {s:?}: expected auto, native or ffmpeg"))
+    }
+}
+
 /// What a printer's camera endpoints serve, with what connecting to it
 /// needs: made once from the stored settings (`cameras::camera_of`), so
 /// nothing later finds a field missing.

@@ -46,6 +46,8 @@ pub struct Printer {
     /// it as a tag; no pixel is changed).
     pub camera_rotation: Rotation,
     pub camera_flip: Flip,
+    /// Which RTSP client reads an rtsp(s) camera (`RtspClient`).
+    pub rtsp_client: crate::camera::RtspClient,
 }
 
 impl Printer {
