@@ -4,7 +4,7 @@
 //! it was left looser. It uses a rollback journal (TRUNCATE) rather than WAL
 //! because flash overlays (JFFS2) cannot mmap WAL's `-shm` file.
 
-use crate::camera::{BuiltIn, CameraType};
+use crate::camera::{BuiltIn, CameraType, RtspClient};
 use crate::error::{Error, Result};
 use crate::orientation::{Flip, Orientation, Rotation};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -47,7 +47,7 @@ pub struct Printer {
     pub camera_rotation: Rotation,
     pub camera_flip: Flip,
     /// Which RTSP client reads an rtsp(s) camera (`RtspClient`).
-    pub rtsp_client: crate::camera::RtspClient,
+    pub rtsp_client: RtspClient,
 }
 
 impl Printer {
@@ -91,6 +91,7 @@ impl fmt::Debug for Printer {
             .field("cert_verified", &self.cert_verified)
             .field("camera_rotation", &self.camera_rotation)
             .field("camera_flip", &self.camera_flip)
+            .field("rtsp_client", &self.rtsp_client)
             .finish()
     }
 }
@@ -110,6 +111,7 @@ pub struct PrinterPatch {
     pub camera_enabled: Option<bool>,
     pub camera_rotation: Option<Rotation>,
     pub camera_flip: Option<Flip>,
+    pub rtsp_client: Option<RtspClient>,
 }
 
 impl PrinterPatch {
@@ -149,6 +151,9 @@ impl PrinterPatch {
         if let Some(v) = self.camera_flip {
             out.camera_flip = v;
         }
+        if let Some(v) = self.rtsp_client {
+            out.rtsp_client = v;
+        }
         out
     }
 }
@@ -179,6 +184,8 @@ const MIGRATIONS: &[&str] = &[
     // 3 -> 4: how the picture is shown (degrees clockwise; a mirror first).
     "ALTER TABLE printers ADD COLUMN camera_rotation INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE printers ADD COLUMN camera_flip TEXT NOT NULL DEFAULT 'none';",
+    // 4 -> 5: which RTSP client reads an rtsp(s) camera.
+    "ALTER TABLE printers ADD COLUMN rtsp_client TEXT NOT NULL DEFAULT 'auto';",
 ];
 
 /// The schema version this build writes.
@@ -193,7 +200,7 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 const COLUMNS: &str = "id, name, ip, access_code, model, serial, camera_port, camera_url, \
                        camera_type, camera_enabled, cert_sha256, detected_camera, cert_verified, \
-                       camera_rotation, camera_flip";
+                       camera_rotation, camera_flip, rtsp_client";
 
 /// The database. Safe to share between threads.
 pub struct Registry {
@@ -290,8 +297,10 @@ impl Registry {
             &format!(
                 "INSERT INTO printers (name, ip, access_code, model, serial, camera_port, \
                  camera_url, camera_type, camera_enabled, cert_sha256, detected_camera, \
-                 cert_verified, camera_rotation, camera_flip, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, {NOW}, {NOW})"
+                 cert_verified, camera_rotation, camera_flip, rtsp_client, created_at, \
+                 updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 {NOW}, {NOW})"
             ),
             params![
                 p.name,
@@ -308,6 +317,7 @@ impl Registry {
                 p.cert_verified,
                 p.camera_rotation.degrees(),
                 p.camera_flip.as_str(),
+                p.rtsp_client.as_str(),
             ],
         )
         .map_err(|e| self.write_error("could not add printer", e))?;
@@ -327,7 +337,7 @@ impl Registry {
                     "UPDATE printers SET name = ?2, ip = ?3, access_code = ?4, model = ?5, \
                      serial = ?6, camera_port = ?7, camera_url = ?8, camera_type = ?9, \
                      camera_enabled = ?10, camera_rotation = ?11, camera_flip = ?12, \
-                     updated_at = {NOW} WHERE id = ?1"
+                     rtsp_client = ?13, updated_at = {NOW} WHERE id = ?1"
                 ),
                 params![
                     p.id,
@@ -342,6 +352,7 @@ impl Registry {
                     p.camera_enabled,
                     p.camera_rotation.degrees(),
                     p.camera_flip.as_str(),
+                    p.rtsp_client.as_str(),
                 ],
             )
             .map_err(|e| self.write_error(&format!("could not update printer {}", p.id), e))?;
@@ -551,6 +562,7 @@ struct StoredRow {
     detected_camera: Option<String>,
     camera_rotation: i64,
     camera_flip: String,
+    rtsp_client: String,
 }
 
 impl StoredRow {
@@ -577,6 +589,7 @@ impl StoredRow {
             detected_camera: r.get(11)?,
             camera_rotation: r.get(13)?,
             camera_flip: r.get(14)?,
+            rtsp_client: r.get(15)?,
         })
     }
 
@@ -606,6 +619,12 @@ impl StoredRow {
             bad(format!(
                 "camera flip {:?} is not none, horizontal or vertical",
                 self.camera_flip
+            ))
+        })?;
+        p.rtsp_client = self.rtsp_client.parse::<RtspClient>().map_err(|_| {
+            bad(format!(
+                "rtsp client {:?} is not auto, native or ffmpeg",
+                self.rtsp_client
             ))
         })?;
         Ok(p)
@@ -673,6 +692,7 @@ mod tests {
             cert_verified: true,
             camera_rotation: Rotation::R270,
             camera_flip: Flip::Vertical,
+            rtsp_client: RtspClient::Ffmpeg,
         }
     }
 
@@ -910,6 +930,76 @@ mod tests {
         assert!(internal_message(reg.get(id)).contains("rotation 45"));
         set("UPDATE printers SET camera_rotation = 0, camera_flip = 'diagonal' WHERE id = ?1");
         assert!(internal_message(reg.get(id)).contains("diagonal"));
+    }
+
+    #[test]
+    fn schema_4_file_gains_the_rtsp_client_as_auto() {
+        let (dir, reg) = opened_at_schema(
+            4,
+            "INSERT INTO printers (name, camera_url, camera_type, camera_enabled, \
+             camera_rotation, created_at, updated_at) \
+             VALUES ('old', 'rtsp://cam.local/s', 'rtsp', 1, 180, 'x', 'x')",
+        );
+        let old = reg.list().unwrap().remove(0);
+        assert_eq!(old.rtsp_client, RtspClient::Auto);
+        assert_eq!(old.camera_rotation, Rotation::R180);
+        let forced = Printer {
+            rtsp_client: RtspClient::Native,
+            ..old.clone()
+        };
+        assert!(reg.update(&forced).unwrap());
+        assert_eq!(reg.get(old.id).unwrap(), Some(forced));
+        drop(reg);
+        assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn every_rtsp_client_round_trips_and_a_bad_stored_one_is_an_error() {
+        let reg = Registry::open_in_memory().unwrap();
+        for c in RtspClient::ALL {
+            let id = reg
+                .add(&Printer {
+                    rtsp_client: c,
+                    ..minimal()
+                })
+                .unwrap();
+            assert_eq!(reg.get(id).unwrap().unwrap().rtsp_client, c);
+            for other in RtspClient::ALL {
+                let changed = Printer {
+                    id,
+                    rtsp_client: other,
+                    ..minimal()
+                };
+                assert!(reg.update(&changed).unwrap());
+                assert_eq!(reg.get(id).unwrap().unwrap().rtsp_client, other);
+            }
+        }
+        let id = reg.add(&minimal()).unwrap();
+        reg.conn()
+            .execute(
+                "UPDATE printers SET rtsp_client = 'gstreamer' WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        let m = internal_message(reg.get(id));
+        assert!(
+            m.contains(&format!("printer {id}")) && m.contains("rtsp client \"gstreamer\""),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_patch_sets_the_rtsp_client_or_leaves_it() {
+        let p = Printer {
+            rtsp_client: RtspClient::Ffmpeg,
+            ..minimal()
+        };
+        assert_eq!(PrinterPatch::default().apply(&p), p);
+        let set = PrinterPatch {
+            rtsp_client: Some(RtspClient::Auto),
+            ..PrinterPatch::default()
+        };
+        assert_eq!(set.apply(&p).rtsp_client, RtspClient::Auto);
     }
 
     #[test]
@@ -1192,5 +1282,6 @@ mod tests {
         let shown = format!("{p:?}");
         assert!(!shown.contains("s3cr3tc0de"), "{shown}");
         assert!(shown.contains("****"), "{shown}");
+        assert!(shown.contains("rtsp_client: Ffmpeg"), "{shown}");
     }
 }

@@ -324,6 +324,44 @@ fn the_environment_names_the_database_and_the_flag_wins() {
 }
 
 #[test]
+fn the_rtsp_client_is_stored_listed_and_documented() {
+    let dir = TestDir::new();
+    let add = [
+        "printer",
+        "add",
+        "--name",
+        "door",
+        "--camera-url",
+        "rtsp://10.0.0.9:8554/stream",
+        "--camera-type",
+        "rtsp",
+        "--rtsp-client",
+        "ffmpeg",
+    ];
+    let r = with_db(&dir, &add);
+    assert_eq!((r.code, r.out.as_str(), r.err.as_str()), (0, "1\n", ""));
+    let r = with_db(&dir, &["printer", "list", "--json"]);
+    assert!(r.out.contains("\"rtsp_client\":\"ffmpeg\""), "{}", r.out);
+    let r = with_db(&dir, &["printer", "set", "1", "--rtsp-client", "hls"]);
+    assert_one_error_line(&r, 2, "--rtsp-client must be auto, native or ffmpeg");
+    let r = with_db(&dir, &["printer", "show", "1"]);
+    assert!(
+        r.out
+            .contains("rtsp client:     ffmpeg (for MJPEG and snapshots)\n"),
+        "{}",
+        r.out
+    );
+    for command in ["add", "set"] {
+        let r = run(&dir, &["printer", command, "--help"]);
+        assert!(
+            r.out.contains("--rtsp-client CLIENT"),
+            "{command}: {}",
+            r.out
+        );
+    }
+}
+
+#[test]
 fn every_command_has_help() {
     let dir = TestDir::new();
     for args in [

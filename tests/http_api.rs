@@ -205,6 +205,53 @@ fn validation_errors_are_400_json_saying_what_is_wrong() {
 }
 
 #[test]
+fn the_rtsp_client_is_stored_shown_reset_and_checked() {
+    let srv = TestServer::start();
+    let client = |v: &Value| {
+        v.get("rtsp_client")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let created = create(
+        &srv,
+        r#"{"name":"door","camera_url":"rtsp://10.0.0.9:8554/s","camera_type":"rtsp",
+            "rtsp_client":"native"}"#,
+    );
+    let id = id_of(&created);
+    assert_eq!(client(&created).as_deref(), Some("native"));
+    assert!(created.get("warnings").is_none(), "{created:?}");
+    let path = format!("/printers/{id}");
+    let r = srv.send_json("PATCH", &path, r#"{"rtsp_client":"ffmpeg"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(client(&srv.get(&path).json()).as_deref(), Some("ffmpeg"));
+    let r = srv.send_json("PATCH", &path, r#"{"rtsp_client":"vlc"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.detail(),
+        r#"rtsp_client must be auto, native or ffmpeg, not "vlc""#
+    );
+    let r = srv.send_json("PATCH", &path, r#"{"rtsp_client":null}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(client(&srv.get(&path).json()).as_deref(), Some("auto"));
+
+    // Where no RTSP client reads the camera: saved, with a warning.
+    let r = srv.send_json(
+        "POST",
+        "/printers",
+        r#"{"name":"shelf","camera_url":"http://10.0.0.9/snap.jpg",
+            "camera_type":"snapshot","rtsp_client":"ffmpeg"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(client(&v).as_deref(), Some("ffmpeg"));
+    let warnings = v.get("warnings").map(Value::to_json).unwrap_or_default();
+    assert!(
+        warnings.contains("rtsp_client ffmpeg has no effect on an external snapshot camera"),
+        "{warnings}"
+    );
+}
+
+#[test]
 fn bad_ids_and_parameters_are_400_json() {
     let srv = TestServer::start();
     for path in [

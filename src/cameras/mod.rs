@@ -8,7 +8,7 @@ mod validate;
 pub use build::quirks;
 pub use validate::validate;
 
-use crate::camera::{camera_for_model, BuiltIn, Camera, PrinterLogin};
+use crate::camera::{camera_for_model, BuiltIn, Camera, CameraType, PrinterLogin};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -32,6 +32,12 @@ pub fn camera_of(p: &Printer) -> Camera {
     if p.id == DEMO_ID {
         return Camera::Demo;
     }
+    stored_camera(p)
+}
+
+/// The camera `p`'s settings name, whatever its id (a printer being added
+/// has none yet, which is the demo's).
+fn stored_camera(p: &Printer) -> Camera {
     if let (true, Some(kind), Some(url)) = (p.camera_enabled, p.camera_type, &p.camera_url) {
         return Camera::External {
             kind,
@@ -65,6 +71,19 @@ pub fn camera_of(p: &Printer) -> Camera {
 impl CameraKind {
     pub fn of(p: &Printer) -> CameraKind {
         camera_of(p).kind()
+    }
+}
+
+/// Whether `p`'s camera is read by an RTSP client, so that its
+/// `rtsp_client` counts: an rtsp:// or rtsps:// external camera, or a
+/// printer's RTSPS one. None while that is not known (no camera yet, or a
+/// printer whose camera is not detected yet).
+pub fn reads_rtsp(p: &Printer) -> Option<bool> {
+    match stored_camera(p).kind() {
+        CameraKind::External(kind) => Some(kind == CameraType::Rtsp),
+        CameraKind::BuiltIn(kind) => Some(kind == BuiltIn::Rtsps),
+        CameraKind::Demo => Some(false),
+        CameraKind::Undetected | CameraKind::None => None,
     }
 }
 
@@ -566,4 +585,70 @@ fn same_camera(a: &Printer, b: &Printer) -> bool {
         && a.serial == b.serial
         && a.model == b.model
         && a.orientation() == b.orientation()
+        // Which client reads the stream decides the source itself.
+        && a.rtsp_client == b.rtsp_client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::RtspClient;
+
+    fn rtsp_camera() -> Printer {
+        Printer {
+            name: "door".into(),
+            camera_url: Some("rtsp://10.0.0.9:8554/stream".into()),
+            camera_type: Some(CameraType::Rtsp),
+            camera_enabled: true,
+            ..Printer::default()
+        }
+    }
+
+    #[test]
+    fn a_change_of_rtsp_client_is_another_camera() {
+        for a in RtspClient::ALL {
+            for b in RtspClient::ALL {
+                let of = |rtsp_client| Printer {
+                    rtsp_client,
+                    ..rtsp_camera()
+                };
+                assert_eq!(same_camera(&of(a), &of(b)), a == b, "{a} -> {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_of_rtsp_client_closes_the_printers_hubs_and_a_rename_does_not() {
+        let registry = Arc::new(Registry::open_in_memory().unwrap());
+        let cameras = Cameras::new(registry, Settings::default());
+        let id = cameras.add(&rtsp_camera()).unwrap().value;
+        let built = |cameras: &Arc<Cameras>| {
+            cameras.hub(id).unwrap();
+            cameras.mp4_hub(id).unwrap();
+        };
+        let open = |cameras: &Arc<Cameras>| {
+            (
+                cameras.existing_hub(id).is_some(),
+                cameras.existing_mp4_hub(id).is_some(),
+            )
+        };
+        built(&cameras);
+        let renamed = PrinterPatch {
+            name: Some("porch".into()),
+            ..PrinterPatch::default()
+        };
+        cameras.update(id, &renamed).unwrap();
+        assert_eq!(open(&cameras), (true, true));
+        for rtsp_client in [RtspClient::Ffmpeg, RtspClient::Native, RtspClient::Auto] {
+            let forced = PrinterPatch {
+                rtsp_client: Some(rtsp_client),
+                ..PrinterPatch::default()
+            };
+            let saved = cameras.update(id, &forced).unwrap();
+            assert_eq!(saved.value.rtsp_client, rtsp_client);
+            assert_eq!(open(&cameras), (false, false), "{rtsp_client}");
+            built(&cameras);
+        }
+        cameras.shutdown();
+    }
 }

@@ -2,7 +2,7 @@
 //! refusals are `Error::Invalid` naming the field, and what is accepted but
 //! looks wrong comes back as warnings for the user.
 
-use crate::camera::CameraType;
+use crate::camera::{BuiltIn, CameraKind, CameraType, RtspClient};
 use crate::error::{Error, Result};
 use crate::registry::Printer;
 use crate::urlguard;
@@ -42,7 +42,28 @@ pub fn validate(p: &Printer, policy: urlguard::Policy) -> Result<Vec<String>> {
     if p.camera_enabled || p.camera_url.is_some() || p.camera_type.is_some() {
         warnings.extend(validate_external(p, policy)?);
     }
+    warnings.extend(idle_rtsp_client(p));
     Ok(warnings)
+}
+
+/// A forced RTSP client on a camera no RTSP client reads is kept (the
+/// camera may change to one) but does nothing; the default says nothing.
+fn idle_rtsp_client(p: &Printer) -> Option<String> {
+    if p.rtsp_client == RtspClient::Auto || super::reads_rtsp(p) != Some(false) {
+        return None;
+    }
+    let camera = match super::stored_camera(p).kind() {
+        CameraKind::BuiltIn(BuiltIn::Chamber) => {
+            "the chamber camera of P1 and A1 printers".to_string()
+        }
+        CameraKind::External(kind) => format!("an external {kind} camera"),
+        other => format!("a {} camera", other.as_str()),
+    };
+    Some(format!(
+        "rtsp_client {} has no effect on {camera}: only rtsp:// and rtsps:// cameras \
+         (and the RTSPS camera of X1, H2 and P2 printers) are read by an RTSP client",
+        p.rtsp_client
+    ))
 }
 
 fn validate_access_code(code: &str) -> Result<()> {
@@ -123,6 +144,104 @@ fn validate_external(p: &Printer, policy: urlguard::Policy) -> Result<Option<Str
                 )));
             }
             Ok(warning.map(|w| format!("camera url: {w}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: urlguard::Policy = urlguard::Policy {
+        allow_loopback: false,
+    };
+
+    fn printer(model: &str) -> Printer {
+        Printer {
+            name: "p".into(),
+            ip: Some("10.0.0.5".into()),
+            access_code: Some("12345678".into()),
+            model: Some(model.into()),
+            ..Printer::default()
+        }
+    }
+
+    fn external(kind: CameraType, url: &str) -> Printer {
+        Printer {
+            name: "cam".into(),
+            camera_url: Some(url.into()),
+            camera_type: Some(kind),
+            camera_enabled: true,
+            ..Printer::default()
+        }
+    }
+
+    /// The warnings about `rtsp_client` when `p` forces each client.
+    fn rtsp_warnings(p: &Printer) -> Vec<Vec<String>> {
+        RtspClient::ALL
+            .into_iter()
+            .map(|rtsp_client| {
+                let forced = Printer {
+                    rtsp_client,
+                    ..p.clone()
+                };
+                validate(&forced, POLICY)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|w| w.starts_with("rtsp_client"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_forced_rtsp_client_where_none_reads_the_camera_is_kept_with_a_warning() {
+        let idle = [
+            (printer("P1S"), "the chamber camera of P1 and A1 printers"),
+            (
+                external(CameraType::Mjpeg, "http://10.0.0.9/stream"),
+                "an external mjpeg camera",
+            ),
+            (
+                external(CameraType::Snapshot, "http://10.0.0.9/snap.jpg"),
+                "an external snapshot camera",
+            ),
+        ];
+        for (p, camera) in idle {
+            let [auto, native, ffmpeg] = <[Vec<String>; 3]>::try_from(rtsp_warnings(&p)).unwrap();
+            assert!(auto.is_empty(), "{auto:?}");
+            for (warnings, client) in [(native, "native"), (ffmpeg, "ffmpeg")] {
+                assert_eq!(warnings.len(), 1, "{warnings:?}");
+                assert!(
+                    warnings[0]
+                        .starts_with(&format!("rtsp_client {client} has no effect on {camera}:")),
+                    "{warnings:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rtsp_cameras_and_ones_not_known_yet_take_any_rtsp_client_quietly() {
+        let quiet = [
+            printer("X1C"),
+            printer("Bambu Lab H2D"),
+            external(CameraType::Rtsp, "rtsp://10.0.0.9:8554/stream"),
+            external(CameraType::Rtsp, "rtsps://10.0.0.9/stream"),
+            // Detected on first use: it may turn out to be RTSPS.
+            printer("Mystery"),
+            // No camera yet.
+            Printer {
+                name: "bare".into(),
+                ..Printer::default()
+            },
+        ];
+        for p in quiet {
+            assert!(
+                rtsp_warnings(&p).iter().all(Vec::is_empty),
+                "{p:?}: {:?}",
+                rtsp_warnings(&p)
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::command::{Change, CliError, Command, Overrides};
 use super::help::Topic;
-use crate::camera::CameraType;
+use crate::camera::{CameraType, RtspClient};
 use crate::config::{
     parse_count, parse_hosts, parse_origin, parse_secs, parse_timeout, parse_token,
 };
@@ -64,6 +64,7 @@ const FIELDS: &[Flag] = &[
     switch("camera-disabled"),
     opt("camera-rotation"),
     opt("camera-flip"),
+    opt("rtsp-client"),
 ];
 const LIST: &[Flag] = &[switch("json")];
 const SNAPSHOT: &[Flag] = &[
@@ -513,6 +514,10 @@ fn fields(topic: Topic, m: &Matches) -> Result<PrinterPatch, CliError> {
             .value("camera-flip")
             .map(|v| parse_flip(topic, v))
             .transpose()?,
+        rtsp_client: m
+            .value("rtsp-client")
+            .map(|v| parse_rtsp_client(topic, v))
+            .transpose()?,
     })
 }
 
@@ -534,6 +539,18 @@ fn parse_flip(topic: Topic, v: &str) -> Result<Flip, CliError> {
         return Ok(Flip::None);
     }
     Flip::parse(v).ok_or_else(|| topic.usage(Flip::refusal("--camera-flip", &format!("{v:?}"))))
+}
+
+/// Which RTSP client reads the camera; an empty value is auto.
+fn parse_rtsp_client(topic: Topic, v: &str) -> Result<RtspClient, CliError> {
+    if v.trim().is_empty() {
+        return Ok(RtspClient::Auto);
+    }
+    v.parse::<RtspClient>().map_err(|_| {
+        topic.usage(format!(
+            "--rtsp-client must be auto, native or ffmpeg, not {v:?}"
+        ))
+    })
 }
 
 fn parse_port(topic: Topic, v: &str) -> Result<Option<u16>, CliError> {

@@ -165,6 +165,7 @@ Fields:
   --camera-disabled      store the external camera but keep using the built-in one
   --camera-rotation DEG  turn the picture for display: 0, 90, 180 or 270 (clockwise)
   --camera-flip FLIP     mirror it first: none, horizontal or vertical
+  --rtsp-client CLIENT   who reads an RTSP camera: auto (default), native or ffmpeg
 
 Options:
   --db PATH              the printer database (created if missing)
@@ -176,6 +177,14 @@ the process list: prefer '--access-code -' and type or pipe it in.
 
 --camera-rotation and --camera-flip tag every JPEG frame (EXIF Orientation):
 browsers show the picture turned, nothing is re-encoded.
+
+--rtsp-client counts for rtsp:// and rtsps:// cameras and the RTSPS camera of
+X1, H2 and P2 printers. auto: printcam's own RTSP client, one session for
+<video>, HLS, MJPEG and snapshots, falling back to ffmpeg's (reason logged)
+for streams it cannot read (H.265, MJPEG over RTSP, an SDP it does not
+understand); native: no fallback; ffmpeg: ffmpeg's client for MJPEG and
+snapshots (decodes every frame; for troubleshooting). stream.mp4 and HLS
+always use the native client.
 
 Examples:
   printcam printer add --name P1S --ip 192.168.1.50 --access-code - --model P1S
@@ -232,6 +241,7 @@ Fields:
   --camera-disabled      use the built-in camera, keep the external one stored
   --camera-rotation DEG  turn the picture for display: 0, 90, 180 or 270 (clockwise)
   --camera-flip FLIP     mirror it first: none, horizontal or vertical
+  --rtsp-client CLIENT   who reads an RTSP camera: auto (default), native or ffmpeg
 
 Options:
   --db PATH              the printer database

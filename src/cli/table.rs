@@ -1,5 +1,6 @@
 //! How printers are shown: the list table, `show` and the JSON listing.
 
+use crate::camera::RtspClient;
 use crate::cameras::CameraKind;
 use crate::orientation::Rotation;
 use crate::redact;
@@ -93,6 +94,7 @@ pub(super) fn show(p: &Printer) -> String {
         ("external camera", external_state(p).to_string()),
         ("camera rotation", rotation_line(p.camera_rotation)),
         ("camera flip", p.camera_flip.to_string()),
+        ("rtsp client", rtsp_client_line(p)),
         ("certificate pin", or_dash(&p.cert_sha256)),
         ("certificate", p.cert_trust().unwrap_or("-").to_string()),
     ];
@@ -106,6 +108,19 @@ fn rotation_line(r: Rotation) -> String {
     match r {
         Rotation::R0 => "0".to_string(),
         turned => format!("{turned} (degrees clockwise)"),
+    }
+}
+
+/// The choice, and what it means for this camera.
+fn rtsp_client_line(p: &Printer) -> String {
+    let what = match p.rtsp_client {
+        RtspClient::Auto => "auto (native, ffmpeg for streams it cannot read)",
+        RtspClient::Native => "native (no fallback to ffmpeg)",
+        RtspClient::Ffmpeg => "ffmpeg (for MJPEG and snapshots)",
+    };
+    match crate::cameras::reads_rtsp(p) {
+        Some(false) => format!("{} (no effect: the camera is not RTSP)", p.rtsp_client),
+        _ => what.to_string(),
     }
 }
 

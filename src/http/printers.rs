@@ -1,7 +1,7 @@
 //! Printers as the API shows them and as clients send them. The access code
 //! goes in, never out.
 
-use crate::camera::CameraType;
+use crate::camera::{CameraType, RtspClient};
 use crate::cameras::{camera_detected, CameraKind};
 use crate::json::Value;
 use crate::orientation::{Flip, Rotation};
@@ -20,6 +20,7 @@ const FIELDS: &[&str] = &[
     "camera_enabled",
     "camera_rotation",
     "camera_flip",
+    "rtsp_client",
 ];
 
 /// A printer as the API shows it.
@@ -53,6 +54,7 @@ pub fn to_json(p: &Printer) -> Value {
         ("cert_trust", Value::from(p.cert_trust())),
         ("camera_rotation", Value::from(p.camera_rotation.degrees())),
         ("camera_flip", Value::from(p.camera_flip.as_str())),
+        ("rtsp_client", Value::from(p.rtsp_client.as_str())),
         ("camera", camera),
     ])
 }
@@ -126,6 +128,7 @@ fn set_field(patch: &mut PrinterPatch, field: &str, v: &Value) -> Result<(), Str
         }
         "camera_rotation" => patch.camera_rotation = Some(rotation(v)?),
         "camera_flip" => patch.camera_flip = Some(flip(v)?),
+        "rtsp_client" => patch.rtsp_client = Some(rtsp_client(v)?),
         _ => return Err(format!("unknown field \"{field}\"")),
     }
     Ok(())
@@ -180,6 +183,20 @@ fn flip(v: &Value) -> Result<Flip, String> {
             )
         }),
         other => Err(wrong_type("camera_flip", "a string or null", other)),
+    }
+}
+
+/// Which RTSP client reads the camera; null is auto.
+fn rtsp_client(v: &Value) -> Result<RtspClient, String> {
+    match v {
+        Value::Null => Ok(RtspClient::Auto),
+        Value::String(s) => s.parse::<RtspClient>().map_err(|_| {
+            format!(
+                "rtsp_client must be auto, native or ffmpeg, not \"{}\"",
+                super::router::quote_safely(s)
+            )
+        }),
+        other => Err(wrong_type("rtsp_client", "a string or null", other)),
     }
 }
 
@@ -287,6 +304,15 @@ mod tests {
         assert!(err(r#"{"camera_flip":"diagonal"}"#).contains("camera_flip"));
         assert!(err(r#"{"camera_flip":"diagonal"}"#).contains("\"diagonal\""));
         assert!(err(r#"{"camera_flip":true}"#).contains("camera_flip"));
+        assert_eq!(
+            err(r#"{"rtsp_client":"gstreamer"}"#),
+            "rtsp_client must be auto, native or ffmpeg, not \"gstreamer\""
+        );
+        assert_eq!(
+            err(r#"{"rtsp_client":1}"#),
+            "rtsp_client must be a string or null, not a number"
+        );
+        assert!(err(r#"{"rtsp_client":""}"#).contains("rtsp_client"));
     }
 
     #[test]
@@ -313,5 +339,29 @@ mod tests {
             (untouched.camera_rotation, untouched.camera_flip),
             (None, None)
         );
+    }
+
+    #[test]
+    fn rtsp_client_in_and_out() {
+        let p = new_from_json(&parse(r#"{"name":"a","rtsp_client":"Native"}"#).unwrap()).unwrap();
+        assert_eq!(p.rtsp_client, RtspClient::Native);
+        for c in RtspClient::ALL {
+            let shown = to_json(&Printer {
+                rtsp_client: c,
+                ..p.clone()
+            });
+            assert_eq!(
+                shown.get("rtsp_client").and_then(Value::as_str),
+                Some(c.as_str())
+            );
+        }
+        let defaulted = new_from_json(&parse(r#"{"name":"a"}"#).unwrap()).unwrap();
+        assert_eq!(defaulted.rtsp_client, RtspClient::Auto);
+        let set = update_from_json(&parse(r#"{"rtsp_client":"ffmpeg"}"#).unwrap()).unwrap();
+        assert_eq!(set.rtsp_client, Some(RtspClient::Ffmpeg));
+        let reset = update_from_json(&parse(r#"{"rtsp_client":null}"#).unwrap()).unwrap();
+        assert_eq!(reset.rtsp_client, Some(RtspClient::Auto));
+        let untouched = update_from_json(&parse(r#"{"name":"b"}"#).unwrap()).unwrap();
+        assert_eq!(untouched.rtsp_client, None);
     }
 }

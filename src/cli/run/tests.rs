@@ -1,4 +1,5 @@
 use super::*;
+use crate::camera::RtspClient;
 use crate::cli::args::tests::{args, patch_of};
 use crate::orientation::{Flip, Rotation};
 use crate::registry::Printer;
@@ -305,6 +306,106 @@ fn rotation_and_flip_are_set_shown_and_checked() {
     );
     let (_, out, _) = exec(&c, &["printer", "show", "1"]);
     assert!(out.contains("camera flip:     none\n"), "{out}");
+}
+
+#[test]
+fn rtsp_client_is_set_shown_checked_and_warned_about_where_it_does_nothing() {
+    let dir = TestDir::new();
+    let c = ctx(&[("PRINTCAM_DB", dir.db())], false);
+    let x1c = [
+        "printer",
+        "add",
+        "--name",
+        "x1c",
+        "--ip",
+        "10.0.0.5",
+        "--access-code",
+        "12345678",
+        "--model",
+        "X1C",
+        "--rtsp-client",
+        "native",
+    ];
+    assert_eq!(exec(&c, &x1c), (0, "1\n".to_string(), String::new()));
+    assert_eq!(stored_printer(&dir, 1).rtsp_client, RtspClient::Native);
+    let (_, out, _) = exec(&c, &["printer", "show", "1"]);
+    assert!(
+        out.contains("rtsp client:     native (no fallback to ffmpeg)\n"),
+        "{out}"
+    );
+    let (code, out, err) = exec(&c, &["printer", "set", "1", "--rtsp-client", "gstreamer"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("--rtsp-client must be auto, native or ffmpeg, not \"gstreamer\""),
+        "{err}"
+    );
+    assert_eq!(stored_printer(&dir, 1).rtsp_client, RtspClient::Native);
+    let (code, _, err) = exec(&c, &["printer", "set", "1", "--rtsp-client", "FFmpeg"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(stored_printer(&dir, 1).rtsp_client, RtspClient::Ffmpeg);
+    // Empty is the default again.
+    assert_eq!(exec(&c, &["printer", "set", "1", "--rtsp-client", ""]).0, 0);
+    assert_eq!(stored_printer(&dir, 1).rtsp_client, RtspClient::Auto);
+    let (_, out, _) = exec(&c, &["printer", "show", "1"]);
+    assert!(
+        out.contains("rtsp client:     auto (native, ffmpeg for streams it cannot read)\n"),
+        "{out}"
+    );
+    assert_eq!(
+        patch_of(&["printer", "set", "1", "--name", "b"]).rtsp_client,
+        None
+    );
+
+    // On a camera no RTSP client reads: stored, with a warning.
+    let p1s = [
+        "printer",
+        "add",
+        "--name",
+        "p1s",
+        "--ip",
+        "10.0.0.6",
+        "--access-code",
+        "12345678",
+        "--model",
+        "P1S",
+        "--rtsp-client",
+        "ffmpeg",
+    ];
+    let (code, out, err) = exec(&c, &p1s);
+    assert_eq!((code, out.as_str()), (0, "2\n"), "{err}");
+    assert_eq!(
+        err,
+        "printcam: warning: rtsp_client ffmpeg has no effect on the chamber camera of P1 and \
+         A1 printers: only rtsp:// and rtsps:// cameras (and the RTSPS camera of X1, H2 and \
+         P2 printers) are read by an RTSP client\n"
+    );
+    assert_eq!(stored_printer(&dir, 2).rtsp_client, RtspClient::Ffmpeg);
+    let (_, out, _) = exec(&c, &["printer", "show", "2"]);
+    assert!(
+        out.contains("rtsp client:     ffmpeg (no effect: the camera is not RTSP)\n"),
+        "{out}"
+    );
+    let set_camera = |url: &str, kind: &str| {
+        let line = [
+            "printer",
+            "set",
+            "2",
+            "--camera-url",
+            url,
+            "--camera-type",
+            kind,
+        ];
+        let (code, _, err) = exec(&c, &line);
+        assert_eq!(code, 0, "{err}");
+        err
+    };
+    let err = set_camera("http://10.0.0.9/stream", "mjpeg");
+    assert!(
+        err.contains("rtsp_client ffmpeg has no effect on an external mjpeg camera"),
+        "{err}"
+    );
+    // The same camera over RTSP: no warning.
+    assert_eq!(set_camera("rtsp://10.0.0.9/stream", "rtsp"), "");
 }
 
 /// `printer add` of a printer called `a` at `ip`.
