@@ -14,28 +14,27 @@
 //!
 //! `bench soak …` is the memory soak instead (examples/bench/soak.rs).
 
+#[path = "bench/common.rs"]
+mod common;
 #[path = "bench/soak.rs"]
 mod soak;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::{
+    cpu_ms, http, json_number, lock, mb, now_ns, printcam_bin, proc_status, window_secs, work_dir,
+    Printcam, ProcStatus, Res, Viewers, COM_TAG, IO_TIMEOUT, MEASURING, WARMING,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-type Res<T> = Result<T, String>;
+use std::time::{Duration, Instant};
 
 const CAMERA_FPS: u64 = 15;
 const VIEWER_COUNTS: [usize; 3] = [1, 20, 100];
 const WARMUP: Duration = Duration::from_secs(3);
 const SNAPSHOTS: usize = 200;
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Marks the bench's COM segment; the payload is ASCII so no 0xFF byte can
-/// confuse a JPEG splitter.
-const COM_TAG: &str = "printcam-bench";
 
 fn main() {
     if let Err(e) = run() {
@@ -51,7 +50,6 @@ fn run() -> Res<()> {
     }
     let secs = window_secs()?;
     let bin = printcam_bin()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let jpeg = bench_frame()?;
     let work = work_dir()?;
     eprintln!(
@@ -68,14 +66,7 @@ fn run() -> Res<()> {
     } else {
         eprintln!("bench: printcam's logs are kept in {}", work.display());
     }
-    let report = render(&result?, secs, &bin);
-    print!("{report}");
-    let out = std::env::var_os("BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("bench/results.txt"));
-    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-    eprintln!("bench: written to {}", out.display());
-    Ok(())
+    common::publish(&render(&result?, secs, &bin), "bench/results.txt")
 }
 
 fn run_soak(args: &[String]) -> Res<()> {
@@ -98,26 +89,6 @@ fn bench_frame() -> Res<Vec<u8>> {
         .map_err(|e| format!("bench/frame-1280x720.jpg: {e}"))
 }
 
-fn work_dir() -> Res<PathBuf> {
-    let work = std::env::temp_dir().join(format!("printcam-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    Ok(work)
-}
-
-fn window_secs() -> Res<u64> {
-    let arg = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("BENCH_SECS").ok());
-    match arg {
-        None => Ok(20),
-        Some(s) => s
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| format!("window must be whole seconds >= 1, got {s:?}")),
-    }
-}
-
 /// `BENCH_VIEWERS=1,20` runs only those viewer counts (N=1 must be among
 /// them for the snapshot figures).
 fn viewer_counts() -> Res<Vec<usize>> {
@@ -128,21 +99,6 @@ fn viewer_counts() -> Res<Vec<usize>> {
             .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n >= 1))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| format!("BENCH_VIEWERS: expected counts like 1,20,100, got {list:?}")),
-    }
-}
-
-fn printcam_bin() -> Res<PathBuf> {
-    let bin = match std::env::var_os("PRINTCAM_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/printcam"),
-    };
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} does not exist: run `cargo build --release` first (or set PRINTCAM_BIN)",
-            bin.display()
-        ))
     }
 }
 
@@ -162,7 +118,8 @@ fn measure_all(bin: &Path, work: &Path, camera: &Camera, secs: u64) -> Res<Resul
         let id = server.add_camera(camera.addr, 1)?;
         camera.reset_peak()?;
         eprintln!("bench: {n} viewer(s)...");
-        let viewers = Viewers::start(server.addr, id, n)?;
+        let path = format!("/printers/{id}/camera/stream?fps={CAMERA_FPS}");
+        let viewers = Viewers::start(server.addr, &path, n, common::watch_mjpeg)?;
         let run = measure_run(&server, id, &viewers, camera, secs);
         if n == 1 && run.is_ok() {
             // With a viewer keeping the camera live, as the budget means.
@@ -192,187 +149,6 @@ fn measure_all(bin: &Path, work: &Path, camera: &Camera, secs: u64) -> Res<Resul
     })
 }
 
-// ---------------------------------------------------------------- printcam
-
-/// The printcam child; killed and reaped on drop.
-struct Printcam {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Printcam {
-    fn start(bin: &Path, db: &Path) -> Res<Printcam> {
-        let addr = free_port()?;
-        let log = std::fs::File::create(db.with_extension("log")).map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .args(["serve", "--listen", &addr.to_string(), "--db"])
-            .arg(db)
-            .args(["--allow-loopback", "--grace", "5"])
-            // The default limits would refuse 100 viewers.
-            .args(["--max-viewers", "1000", "--max-viewers-per-camera", "1000"])
-            .args(per_client_limit(bin))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
-        let mut server = Printcam { child, addr };
-        server.wait_ready(db)?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn wait_ready(&mut self, db: &Path) -> Res<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Err(format!(
-                    "printcam exited ({st}); see {}",
-                    db.with_extension("log").display()
-                ));
-            }
-            if let Ok((200, _)) = http(self.addr, "GET", "/healthz", None) {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Err("printcam did not answer /healthz within 15 s".into())
-    }
-
-    /// Registers an MJPEG camera at the bench camera; returns the printer id.
-    fn add_camera(&self, cam: SocketAddr, k: usize) -> Res<u64> {
-        let body = format!(
-            r#"{{"name":"bench{k}","camera_type":"mjpeg","camera_url":"http://{cam}/stream?cam={k}"}}"#
-        );
-        let (status, reply) = http(self.addr, "POST", "/printers", Some(&body))?;
-        let text = String::from_utf8_lossy(&reply);
-        if status != 201 {
-            return Err(format!("POST /printers: {status} {text}"));
-        }
-        json_number(&text, "id").ok_or_else(|| format!("no id in {text}"))
-    }
-}
-
-impl Drop for Printcam {
-    fn drop(&mut self) {
-        // SIGTERM for an orderly stop, SIGKILL if it takes too long.
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) on our own child, which is not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every viewer of the bench comes from 127.0.0.1, so a build that bounds
-/// connections per client gets a bound to match; older builds (measured
-/// side by side) have no such flag.
-fn per_client_limit(bin: &Path) -> Vec<&'static str> {
-    let help = Command::new(bin).args(["serve", "--help"]).output();
-    let knows = help
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--max-connections-per-client"));
-    if knows {
-        vec!["--max-connections-per-client", "1000"]
-    } else {
-        Vec::new()
-    }
-}
-
-fn free_port() -> Res<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map_err(|e| e.to_string())
-}
-
-#[derive(Clone, Copy, Default)]
-struct ProcStatus {
-    hwm_kb: u64,
-    rss_kb: u64,
-    threads: u64,
-}
-
-fn proc_status(pid: u32) -> Res<ProcStatus> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(ProcStatus {
-        hwm_kb: field("VmHWM:"),
-        rss_kb: field("VmRSS:"),
-        threads: field("Threads:"),
-    })
-}
-
-/// utime + stime of `pid`, in milliseconds.
-fn cpu_ms(pid: u32) -> Res<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok((ticks(11) + ticks(12)) as f64 * 1000.0 / hz)
-}
-
-// ---------------------------------------------------------------- HTTP
-
-/// One HTTP/1.0 request (so no chunked replies); returns status and body.
-fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Res<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some(b) = body {
-        req += &format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        );
-    }
-    req += "\r\n";
-    req += body.unwrap_or("");
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply).map_err(|e| e.to_string())?;
-    let head_end = find(&reply, b"\r\n\r\n").ok_or("no end of headers")?;
-    let status = std::str::from_utf8(&reply[..head_end])
-        .ok()
-        .and_then(|h| h.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or("bad status line")?;
-    Ok((status, reply[head_end + 4..].to_vec()))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The first number after `"key":` in a JSON text.
-fn json_number(text: &str, key: &str) -> Option<u64> {
-    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
-    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 fn frames_dropped(addr: SocketAddr, id: u64) -> Res<u64> {
     let (status, body) = http(addr, "GET", &format!("/printers/{id}/camera/status"), None)?;
     let text = String::from_utf8_lossy(&body);
@@ -382,10 +158,13 @@ fn frames_dropped(addr: SocketAddr, id: u64) -> Res<u64> {
     json_number(&text, "frames_dropped").ok_or_else(|| format!("no frames_dropped in {text}"))
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+impl Printcam {
+    /// Registers an MJPEG camera at the bench camera; returns the printer id.
+    fn add_camera(&self, cam: SocketAddr, k: usize) -> Res<u64> {
+        self.add_printer(&format!(
+            r#"{{"name":"bench{k}","camera_type":"mjpeg","camera_url":"http://{cam}/stream?cam={k}"}}"#
+        ))
+    }
 }
 
 // ---------------------------------------------------------------- camera
@@ -545,201 +324,6 @@ fn stamped_part(part: &mut Vec<u8>, jpeg: &[u8], seq: u64) {
     part.extend_from_slice(b"\r\n");
 }
 
-/// (send time ns, sequence) from a stamped JPEG.
-fn read_stamp(jpeg: &[u8]) -> Option<(u64, u64)> {
-    if jpeg.get(..4)? != [0xFF, 0xD8, 0xFF, 0xFE] {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes([*jpeg.get(4)?, *jpeg.get(5)?]));
-    let text = std::str::from_utf8(jpeg.get(6..4 + len)?).ok()?;
-    let mut words = text.strip_prefix(COM_TAG)?.split_whitespace();
-    let t = words.next()?.strip_prefix("t=")?.parse().ok()?;
-    let s = words.next()?.strip_prefix("s=")?.parse().ok()?;
-    Some((t, s))
-}
-
-// ---------------------------------------------------------------- viewers
-
-const WARMING: usize = 0;
-const MEASURING: usize = 1;
-const DONE: usize = 2;
-
-#[derive(Default)]
-struct ViewerTally {
-    frames: u64,
-    gaps: u64,
-    unstamped: u64,
-    latencies_us: Vec<u32>,
-    got_head: bool,
-    first_frame: bool,
-    error: Option<String>,
-}
-
-struct Viewers {
-    phase: Arc<AtomicUsize>,
-    tallies: Vec<Arc<Mutex<ViewerTally>>>,
-    sockets: Vec<TcpStream>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Viewers {
-    fn start(addr: SocketAddr, id: u64, n: usize) -> Res<Viewers> {
-        let phase = Arc::new(AtomicUsize::new(WARMING));
-        let mut v = Viewers {
-            phase,
-            tallies: Vec::new(),
-            sockets: Vec::new(),
-            threads: Vec::new(),
-        };
-        for i in 0..n {
-            let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| e.to_string())?;
-            v.sockets.push(s.try_clone().map_err(|e| e.to_string())?);
-            let tally = Arc::new(Mutex::new(ViewerTally::default()));
-            v.tallies.push(Arc::clone(&tally));
-            let phase = Arc::clone(&v.phase);
-            let path = format!("/printers/{id}/camera/stream?fps={CAMERA_FPS}");
-            let t = thread::Builder::new()
-                .name(format!("bench-viewer-{i}"))
-                .spawn(move || {
-                    if let Err(e) = watch(s, &path, &phase, &tally) {
-                        if phase.load(Ordering::SeqCst) != DONE {
-                            let mut t = lock(&tally);
-                            let first = match (t.got_head, t.first_frame) {
-                                (_, true) => "after its first frame",
-                                (true, false) => "after the response head, before its first frame",
-                                (false, false) => "before the response head",
-                            };
-                            t.error = Some(format!("viewer {i}, {first}: {e}"));
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            v.threads.push(t);
-        }
-        Ok(v)
-    }
-
-    /// Waits up to 10 s for every viewer's first frame; returns how many
-    /// are still waiting (the run goes on: they show as stalled).
-    fn wait_first_frames(&self) -> Res<usize> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let waiting = self.tallies.iter().filter(|t| !lock(t).first_frame).count();
-            if let Some(e) = self.tallies.iter().find_map(|t| lock(t).error.clone()) {
-                return Err(format!("a viewer failed: {e}"));
-            }
-            if waiting == 0 || Instant::now() > deadline {
-                return Ok(waiting);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(self) {
-        self.phase.store(DONE, Ordering::SeqCst);
-        for s in &self.sockets {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
-}
-
-fn lock(t: &Mutex<ViewerTally>) -> std::sync::MutexGuard<'_, ViewerTally> {
-    t.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A viewer's socket that waits out read timeouts until the run is over,
-/// so a stalled stream shows in the figures instead of ending the bench.
-struct Patient<'a> {
-    s: TcpStream,
-    phase: &'a AtomicUsize,
-}
-
-impl Read for Patient<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            match self.s.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) && self.phase.load(Ordering::SeqCst) != DONE => {}
-                other => return other,
-            }
-        }
-    }
-}
-
-fn watch(s: TcpStream, path: &str, phase: &AtomicUsize, tally: &Mutex<ViewerTally>) -> Res<()> {
-    s.set_read_timeout(Some(Duration::from_secs(1)))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    (&s).write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut r = BufReader::with_capacity(128 * 1024, Patient { s, phase });
-    let head = read_head(&mut r)?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("stream: {}", head.lines().next().unwrap_or("")));
-    }
-    lock(tally).got_head = true;
-    let mut jpeg = Vec::new();
-    let mut last_seq: Option<u64> = None;
-    while phase.load(Ordering::SeqCst) != DONE {
-        let part = read_head(&mut r)?;
-        let len = part
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or_else(|| format!("part without Content-Length: {part:?}"))?;
-        jpeg.resize(len, 0);
-        r.read_exact(&mut jpeg).map_err(|e| e.to_string())?;
-        let received = now_ns();
-        let mut t = lock(tally);
-        t.first_frame = true;
-        if phase.load(Ordering::SeqCst) != MEASURING {
-            last_seq = read_stamp(&jpeg).map(|(_, s)| s);
-            continue;
-        }
-        t.frames += 1;
-        match read_stamp(&jpeg) {
-            Some((sent, seq)) => {
-                let us = received.saturating_sub(sent) / 1000;
-                t.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                if let Some(prev) = last_seq {
-                    t.gaps += seq.saturating_sub(prev + 1);
-                }
-                last_seq = Some(seq);
-            }
-            None => t.unstamped += 1,
-        }
-    }
-    Ok(())
-}
-
-/// Reads header lines up to the blank line (skipping blank lines before
-/// them, such as the CRLF after the previous part's JPEG).
-fn read_head(r: &mut impl BufRead) -> Res<String> {
-    let mut head = String::new();
-    let mut line = String::new();
-    for _ in 0..100 {
-        line.clear();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("stream closed".into());
-        }
-        if line.trim().is_empty() {
-            if head.is_empty() {
-                continue;
-            }
-            return Ok(head);
-        }
-        head.push_str(&line);
-    }
-    Err("header too long".into())
-}
-
 // ---------------------------------------------------------------- runs
 
 struct RunStats {
@@ -863,31 +447,8 @@ fn snapshots(addr: SocketAddr, id: u64) -> Res<((f64, f64), usize)> {
 
 // ---------------------------------------------------------------- report
 
-fn mb(kb: u64) -> String {
-    format!("{:.2}", kb as f64 / 1024.0)
-}
-
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
 fn render(r: &Results, secs: u64, bin: &Path) -> String {
-    let mut out = String::new();
-    let cores = thread::available_parallelism().map_or(0, |n| n.get());
-    let size = std::fs::metadata(bin).map_or(0, |m| m.len());
-    let path = bin.to_string_lossy();
-    out += &format!(
-        "printcam benchmark, {}\nmachine: {} ({}), nproc {cores}\nbinary: {path}, {size} bytes, {}\n",
-        command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        command_line("uname", &["-m"]),
-        command_line("uname", &["-sr"]),
-        command_line("file", &["-b", &path]),
-    );
+    let mut out = common::header("printcam benchmark", bin);
     out += &format!(
         "camera: 1280x720 JPEG ({} KB) multipart at {CAMERA_FPS} fps on loopback; viewers ask fps={CAMERA_FPS};\n\
          {secs} s window after {} s warm-up; a fresh printcam per row; viewers run on the same machine\n\n",
