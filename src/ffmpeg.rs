@@ -74,20 +74,45 @@ fn is_executable(p: &Path) -> bool {
 /// builds that have it (there `-timeout` may mean listen mode), else
 /// `-timeout`. Probed once per path.
 pub fn rtsp_timeout_flag(ffmpeg: &Path) -> &'static str {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, &'static str>>> = OnceLock::new();
+    probed(
+        ffmpeg,
+        &["-hide_banner", "-h", "demuxer=rtsp"],
+        timeout_flag_from_help,
+    )
+}
+
+/// How this ffmpeg is told to pass frames on as they come (no frame rate
+/// of its own, which would hold each picture until the next one shows how
+/// long it lasts): `-fps_mode` since ffmpeg 5.1, `-vsync` before.
+pub fn passthrough_flag(ffmpeg: &Path) -> &'static str {
+    probed(ffmpeg, &["-hide_banner", "-h"], |help| {
+        if help
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("-fps_mode"))
+        {
+            "-fps_mode"
+        } else {
+            "-vsync"
+        }
+    })
+}
+
+/// What `read` makes of `ffmpeg args…`'s help, asked once per path and
+/// question.
+fn probed(ffmpeg: &Path, args: &[&str], read: fn(&str) -> &'static str) -> &'static str {
+    type Answers = HashMap<(PathBuf, String), &'static str>;
+    static CACHE: OnceLock<Mutex<Answers>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(flag) = lock(cache).get(ffmpeg) {
-        return flag;
+    let key = (ffmpeg.to_path_buf(), args.join(" "));
+    if let Some(answer) = lock(cache).get(&key) {
+        return answer;
     }
     // Probed outside the lock: a slow ffmpeg must not hold up other paths.
-    let help = run_with_timeout(
-        Command::new(ffmpeg).args(["-hide_banner", "-h", "demuxer=rtsp"]),
-        HELPER_TIMEOUT,
-    )
-    .unwrap_or_default();
-    let flag = timeout_flag_from_help(&help);
-    lock(cache).insert(ffmpeg.to_path_buf(), flag);
-    flag
+    let help =
+        run_with_timeout(Command::new(ffmpeg).args(args), HELPER_TIMEOUT).unwrap_or_default();
+    let answer = read(&help);
+    lock(cache).insert(key, answer);
+    answer
 }
 
 fn timeout_flag_from_help(help: &str) -> &'static str {
@@ -131,6 +156,44 @@ pub fn rtsp_args(timeout_flag: &str, url: &str, fps: u32) -> Vec<String> {
     .map(|s| s.to_string())
     .chain(mjpeg_output_args(&fps))
     .collect()
+}
+
+/// ffmpeg arguments decoding H.264 (Annex B) on stdin into MJPEG on
+/// stdout, each picture as soon as its access unit is in: one thread (frame
+/// threads hold pictures back), the smallest probe, no reordering delay,
+/// frames passed on without a frame rate, every JPEG flushed at once. The
+/// feeder ends each access unit with an access unit delimiter, so the
+/// parser knows the unit is complete without waiting for the next one.
+pub fn decode_args(passthrough_flag: &str) -> Vec<String> {
+    [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-threads",
+        "1",
+        "-probesize",
+        "32",
+        "-analyzeduration",
+        "0",
+        "-flags",
+        "low_delay",
+        "-f",
+        "h264",
+        "-i",
+        "pipe:0",
+        "-an",
+        passthrough_flag,
+        "passthrough",
+        "-f",
+        "mjpeg",
+        "-q:v",
+        "5",
+        "-flush_packets",
+        "1",
+        "pipe:1",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// ffmpeg arguments turning a V4L2 device into MJPEG on stdout.
@@ -234,7 +297,7 @@ fn v4l2_field(info: &str, key: &str) -> Option<String> {
 /// Runs a short helper program and returns its stdout, or None if it failed
 /// to start or did not finish in time (it is then killed and reaped).
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<String> {
-    let mut child = Child::spawn_command(cmd).ok()?;
+    let mut child = Child::spawn_command(cmd.stdin(Stdio::null())).ok()?;
     let mut stdout = child.take_stdout()?;
     // The reader thread ends when the child (and its process group) is gone.
     let reader = crate::sync::spawn("helper-stdout".into(), None, move || {
@@ -266,6 +329,7 @@ pub struct Child {
     pid: u32,
     status: Option<ExitStatus>,
     stdout: Option<std::process::ChildStdout>,
+    stdin: Option<std::process::ChildStdin>,
     tail: Arc<Mutex<VecDeque<String>>>,
     drain: Option<JoinHandle<()>>,
 }
@@ -273,12 +337,16 @@ pub struct Child {
 impl Child {
     /// Starts `program args…` with stdin null and stdout, stderr piped.
     pub fn spawn(program: &Path, args: &[String]) -> io::Result<Child> {
-        Child::spawn_command(Command::new(program).args(args))
+        Child::spawn_command(Command::new(program).args(args).stdin(Stdio::null()))
+    }
+
+    /// As `spawn`, with stdin a pipe (`take_stdin`).
+    pub fn spawn_fed(program: &Path, args: &[String]) -> io::Result<Child> {
+        Child::spawn_command(Command::new(program).args(args).stdin(Stdio::piped()))
     }
 
     fn spawn_command(cmd: &mut Command) -> io::Result<Child> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
         #[cfg(target_os = "linux")]
@@ -319,11 +387,13 @@ impl Child {
             None => None,
         };
         let stdout = inner.stdout.take();
+        let stdin = inner.stdin.take();
         Ok(Child {
             inner,
             pid,
             status: None,
             stdout,
+            stdin,
             tail,
             drain,
         })
@@ -336,6 +406,11 @@ impl Child {
     /// The child's stdout (once).
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.stdout.take()
+    }
+
+    /// The child's stdin (once), when spawned with `spawn_fed`.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.stdin.take()
     }
 
     /// The last lines of stderr, passwords in URLs redacted, joined by "; ".

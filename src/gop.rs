@@ -18,6 +18,8 @@ pub struct Gop {
 #[derive(Default)]
 struct State {
     init: Option<Arc<[u8]>>,
+    /// The track's SPS and PPS as Annex B, for a decoder fed the frames.
+    parameter_sets: Option<Arc<[u8]>>,
     /// Bumped whenever the init segment changes (new picture size).
     generation: u64,
     fragments: Vec<Arc<[u8]>>,
@@ -41,14 +43,16 @@ impl Gop {
         Arc::new(Gop::default())
     }
 
-    /// Sets the init segment; a different one starts a new generation and
-    /// drops the group, which belongs to the old one.
-    pub fn set_init(&self, init: Vec<u8>) {
+    /// Sets the init segment and the parameter sets it was made from (as
+    /// Annex B); a different init segment starts a new generation and drops
+    /// the group, which belongs to the old one.
+    pub fn set_init(&self, init: Vec<u8>, parameter_sets: Vec<u8>) {
         let mut st = lock(&self.state);
         if st.init.as_deref() == Some(&init[..]) {
             return;
         }
         st.init = Some(Arc::from(init));
+        st.parameter_sets = Some(Arc::from(parameter_sets));
         st.generation += 1;
         st.clear();
         self.segments.reset();
@@ -105,9 +109,55 @@ impl Gop {
         Some((st.init.clone()?, st.generation))
     }
 
+    /// The current track's SPS and PPS (Annex B), once known.
+    pub fn parameter_sets(&self) -> Option<Arc<[u8]>> {
+        lock(&self.state).parameter_sets.clone()
+    }
+
     /// The camera's HLS segments, cut from the same fragments.
     pub fn segments(&self) -> &Segments {
         &self.segments
+    }
+}
+
+/// Whether a fragment goes to a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Send,
+    /// It would not decode: the consumer missed a frame since its keyframe.
+    Skip,
+    /// Sent already (with the group of pictures the consumer started with).
+    Already,
+}
+
+/// A consumer's place in the camera's fragments (a `<video>` viewer, the
+/// decoder of its MJPEG): after a frame it missed, it skips to the next
+/// keyframe (an H.264 frame cannot be left out alone: the ones after it
+/// refer to it).
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// The sequence number of the last fragment sent.
+    last: Option<u32>,
+}
+
+impl Gate {
+    pub fn admit(&self, fragment: &[u8]) -> Admit {
+        let Some((seq, keyframe)) = crate::media::fmp4::fragment_info(fragment) else {
+            return Admit::Skip;
+        };
+        match self.last {
+            // Wrapping: at 30 fps the numbers go round after four years.
+            Some(last) if seq.wrapping_sub(last) as i32 <= 0 => Admit::Already,
+            Some(last) if seq == last.wrapping_add(1) => Admit::Send,
+            _ if keyframe => Admit::Send,
+            _ => Admit::Skip,
+        }
+    }
+
+    pub fn sent(&mut self, fragment: &[u8]) {
+        if let Some((seq, _)) = crate::media::fmp4::fragment_info(fragment) {
+            self.last = Some(seq);
+        }
     }
 }
 
@@ -131,7 +181,7 @@ mod tests {
     fn the_group_starts_at_the_last_keyframe() {
         let gop = Gop::new();
         assert!(gop.join(|| ()).is_none(), "no init segment yet");
-        gop.set_init(vec![1, 2, 3]);
+        gop.set_init(vec![1, 2, 3], Vec::new());
         gop.push(&[0; 1], false);
         assert!(
             sizes(&gop.join(|| ()).unwrap()).is_empty(),
@@ -149,12 +199,12 @@ mod tests {
     #[test]
     fn a_new_init_segment_is_a_new_generation_without_the_old_group() {
         let gop = Gop::new();
-        gop.set_init(vec![1]);
+        gop.set_init(vec![1], Vec::new());
         gop.push(&[0; 2], true);
-        gop.set_init(vec![1]);
+        gop.set_init(vec![1], Vec::new());
         assert_eq!(gop.generation(), 1);
         assert_eq!(sizes(&gop.join(|| ()).unwrap()), [2]);
-        gop.set_init(vec![9]);
+        gop.set_init(vec![9], Vec::new());
         assert_eq!(gop.generation(), 2);
         assert!(sizes(&gop.join(|| ()).unwrap()).is_empty());
     }
@@ -162,7 +212,7 @@ mod tests {
     #[test]
     fn a_group_past_the_limit_is_dropped_until_the_next_keyframe() {
         let gop = Gop::new();
-        gop.set_init(vec![1]);
+        gop.set_init(vec![1], Vec::new());
         gop.push(&[0; 10], true);
         for _ in 0..MAX_GOP_FRAMES {
             gop.push(&[0; 10], false);

@@ -42,6 +42,23 @@ pub trait Upstream {
     /// in"), so a camera that accepts and then sends nothing is told apart
     /// from one that cannot be reached.
     fn reached(&self, _step: String) {}
+    /// The frame rate the fastest viewer wants; None while only snapshots
+    /// (one-shot captures) keep the connection open.
+    fn viewer_fps(&self) -> Option<u32> {
+        Some(self.wanted_fps())
+    }
+    /// What a source that decodes H.264 feeds its decoder, for the figures.
+    fn decoding(&self, _decoding: Decoding) {}
+}
+
+/// What a source that decodes H.264 into JPEGs decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoding {
+    /// Only keyframes go to the decoder: every consumer wants no more
+    /// pictures than the camera sends keyframes.
+    pub keyframes_only: bool,
+    /// Frames given to the decoder on this connection.
+    pub frames_decoded: u32,
 }
 
 /// Why an upstream connection ended. The message is shown to users: it must
@@ -150,5 +167,11 @@ impl Upstream for OnFirstFrame<'_> {
     }
     fn reached(&self, step: String) {
         self.up.reached(step);
+    }
+    fn viewer_fps(&self) -> Option<u32> {
+        self.up.viewer_fps()
+    }
+    fn decoding(&self, decoding: Decoding) {
+        self.up.decoding(decoding);
     }
 }

@@ -3,14 +3,17 @@
 /streaming/live/1 on 127.0.0.1, an ephemeral port, Digest auth, TCP only
 (like a Bambu printer's port 322 behind its TLS).
 
-usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT [SLOW [SESSION_TIMEOUT]]]
+usage: rtsp_server.py USER PASSWORD [WIDTH HEIGHT [SLOW [SESSION_TIMEOUT [PORT [CODEC]]]]]
 With SLOW > 1 the stream's timestamps (and so its RTP timestamps) run SLOW
 times slower than real time while frames keep coming at 15 fps, as P2S
 firmware 01.02.00.00 stamps them.
 Prints the bound port on stdout, then serves until killed. With
 SESSION_TIMEOUT (seconds) sessions time out after that long, and each
 client's OPTIONS, GET_PARAMETER, TEARDOWN and close is printed on stdout
-as one line, so a test can see what the server saw.
+as one line, so a test can see what the server saw (0: no timeout and
+no report). PORT (default 0, any free one) lets a restarted server come
+back where its clients look for it. CODEC "jpeg" sends MJPEG over RTP
+(RFC 2435) instead of H.264, a stream only ffmpeg's client reads.
 Needs python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-ugly (x264enc).
 """
 import sys
@@ -61,18 +64,26 @@ def main():
     user, password = sys.argv[1], sys.argv[2]
     width, height = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("640", "360")
     slow = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-    session_timeout = int(sys.argv[6]) if len(sys.argv) > 6 else None
+    session_timeout = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    session_timeout = session_timeout or None
+    port = sys.argv[7] if len(sys.argv) > 7 else "0"
+    codec = sys.argv[8] if len(sys.argv) > 8 else "h264"
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")
+    server.set_service(port)
 
     factory = GstRtspServer.RTSPMediaFactory()
+    if codec == "jpeg":
+        encode = "! videoconvert ! video/x-raw,format=I420 ! jpegenc name=enc ! rtpjpegpay name=pay0 pt=26 )"
+    else:
+        encode = (
+            "! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
     factory.set_launch(
         "( videotestsrc is-live=true "
-        f"! video/x-raw,width={width},height={height},framerate=15/1 "
-        "! x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
-        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"! video/x-raw,width={width},height={height},framerate=15/1 " + encode
     )
     factory.set_shared(True)
     if slow > 1:

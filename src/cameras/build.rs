@@ -9,6 +9,7 @@ use crate::gop::Gop;
 use crate::registry::Printer;
 use crate::source::{Source, CONNECT_TIMEOUT};
 use crate::sources::exclusive::Exclusive;
+use crate::sources::h264_decode::{Feed, H264Decode};
 use crate::sources::{chamber, demo, detect, mjpeg_http, rtsp, rtsp_h264, snapshot_http, tofu};
 use std::sync::Arc;
 
@@ -46,7 +47,8 @@ pub fn mp4_for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<(Arc<dyn S
     let gop = Gop::new();
     let native =
         rtsp_h264::RtspH264::new(url, cameras.settings().url_policy(), Some(tls), gop.clone())
-            .with_rotation(p.camera_rotation.into());
+            .with_rotation(p.camera_rotation.into())
+            .with_refusal(cameras.refusal(p.id));
     let source = Exclusive::new(Arc::new(native), cameras.lease(p.id), "MP4 stream");
     Ok((Arc::new(source), gop))
 }
@@ -71,11 +73,7 @@ pub fn for_printer(p: &Printer, cameras: &Arc<Cameras>) -> Result<Arc<dyn Source
                     settings.url_policy(),
                     Some(external_rtsps_tls()),
                 );
-                Arc::new(Exclusive::new(
-                    Arc::new(ffmpeg),
-                    cameras.lease(p.id),
-                    "MJPEG stream",
-                ))
+                decoded(ffmpeg_client(ffmpeg, p, cameras), p, cameras)
             }
             CameraType::Usb => Arc::new(rtsp::Rtsp::usb(url, settings.ffmpeg.clone())),
             CameraType::Mjpeg => Arc::new(mjpeg_http::MjpegHttp::new(url, settings.url_policy())),
@@ -101,24 +99,57 @@ fn built_in(
 ) -> Result<Arc<dyn Source>> {
     Ok(match b {
         BuiltIn::Chamber => Arc::new(chamber_source(login, p, cameras)?),
-        BuiltIn::Rtsps => {
-            let ffmpeg = rtsp::Rtsp::bambu_pinned(
-                login.host.clone(),
-                login.port_for(b),
-                login.access_code.clone(),
-                printer_tofu(p, cameras)?,
-                cameras.settings().ffmpeg.clone(),
-                cameras.settings().url_policy(),
-            )
-            .with_quirks(quirks(p));
-            // The printer serves one client: its MP4 stream takes turns.
-            Arc::new(Exclusive::new(
-                Arc::new(ffmpeg),
-                cameras.lease(p.id),
-                "MJPEG stream",
-            ))
-        }
+        BuiltIn::Rtsps => decoded(rtsps_by_ffmpeg(login, p, cameras)?, p, cameras),
     })
+}
+
+/// ffmpeg's RTSP client for a printer's RTSPS camera (through the TLS
+/// proxy, with the printer's pin).
+fn rtsps_by_ffmpeg(
+    login: &PrinterLogin,
+    p: &Printer,
+    cameras: &Arc<Cameras>,
+) -> Result<Arc<dyn Source>> {
+    let ffmpeg = rtsp::Rtsp::bambu_pinned(
+        login.host.clone(),
+        login.port_for(BuiltIn::Rtsps),
+        login.access_code.clone(),
+        printer_tofu(p, cameras)?,
+        cameras.settings().ffmpeg.clone(),
+        cameras.settings().url_policy(),
+    )
+    .with_quirks(quirks(p));
+    Ok(ffmpeg_client(ffmpeg, p, cameras))
+}
+
+/// ffmpeg as the RTSP client: it takes turns with the native session (the
+/// camera serves one client).
+fn ffmpeg_client(ffmpeg: rtsp::Rtsp, p: &Printer, cameras: &Arc<Cameras>) -> Arc<dyn Source> {
+    Arc::new(Exclusive::new(
+        Arc::new(ffmpeg),
+        cameras.lease(p.id),
+        "MJPEG stream",
+    ))
+}
+
+/// An H.264 camera's MJPEG and snapshots: decoded from the native session
+/// that also feeds its `stream.mp4` viewers, or read by `by_ffmpeg` where
+/// the printer's `rtsp_client` or the stream asks for it.
+fn decoded(by_ffmpeg: Arc<dyn Source>, p: &Printer, cameras: &Arc<Cameras>) -> Arc<dyn Source> {
+    let (id, weak) = (p.id, Arc::downgrade(cameras));
+    let feed: Feed = Box::new(move || {
+        let cameras = weak
+            .upgrade()
+            .ok_or_else(|| "printcam is shutting down".to_string())?;
+        cameras.mp4_hub(id).map_err(|e| e.message().to_string())
+    });
+    Arc::new(H264Decode::new(
+        feed,
+        by_ffmpeg,
+        p.rtsp_client,
+        cameras.refusal(p.id),
+        cameras.settings().ffmpeg.clone(),
+    ))
 }
 
 /// How ffmpeg must read the printer's stream, by its family in the model
@@ -148,8 +179,10 @@ fn detecting(login: &PrinterLogin, p: &Printer, cameras: &Arc<Cameras>) -> Resul
         },
         p.cert_sha256.clone(),
         cameras.settings().url_policy(),
+        // ffmpeg's client while detecting: the native session serves
+        // printers of a known camera kind.
         [
-            built_in(BuiltIn::Rtsps, login, p, cameras)?,
+            rtsps_by_ffmpeg(login, p, cameras)?,
             built_in(BuiltIn::Chamber, login, p, cameras)?,
         ],
         on_found,

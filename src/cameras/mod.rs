@@ -17,6 +17,7 @@ use crate::hub::{Hub, HubConfig, HubStats};
 use crate::registry::{Printer, PrinterPatch, Registry};
 use crate::source::Source;
 use crate::sources::exclusive::Lease;
+use crate::sources::rtsp_h264::Refusal;
 use crate::sources::tofu::Tofu;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -173,6 +174,9 @@ pub struct Cameras {
     mp4_hubs: Hubs,
     /// Per camera: which of its two hubs is connected (one at a time).
     leases: Mutex<HashMap<i64, Arc<Lease>>>,
+    /// Per camera: why the native RTSP client cannot take its stream, once
+    /// found; forgotten when its settings change.
+    refusals: Mutex<HashMap<i64, Arc<Refusal>>>,
     /// Per printer: the certificate trust its sources share, and the
     /// settings it was made for.
     trusts: Mutex<HashMap<i64, (Printer, Arc<Tofu>)>>,
@@ -186,6 +190,7 @@ impl Cameras {
             hubs: Mutex::new(HashMap::new()),
             mp4_hubs: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
             trusts: Mutex::new(HashMap::new()),
         })
     }
@@ -327,7 +332,15 @@ impl Cameras {
     }
 
     /// The hub of printer `id`'s `stream.mp4` and its group of pictures.
+    /// Refused once the camera's stream proved one the native client cannot
+    /// take (its MJPEG then comes from ffmpeg's RTSP client).
     pub fn mp4_hub(self: &Arc<Self>, id: i64) -> Result<(Hub, Arc<Gop>)> {
+        if let Some(why) = self.refusal(id).get() {
+            return Err(Error::Unavailable(format!(
+                "stream.mp4 and stream.m3u8 pass the camera's H.264 through, and this \
+                 camera's stream cannot be: {why}; camera/stream serves it as MJPEG"
+            )));
+        }
         let entry = self.entry(&self.mp4_hubs, id, "mp4", |p| {
             let (source, gop) = build::mp4_for_printer(p, self)?;
             Ok((source, self.hub_config(), Some(gop)))
@@ -373,6 +386,15 @@ impl Cameras {
     /// The lease printer `id`'s hubs share, so only one connects at a time.
     pub fn lease(&self, id: i64) -> Arc<Lease> {
         crate::sync::lock(&self.leases)
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    /// What printer `id`'s native session found it cannot take, shared by
+    /// its hubs.
+    pub fn refusal(&self, id: i64) -> Arc<Refusal> {
+        crate::sync::lock(&self.refusals)
             .entry(id)
             .or_default()
             .clone()
@@ -534,6 +556,8 @@ impl Cameras {
         for old in [old, old_mp4].into_iter().flatten() {
             old.hub.shutdown();
         }
+        // New settings may make a stream the native client takes.
+        crate::sync::lock(&self.refusals).remove(&id);
     }
 
     fn lock_hubs(&self) -> MutexGuard<'_, HashMap<i64, Entry>> {

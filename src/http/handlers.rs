@@ -159,6 +159,7 @@ fn hub_json(stats: Option<HubStats>) -> Value {
         frames_dropped: 0,
         frames_skipped: 0,
         tls_version: None,
+        decoding: None,
         last_frame_age_ms: None,
         connects: 0,
         reconnects: 0,
@@ -173,6 +174,7 @@ fn hub_json(stats: Option<HubStats>) -> Value {
         ("frames_dropped", Value::from(s.frames_dropped)),
         ("frames_skipped", Value::from(s.frames_skipped)),
         ("tls_version", Value::from(s.tls_version)),
+        ("decoder", s.decoding.map_or(Value::Null, decoding_json)),
         ("last_frame_age_ms", Value::from(s.last_frame_age_ms)),
         ("connects", Value::from(s.connects)),
         ("reconnects", Value::from(s.reconnects)),
@@ -184,6 +186,20 @@ fn hub_json(stats: Option<HubStats>) -> Value {
             "viewer_list",
             Value::Array(s.viewer_stats.iter().map(viewer_json).collect()),
         ),
+    ])
+}
+
+/// What an H.264 camera's MJPEG side decodes: "keyframes" when every
+/// consumer wants no more pictures than the camera sends keyframes.
+fn decoding_json(d: crate::source::Decoding) -> Value {
+    let feed = if d.keyframes_only {
+        "keyframes"
+    } else {
+        "every frame"
+    };
+    Value::object([
+        ("decodes", Value::from(feed)),
+        ("frames_decoded", Value::from(d.frames_decoded)),
     ])
 }
 

@@ -303,6 +303,7 @@ mod tests {
             frames_dropped: 0,
             frames_skipped: 0,
             tls_version: None,
+            decoding: None,
             last_frame_age_ms: Some(20),
             connects: 1,
             reconnects: 0,

@@ -8,6 +8,7 @@ use super::request::Request;
 use super::viewers::Viewers;
 use crate::cameras::Cameras;
 use crate::frame::Frame;
+use crate::gop::{Admit, Gate};
 use crate::hub::{self, Delivery, Sent, Sink, TryRecvError};
 use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::TcpStream;
@@ -160,47 +161,7 @@ pub(super) enum Format {
     /// One multipart part per JPEG, a closing delimiter at the end.
     Mjpeg,
     /// The fragments as they are, from a keyframe on and without gaps.
-    Mp4(Mp4Gate),
-}
-
-/// Whether a frame goes to the viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Admit {
-    Send,
-    /// It would not decode: the viewer missed a frame since its keyframe.
-    Skip,
-    /// Sent already (with the group of pictures the viewer started with).
-    Already,
-}
-
-/// An MP4 viewer's place in the camera's fragments: after a frame it
-/// missed, it skips to the next keyframe (an H.264 frame cannot be left out
-/// alone: the ones after it refer to it).
-#[derive(Debug, Default)]
-pub(super) struct Mp4Gate {
-    /// The sequence number of the last fragment sent.
-    last: Option<u32>,
-}
-
-impl Mp4Gate {
-    fn admit(&self, fragment: &[u8]) -> Admit {
-        let Some((seq, keyframe)) = crate::media::fmp4::fragment_info(fragment) else {
-            return Admit::Skip;
-        };
-        match self.last {
-            // Wrapping: at 30 fps the numbers go round after four years.
-            Some(last) if seq.wrapping_sub(last) as i32 <= 0 => Admit::Already,
-            Some(last) if seq == last.wrapping_add(1) => Admit::Send,
-            _ if keyframe => Admit::Send,
-            _ => Admit::Skip,
-        }
-    }
-
-    fn sent(&mut self, fragment: &[u8]) {
-        if let Some((seq, _)) = crate::media::fmp4::fragment_info(fragment) {
-            self.last = Some(seq);
-        }
-    }
+    Mp4(Gate),
 }
 
 impl Format {
@@ -578,12 +539,8 @@ mod tests {
     #[test]
     fn an_mp4_viewer_that_misses_a_frame_skips_to_the_next_keyframe() {
         let (mut client, server) = pair();
-        let sink = ViewerSink::new(
-            server,
-            Duration::from_secs(5),
-            Format::Mp4(Mp4Gate::default()),
-        )
-        .unwrap();
+        let sink =
+            ViewerSink::new(server, Duration::from_secs(5), Format::Mp4(Gate::default())).unwrap();
         let f = fragments(8, &[2, 6]);
         let sent: Vec<Sent> = [0, 1, 2, 4, 5, 6, 7, 7]
             .iter()
@@ -610,12 +567,8 @@ mod tests {
     #[test]
     fn an_mp4_viewer_starts_after_the_group_it_was_sent() {
         let (_client, server) = pair();
-        let sink = ViewerSink::new(
-            server,
-            Duration::from_secs(5),
-            Format::Mp4(Mp4Gate::default()),
-        )
-        .unwrap();
+        let sink =
+            ViewerSink::new(server, Duration::from_secs(5), Format::Mp4(Gate::default())).unwrap();
         let f = fragments(4, &[1]);
         let group: Vec<Arc<[u8]>> = f[..2].iter().map(|x| x.jpeg.clone()).collect();
         sink.write_first(b"init", &group).unwrap();

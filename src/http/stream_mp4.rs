@@ -5,9 +5,10 @@
 
 use super::reply::Reply;
 use super::request::Request;
-use super::stream::{self, Format, Mp4Gate};
+use super::stream::{self, Format};
 use super::viewers::Viewers;
 use crate::cameras::Cameras;
+use crate::gop::Gate;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub fn serve(
         Ok(admitted) => admitted,
         Err(reply) => return stream::refuse(settings, request, reply, on_status),
     };
-    let format = Format::Mp4(Mp4Gate::default());
+    let format = Format::Mp4(Gate::default());
     let sink = match stream::new_sink(&hub, request, settings.write_timeout, format) {
         Ok(sink) => sink,
         Err(reply) => return stream::refuse(settings, request, reply, on_status),

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::orientation::Orientation;
-use crate::source::{Source, SourceError, Upstream};
+use crate::source::{Decoding, Source, SourceError, Upstream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -91,6 +91,8 @@ struct State {
     frames_in: u64,
     frames_skipped: u64,
     tls_version: Option<&'static str>,
+    /// What the current connection decodes, for sources that decode H.264.
+    decoding: Option<Decoding>,
     /// How far the current connection got (see `Upstream::reached`).
     reached: Option<String>,
     /// Counters of viewers that have left.
@@ -303,6 +305,7 @@ impl Hub {
                 + viewer_stats.iter().map(|v| v.frames_dropped).sum::<u64>(),
             frames_skipped: st.frames_skipped,
             tls_version: st.tls_version,
+            decoding: st.decoding,
             last_frame_age_ms: st.latest.as_ref().map(|f| millis(f.received.elapsed())),
             connects: st.connects,
             reconnects: st.reconnects,
@@ -448,6 +451,7 @@ impl Inner {
                 }
                 st.conn_frames = 0;
                 st.reached = None;
+                st.decoding = None;
             }
             attempt += 1;
             log::debug!("{}: connecting to {}", self.name, self.source.describe());
@@ -691,6 +695,17 @@ impl Upstream for Ctx {
 
     fn wanted_fps(&self) -> u32 {
         self.inner.lock().wanted_fps()
+    }
+
+    fn viewer_fps(&self) -> Option<u32> {
+        self.inner.lock().viewers.iter().map(|v| v.fps).max()
+    }
+
+    fn decoding(&self, decoding: Decoding) {
+        let mut st = self.inner.lock();
+        if st.is_current(self.gen) {
+            st.decoding = Some(decoding);
+        }
     }
 
     fn on_cancel(&self, cancel: Box<dyn Fn() + Send + Sync>) {

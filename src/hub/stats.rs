@@ -49,6 +49,8 @@ pub struct HubStats {
     pub frames_skipped: u64,
     /// The TLS version of the last camera connection, for TLS cameras.
     pub tls_version: Option<&'static str>,
+    /// What the connection decodes, for H.264 cameras' MJPEG.
+    pub decoding: Option<crate::source::Decoding>,
     pub last_frame_age_ms: Option<u64>,
     /// Upstream connections opened since the hub was made.
     pub connects: u64,

@@ -286,6 +286,12 @@ pub fn fragment_info(fragment: &[u8]) -> Option<(u32, bool)> {
     Some((sequence, keyframe))
 }
 
+/// The frame a fragment `Fragmenter::fragment` wrote: its NAL units with
+/// 4-byte lengths (the `mdat`'s body). None for other bytes.
+pub fn sample(fragment: &[u8]) -> Option<&[u8]> {
+    find_box(fragment, &[b"mdat"])
+}
+
 /// The decode time (`tfdt`, in [`TIMESCALE`] units) of a fragment
 /// `Fragmenter::fragment` wrote; None for other bytes.
 pub fn decode_time(fragment: &[u8]) -> Option<u64> {

@@ -1,11 +1,14 @@
 //! One module per camera protocol; each implements `crate::source::Source`.
-//! They know nothing of the registry, the hubs or HTTP: `cameras::build`
-//! makes them from a printer's settings and hands them callbacks.
+//! They know nothing of the registry or HTTP, and only `h264_decode` of
+//! the hubs (it consumes the hub of a camera's H.264 session):
+//! `cameras::build` makes them from a printer's settings and hands them
+//! callbacks.
 
 pub mod chamber;
 pub mod demo;
 pub mod detect;
 pub mod exclusive;
+pub mod h264_decode;
 mod http_client;
 mod http_wire;
 pub mod mjpeg_http;

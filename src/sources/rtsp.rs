@@ -258,7 +258,10 @@ impl Rtsp {
         // read loop below notices the stop and does the full stop and reap.
         up.on_cancel(Box::new(move || lock(&cancel_child).terminate()));
         let read = match stdout {
-            Some(out) => read_frames(out, fps, up),
+            Some(out) => read_jpegs(out, up, || {
+                let faster = up.wanted_fps().min(MAX_FPS) > fps;
+                Ok(faster.then_some(Ended::FasterWanted))
+            }),
             None => Err(SourceError::transient("ffmpeg has no stdout")),
         };
         let status = lock(&child).stop();
@@ -350,7 +353,8 @@ struct Prepared {
     pin: Option<PinCheck>,
 }
 
-enum Ended {
+/// Why reading ffmpeg's output ended without an error.
+pub(super) enum Ended {
     Stopped,
     Eof {
         frames: u64,
@@ -451,8 +455,13 @@ fn prepare_rtsps_url(
 }
 
 /// Reads ffmpeg's stdout into JPEGs for `up` until the hub stops, ffmpeg's
-/// stdout ends, or nothing arrives for `STALL`.
-fn read_frames(mut stdout: ChildStdout, fps: u32, up: &dyn Upstream) -> Result<Ended, SourceError> {
+/// stdout ends, nothing arrives for `STALL`, or `check` (asked between
+/// reads) says to end.
+pub(super) fn read_jpegs(
+    mut stdout: ChildStdout,
+    up: &dyn Upstream,
+    mut check: impl FnMut() -> Result<Option<Ended>, SourceError>,
+) -> Result<Ended, SourceError> {
     let fd = stdout.as_raw_fd();
     let mut splitter = Splitter::new(MAX_FRAME);
     let mut buf = vec![0u8; READ_CHUNK];
@@ -462,6 +471,9 @@ fn read_frames(mut stdout: ChildStdout, fps: u32, up: &dyn Upstream) -> Result<E
     loop {
         if up.stopping() {
             return Ok(Ended::Stopped);
+        }
+        if let Some(ended) = check()? {
+            return Ok(ended);
         }
         // poll() first: a pipe read has no timeout of its own.
         let readable = ffmpeg::wait_readable(fd, POLL)
@@ -488,9 +500,6 @@ fn read_frames(mut stdout: ChildStdout, fps: u32, up: &dyn Upstream) -> Result<E
             if !up.emit(jpeg) {
                 return Ok(Ended::Stopped);
             }
-        }
-        if up.wanted_fps().min(MAX_FPS) > fps {
-            return Ok(Ended::FasterWanted);
         }
     }
 }

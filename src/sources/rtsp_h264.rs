@@ -27,6 +27,24 @@ pub struct RtspH264 {
     /// The display matrix of the init segment: how players turn the picture.
     rotation: Rotation,
     timeline: Mutex<Timeline>,
+    refusal: Arc<Refusal>,
+}
+
+/// Why the native client cannot take a camera's stream (no H.264 track, as
+/// with H.265 or MJPEG over RTSP; an SDP it cannot read), once a session
+/// found out. Shared with the camera's MJPEG side, which then reads the
+/// camera through ffmpeg's own RTSP client.
+#[derive(Default)]
+pub struct Refusal(Mutex<Option<String>>);
+
+impl Refusal {
+    pub fn get(&self) -> Option<String> {
+        lock(&self.0).clone()
+    }
+
+    fn set(&self, why: &str) {
+        *lock(&self.0) = Some(why.to_string());
+    }
 }
 
 /// Fragment numbers and decode times run on across reconnects, so a viewer
@@ -69,7 +87,14 @@ impl RtspH264 {
             gop,
             rotation: Rotation::None,
             timeline: Mutex::default(),
+            refusal: Arc::default(),
         }
+    }
+
+    /// Where a stream this client cannot take is told of.
+    pub fn with_refusal(mut self, refusal: Arc<Refusal>) -> RtspH264 {
+        self.refusal = refusal;
+        self
     }
 
     /// Players turn the picture by the init segment's display matrix (no
@@ -122,6 +147,9 @@ impl RtspH264 {
 
     fn failed(&self, e: &rtsp_native::Error) -> SourceError {
         let message = self.redact(&e.message);
+        if e.kind == ErrorKind::Unsupported {
+            self.refusal.set(&message);
+        }
         match e.kind {
             ErrorKind::CertificateChanged | ErrorKind::Unsupported | ErrorKind::Unauthorized => {
                 SourceError::fatal(message)
@@ -168,7 +196,9 @@ impl RtspH264 {
             return false;
         };
         if track.as_ref() != Some(&now) {
-            self.gop.set_init(now.init_segment(self.rotation));
+            let parameter_sets = crate::media::h264::to_annex_b([sps, pps]);
+            self.gop
+                .set_init(now.init_segment(self.rotation), parameter_sets);
             *track = Some(now);
         }
         true

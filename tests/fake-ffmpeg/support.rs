@@ -216,6 +216,21 @@ impl RtspServer {
         )
     }
 
+    /// A watched 640x360 server on `port` (0: any) sending `codec`
+    /// ("h264", or "jpeg": MJPEG over RTP).
+    pub fn watched_on(user: &str, password: &str, port: u16, codec: &str) -> (RtspServer, Events) {
+        let port = port.to_string();
+        let args = [user, password, "640", "360", "1", "60", &port, codec];
+        let (server, out) = RtspServer::spawn(&args);
+        (
+            server,
+            Events {
+                out,
+                seen: Vec::new(),
+            },
+        )
+    }
+
     fn spawn(args: &[&str]) -> (RtspServer, std::process::ChildStdout) {
         let script = manifest("tests/rtsp_server.py");
         let mut all = vec![script.to_string_lossy().into_owned()];

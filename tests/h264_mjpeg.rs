@@ -1,0 +1,330 @@
+//! One RTSP session feeds everything: GStreamer's RTSP server (H.264, one
+//! keyframe a second) as an external rtsp camera, watched at once as
+//! `stream.mp4`, HLS, MJPEG and snapshots, counts one client. MJPEG and
+//! snapshots come from an ffmpeg decoder fed the session's frames (never
+//! an ffmpeg RTSP client), keyframes only for a 1 fps viewer and every
+//! frame for a 15 fps one. Every kind of viewer resumes when the camera
+//! comes back; a stream the native client cannot take (MJPEG over RTSP)
+//! is read by ffmpeg's client instead, and `rtsp_client` picks either.
+
+mod support;
+
+#[path = "fake-ffmpeg/support.rs"]
+mod doubles;
+
+use doubles::{serial, Events, RtspServer};
+use printcam::json::Value;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{is_jpeg, open_mp4_viewer, read_mp4_for, MjpegReader, TestServer};
+
+const USER: &str = "viewer";
+const PASSWORD: &str = "s3cret-pw";
+
+fn have_programs() -> bool {
+    doubles::find("ffmpeg", "ffmpeg").is_some() && doubles::require_gst_rtsp()
+}
+
+fn add_camera(ts: &TestServer, port: u16, rtsp_client: &str) -> i64 {
+    let body = doubles::rtsp_camera_json(USER, PASSWORD, port);
+    let body = body.replacen('{', &format!(r#"{{"rtsp_client":"{rtsp_client}","#), 1);
+    let r = ts.send_json("POST", "/printers", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json().get("id").and_then(|v| v.as_i64()).unwrap()
+}
+
+fn status(ts: &TestServer, id: i64) -> Value {
+    ts.get(&format!("/printers/{id}/camera/status")).json()
+}
+
+/// What the MJPEG side's decoder decodes ("keyframes", "every frame").
+fn decodes(ts: &TestServer, id: i64) -> Option<String> {
+    let s = status(ts, id);
+    let d = s.get("decoder")?.get("decodes")?.as_str()?;
+    Some(d.to_string())
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The command lines of this test process's ffmpeg children.
+fn ffmpeg_children() -> Vec<String> {
+    doubles::children_of(std::process::id())
+        .into_iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("ffmpeg"))
+        .collect()
+}
+
+fn is_rtsp_client(cmdline: &str) -> bool {
+    cmdline.contains("-rtsp_transport")
+}
+
+fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    printcam::jpeg::resolution(jpeg)
+}
+
+fn sessions(events: &mut Events) -> usize {
+    events.drain(Duration::from_millis(500));
+    events.count("OPTIONS")
+}
+
+#[test]
+fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port, "auto");
+
+    // A 1 fps dashboard: keyframes (one a second) are all it needs.
+    let mut slow = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=1"));
+    assert_eq!(slow.status, 200);
+    let first = slow.next_part().unwrap();
+    assert!(is_jpeg(&first));
+    assert_eq!(jpeg_size(&first), Some((640, 360)));
+    wait_until("keyframes only", Duration::from_secs(10), || {
+        decodes(&ts, id).as_deref() == Some("keyframes")
+    });
+    let children = ffmpeg_children();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(!is_rtsp_client(&children[0]), "{children:?}");
+    assert!(children[0].contains("pipe:0"), "{children:?}");
+
+    // Video, HLS and snapshots join the same session.
+    let mut video = open_mp4_viewer(ts.addr, &format!("/printers/{id}/camera/stream.mp4"));
+    assert!(!read_mp4_for(&mut video, Duration::from_secs(2)).is_empty());
+    let hls = ts.get(&format!("/printers/{id}/camera/stream.m3u8"));
+    assert_eq!(hls.status, 200, "{}", hls.text());
+    for _ in 0..3 {
+        let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+        assert_eq!(snap.status, 200, "{}", snap.text());
+        assert!(is_jpeg(&snap.body));
+    }
+    assert!(is_jpeg(&slow.next_part().unwrap()));
+
+    // A 15 fps viewer makes the decoder take every frame, and it goes
+    // back to keyframes when that viewer leaves.
+    let before = status(&ts, id);
+    let mut fast = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=15"));
+    for _ in 0..20 {
+        assert!(is_jpeg(&fast.next_part().unwrap()));
+    }
+    assert_eq!(decodes(&ts, id).as_deref(), Some("every frame"), "{before}");
+    drop(fast);
+    wait_until("keyframes again", Duration::from_secs(10), || {
+        decodes(&ts, id).as_deref() == Some("keyframes")
+    });
+    read_mp4_for(&mut video, Duration::from_millis(300));
+
+    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    let children = ffmpeg_children();
+    assert_eq!(children.len(), 1, "one decoder for all: {children:?}");
+    assert!(!ts
+        .get(&format!("/printers/{id}/camera/status"))
+        .text()
+        .contains(PASSWORD));
+}
+
+#[test]
+fn a_cold_snapshot_decodes_one_keyframe_and_the_decoder_leaves_with_it() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let settings = printcam::config::Settings {
+        grace: Duration::from_secs(1),
+        ..support::test_settings()
+    };
+    let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
+    let id = add_camera(&ts, rtsp.port, "auto");
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    assert_eq!(jpeg_size(&snap.body), Some((640, 360)));
+    let s = status(&ts, id);
+    let decoder = s.get("decoder").cloned().unwrap_or(Value::Null);
+    assert_eq!(
+        decoder.get("decodes").and_then(Value::as_str),
+        Some("keyframes"),
+        "{s}"
+    );
+    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    // Nothing needs pictures any more: the decoder and the session end.
+    wait_until("no ffmpeg", Duration::from_secs(15), || {
+        ffmpeg_children().is_empty()
+    });
+    assert!(
+        events.wait_for("TEARDOWN", Duration::from_secs(15)),
+        "{:?}",
+        events.seen
+    );
+}
+
+#[test]
+fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264");
+    let port = rtsp.port;
+    let ts = TestServer::start();
+    let id = add_camera(&ts, port, "auto");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    let video = open_mp4_viewer(ts.addr, &format!("/printers/{id}/camera/stream.mp4"));
+    let (video_bytes, video_reader) = read_in_background(video);
+    assert_eq!(
+        ts.get(&format!("/printers/{id}/camera/stream.m3u8")).status,
+        200
+    );
+
+    drop(rtsp);
+    std::thread::sleep(Duration::from_secs(2));
+    let (mjpeg_in, mp4_in) = frames_in(&ts, id);
+    let (_back, mut events) = RtspServer::watched_on(USER, PASSWORD, port, "h264");
+    let back = Instant::now();
+
+    // Both sides take pictures again, and the viewers are still there.
+    wait_until("frames after the restart", Duration::from_secs(45), || {
+        let (m, v) = frames_in(&ts, id);
+        m >= mjpeg_in + 3 && v >= mp4_in + 15
+    });
+    let out_before = viewer_frames_out(&ts, id);
+    for _ in 0..3 {
+        assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    }
+    wait_until(
+        "pictures for the MJPEG viewer",
+        Duration::from_secs(10),
+        || viewer_frames_out(&ts, id) >= out_before + 3,
+    );
+    wait_until("video after the restart", Duration::from_secs(10), || {
+        bytes_since(&video_bytes, back) > 50_000
+    });
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    assert_eq!(
+        ts.get(&format!("/printers/{id}/camera/stream.m3u8")).status,
+        200
+    );
+    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    drop(ts);
+    let _ = video_reader.join();
+}
+
+type Arrivals = Arc<Mutex<Vec<(Instant, usize)>>>;
+
+/// Reads `r` until it ends (or 20 s pass without a byte), noting when
+/// each read came.
+fn read_in_background(
+    mut r: std::io::BufReader<std::net::TcpStream>,
+) -> (Arrivals, std::thread::JoinHandle<()>) {
+    let arrivals = Arrivals::default();
+    let noted = Arc::clone(&arrivals);
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = r.read(&mut buf) {
+            noted.lock().unwrap().push((Instant::now(), n));
+        }
+    });
+    (arrivals, reader)
+}
+
+fn bytes_since(arrivals: &Arrivals, t: Instant) -> usize {
+    let got = arrivals.lock().unwrap();
+    got.iter().filter(|(at, _)| *at > t).map(|(_, n)| n).sum()
+}
+
+/// Frames sent to the MJPEG side's first viewer.
+fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
+    let s = status(ts, id);
+    let first = s
+        .get("viewer_list")
+        .and_then(Value::as_array)
+        .and_then(<[Value]>::first);
+    first
+        .and_then(|v| v.get("frames_out")?.as_i64())
+        .unwrap_or(0)
+}
+
+/// Frames the MJPEG side and the MP4 side have taken in.
+fn frames_in(ts: &TestServer, id: i64) -> (i64, i64) {
+    let s = status(ts, id);
+    let of = |v: Option<&Value>| v.and_then(|v| v.get("frames_in")).and_then(Value::as_i64);
+    (of(Some(&s)).unwrap_or(0), of(s.get("mp4")).unwrap_or(0))
+}
+
+#[test]
+fn mjpeg_over_rtsp_falls_back_to_ffmpegs_client_and_says_why() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, "jpeg");
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port, "auto");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert_eq!(mjpeg.status, 200);
+    let part = mjpeg.next_part().unwrap();
+    assert_eq!(jpeg_size(&part), Some((640, 360)));
+    let children = ffmpeg_children();
+    assert!(
+        children.iter().any(|c| is_rtsp_client(c)),
+        "ffmpeg's client reads it: {children:?}"
+    );
+    let s = status(&ts, id);
+    let why = s.get("last_error").and_then(Value::as_str).unwrap_or("");
+    assert!(why.contains("no H.264"), "{s}");
+    assert!(why.contains("switching to ffmpeg"), "{s}");
+    let mp4 = ts.get(&format!("/printers/{id}/camera/stream.mp4"));
+    assert_eq!(mp4.status, 503, "{}", mp4.text());
+    assert!(mp4.detail().contains("no H.264"), "{}", mp4.detail());
+    assert!(!mp4.text().contains(PASSWORD));
+    drop(mjpeg);
+
+    // With the native client forced, there is no fallback: the reason is
+    // the error.
+    let r = ts.send_json(
+        "PATCH",
+        &format!("/printers/{id}"),
+        r#"{"rtsp_client":"native"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 503, "{}", snap.text());
+    assert!(snap.detail().contains("no H.264"), "{}", snap.detail());
+    events.drain(Duration::from_millis(200));
+}
+
+#[test]
+fn rtsp_client_ffmpeg_reads_an_h264_camera_the_old_way() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port, "ffmpeg");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=2"));
+    assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    let children = ffmpeg_children();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(is_rtsp_client(&children[0]), "{children:?}");
+    assert!(status(&ts, id).get("decoder").is_some_and(|d| d.is_null()));
+    // The camera's one client is ffmpeg's: the MP4 stream waits.
+    let mp4 = ts.get(&format!("/printers/{id}/camera/stream.mp4"));
+    assert_eq!(mp4.status, 503, "{}", mp4.text());
+    assert!(mp4.detail().contains("busy with its MJPEG stream"));
+    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+}
