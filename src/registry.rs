@@ -673,6 +673,8 @@ mod tests {
             cert_verified: true,
             camera_rotation: Rotation::R270,
             camera_flip: Flip::Vertical,
+            // Not stored yet: the default is what a reload gives back.
+            rtsp_client: crate::camera::RtspClient::default(),
         }
     }
 
