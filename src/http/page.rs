@@ -217,11 +217,19 @@ const MP4_AT_ONCE = 4;
 // Longer than printcam waits for a camera's first frame (the snapshot
 // timeout, 10 s by default) before it answers with an error.
 const NO_PICTURE_MS = 20000;
-// Safari and iPhones play HLS, and not an endless MP4.
-const HLS = document.createElement("video").canPlayType("application/vnd.apple.mpegurl") !== "";
+// Safari and iPhones play HLS, and not an endless MP4 (Chromium plays
+// both); ?video=mp4 or ?video=hls chooses.
+const ASKED = new URLSearchParams(location.search).get("video");
+const HLS = ASKED ? ASKED === "hls"
+  : document.createElement("video").canPlayType("application/vnd.apple.mpegurl") !== "";
 const MEDIA_ERRORS = {1: "aborted", 2: "network error", 3: "cannot decode", 4: "not playable"};
 const seen = new Map();
 let mp4Playing = 0;
+function mediaError(e) {
+  if (!e) return "error";
+  const name = MEDIA_ERRORS[e.code] || "error " + e.code;
+  return e.message ? name + ": " + e.message : name;
+}
 function label(id, text) {
   const el = document.querySelector('[data-how="' + id + '"]');
   if (el) el.textContent = text;
@@ -295,7 +303,7 @@ function playVideo(video) {
     video.dataset.shown = video.videoWidth + "x" + video.videoHeight;
     label(id, how);
   });
-  video.addEventListener("error", () => stopped(MEDIA_ERRORS[video.error && video.error.code] || "error"));
+  video.addEventListener("error", () => stopped(mediaError(video.error)));
   video.addEventListener("ended", () => stopped("the stream ended"));
   video.muted = true;
   label(id, how + " · starting");
