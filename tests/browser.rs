@@ -178,29 +178,13 @@ fn the_wall_shows_every_one_of_ten_cameras() {
         move |_| tiny_camera::response("200 OK", "image/jpeg", jpeg, true),
         false,
     );
-    let ts = TestServer::start_configured(
-        Settings {
-            token: Some(TOKEN.into()),
-            ..test_settings()
-        },
-        Limits::default(),
-    );
+    let ts = token_server();
     for i in 1..10 {
         let body = format!(
             r#"{{"name":"Printer {i}","camera_type":"snapshot","camera_url":"{}"}}"#,
             camera.url("/snap.jpg")
         );
-        let r = support::request(
-            ts.addr,
-            "POST",
-            "/printers",
-            &[
-                ("Content-Type", "application/json"),
-                ("Authorization", &format!("Bearer {TOKEN}")),
-            ],
-            Some(body.as_bytes()),
-        );
-        assert_eq!(r.status, 201, "{}", r.text());
+        add_printer(&ts, &body);
     }
     let url = format!("http://{}/?token={TOKEN}", ts.addr);
     let dom = browser::dump_dom(&url, Duration::from_secs(8));
@@ -266,6 +250,14 @@ const RTSP_PASSWORD: &str = "s3cret-pw";
 
 /// A printer whose camera is the RTSP double on `port`; its id.
 fn add_rtsp_camera(ts: &TestServer, port: u16) -> i64 {
+    add_printer(
+        ts,
+        &doubles::rtsp_camera_json(RTSP_USER, RTSP_PASSWORD, port),
+    )
+}
+
+/// Adds the printer `body` describes, with the token; its id.
+fn add_printer(ts: &TestServer, body: &str) -> i64 {
     let r = support::request(
         ts.addr,
         "POST",
@@ -274,7 +266,7 @@ fn add_rtsp_camera(ts: &TestServer, port: u16) -> i64 {
             ("Content-Type", "application/json"),
             ("Authorization", &format!("Bearer {TOKEN}")),
         ],
-        Some(doubles::rtsp_camera_json(RTSP_USER, RTSP_PASSWORD, port).as_bytes()),
+        Some(body.as_bytes()),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     r.json().get("id").and_then(|v| v.as_i64()).unwrap()

@@ -501,3 +501,77 @@ pub fn screenshot(url: &str, width: u32, height: u32, budget: Duration) -> Vec<u
     let _ = std::fs::remove_dir_all(&profile);
     png
 }
+
+/// True when Firefox ESR can run here; see `programs::require` for the rule.
+pub fn have_firefox() -> bool {
+    super::programs::require("firefox-esr", "--version", "firefox-esr")
+}
+
+/// A headless Firefox ESR showing `url` from a fresh temporary profile,
+/// killed and reaped on drop. Firefox has no `--dump-dom`: its pages report
+/// to a `PageServer`.
+pub struct Firefox {
+    child: Child,
+    profile: PathBuf,
+}
+
+/// Preferences that keep a test's Firefox off the network (only loopback
+/// is allowed) and let a muted video play by itself.
+const FIREFOX_PREFS: &str = r#"
+user_pref("app.update.enabled", false);
+user_pref("app.update.auto", false);
+user_pref("app.normandy.enabled", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("browser.aboutwelcome.enabled", false);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.safebrowsing.downloads.enabled", false);
+user_pref("browser.safebrowsing.update.enabled", false);
+user_pref("browser.search.update", false);
+user_pref("captivedetect.canonicalURL", "");
+user_pref("datareporting.healthreport.uploadEnabled", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("extensions.update.enabled", false);
+user_pref("extensions.blocklist.enabled", false);
+user_pref("media.autoplay.default", 0);
+user_pref("media.gmp-manager.updateEnabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("network.dns.disablePrefetch", true);
+user_pref("network.prefetch-next", false);
+user_pref("services.settings.server", "http://127.0.0.1:9/");
+user_pref("toolkit.telemetry.enabled", false);
+"#;
+
+impl Firefox {
+    pub fn open(url: &str) -> Firefox {
+        let profile = fresh_profile("firefox");
+        std::fs::write(profile.join("user.js"), FIREFOX_PREFS).expect("firefox prefs");
+        let child = Command::new("firefox-esr")
+            .args(["--headless", "--no-remote", "--profile"])
+            .arg(&profile)
+            .arg(url)
+            // A root user's HOME may hold another profile: none is read.
+            .env("HOME", &profile)
+            .env("MOZ_CRASHREPORTER_DISABLE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start firefox-esr");
+        Firefox { child, profile }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Firefox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
