@@ -335,6 +335,35 @@ fn the_wall_plays_an_h264_camera_as_video_and_the_demo_as_pictures() {
     }
 }
 
+/// The one-camera view of an H.264 camera plays its video too, labelled.
+#[test]
+fn the_view_of_an_h264_camera_plays_its_video() {
+    if !doubles::require_gst_rtsp() || !have_chromium() {
+        return;
+    }
+    let _serial = doubles::serial();
+    let rtsp = doubles::RtspServer::start(RTSP_USER, RTSP_PASSWORD, 640, 360);
+    let ts = token_server();
+    let id = add_rtsp_camera(&ts, rtsp.port);
+    let url = format!("http://{}/?camera={id}&token={TOKEN}&video=mp4", ts.addr);
+    let chromium = Chromium::open(&url);
+    let mut devtools = chromium.devtools();
+    let seen = || {
+        r#"(() => { const v = document.querySelector("video.view");
+  return (v ? v.videoWidth + "x" + v.videoHeight + " " + v.currentTime.toFixed(2) : "no video") +
+    " | " + (document.querySelector(".how") || {}).textContent; })()"#
+    };
+    let deadline = std::time::Instant::now() + REPORT_WAIT;
+    let mut shown = devtools.eval(seen());
+    while !shown.starts_with("640x360") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        shown = devtools.eval(seen());
+    }
+    println!("the view: {shown}");
+    assert!(shown.starts_with("640x360 "), "{shown}");
+    assert!(shown.ends_with(" | H.264 · MP4"), "{shown}");
+}
+
 /// Waits for the wall of the demo camera and an H.264 one to show both,
 /// checks the demo's picture and that the video's time goes on at the
 /// camera's size, and returns the tiles.
