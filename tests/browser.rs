@@ -272,6 +272,24 @@ fn add_printer(ts: &TestServer, body: &str) -> i64 {
     r.json().get("id").and_then(|v| v.as_i64()).unwrap()
 }
 
+/// With the programs it needs: a server with a token, the demo camera and
+/// an RTSP camera (the double, 640x360); the camera's id.
+fn rtsp_camera_server() -> Option<(
+    std::sync::MutexGuard<'static, ()>,
+    doubles::RtspServer,
+    TestServer,
+    i64,
+)> {
+    if !doubles::require_gst_rtsp() || !have_chromium() {
+        return None;
+    }
+    let serial = doubles::serial();
+    let rtsp = doubles::RtspServer::start(RTSP_USER, RTSP_PASSWORD, 640, 360);
+    let ts = token_server();
+    let id = add_rtsp_camera(&ts, rtsp.port);
+    Some((serial, rtsp, ts, id))
+}
+
 fn token_server() -> TestServer {
     TestServer::start_configured(
         Settings {
@@ -289,13 +307,9 @@ fn token_server() -> TestServer {
 /// makes it `stream.mp4`.
 #[test]
 fn the_wall_plays_an_h264_camera_as_video_and_the_demo_as_pictures() {
-    if !doubles::require_gst_rtsp() || !have_chromium() {
+    let Some((_serial, _rtsp, ts, id)) = rtsp_camera_server() else {
         return;
-    }
-    let _serial = doubles::serial();
-    let rtsp = doubles::RtspServer::start(RTSP_USER, RTSP_PASSWORD, 640, 360);
-    let ts = token_server();
-    let id = add_rtsp_camera(&ts, rtsp.port);
+    };
     for asked in ["", "&video=mp4"] {
         let chromium = Chromium::open(&format!("http://{}/?token={TOKEN}{asked}", ts.addr));
         let mut devtools = chromium.devtools();
@@ -338,13 +352,9 @@ fn the_wall_plays_an_h264_camera_as_video_and_the_demo_as_pictures() {
 /// The one-camera view of an H.264 camera plays its video too, labelled.
 #[test]
 fn the_view_of_an_h264_camera_plays_its_video() {
-    if !doubles::require_gst_rtsp() || !have_chromium() {
+    let Some((_serial, _rtsp, ts, id)) = rtsp_camera_server() else {
         return;
-    }
-    let _serial = doubles::serial();
-    let rtsp = doubles::RtspServer::start(RTSP_USER, RTSP_PASSWORD, 640, 360);
-    let ts = token_server();
-    let id = add_rtsp_camera(&ts, rtsp.port);
+    };
     let url = format!("http://{}/?camera={id}&token={TOKEN}&video=mp4", ts.addr);
     let chromium = Chromium::open(&url);
     let mut devtools = chromium.devtools();

@@ -291,9 +291,7 @@ function playVideo(video) {
     done = true;
     clearTimeout(timer);
     if (!HLS) mp4Playing--;
-    const reason = "H.264 video failed (" + why + ")";
-    toPictures(video, reason);
-    label(id, "MJPEG · " + reason + await serverReason(id));
+    toPictures(video, "H.264 video failed (" + why + ")" + await serverReason(id));
   };
   // A stream that showed pictures and stopped (printcam restarted, the
   // picture size changed) starts again; one that never did gives way.
