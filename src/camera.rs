@@ -161,7 +161,37 @@ impl Camera {
     }
 }
 
+/// What a browser is given to show a camera: its H.264 in a `<video>`
+/// (`stream.mp4`, or HLS), or JPEG pictures in an `<img>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Video {
+    H264,
+    Mjpeg,
+}
+
+impl Video {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Video::H264 => "h264",
+            Video::Mjpeg => "mjpeg",
+        }
+    }
+}
+
 impl CameraKind {
+    /// The cameras `stream.mp4` serves (external RTSP ones, the printers'
+    /// RTSPS ones) are H.264; the others, a printer whose camera is being
+    /// detected among them, are JPEG. None without a camera.
+    pub fn video(&self) -> Option<Video> {
+        match self {
+            CameraKind::External(CameraType::Rtsp) | CameraKind::BuiltIn(BuiltIn::Rtsps) => {
+                Some(Video::H264)
+            }
+            CameraKind::None => None,
+            _ => Some(Video::Mjpeg),
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             CameraKind::Demo => "demo",

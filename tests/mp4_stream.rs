@@ -1,7 +1,7 @@
 //! `camera/stream.mp4` end to end: GStreamer's RTSP server (H.264, Digest)
 //! as an external rtsp camera, read by the native client without ffmpeg,
 //! served as fragmented MP4 that ffprobe reads back and headless Chromium
-//! plays in a `<video>`; two viewers share one RTSP session.
+//! and Firefox ESR play in a `<video>`; two viewers share one RTSP session.
 
 mod support;
 
@@ -14,7 +14,7 @@ use doubles::programs;
 #[path = "support/browser.rs"]
 mod browser;
 
-use browser::{have_chromium, Chromium, PageServer};
+use browser::{have_chromium, have_firefox, Chromium, Firefox, PageServer};
 use doubles::{serial, RtspServer};
 use printcam::http::Limits;
 use std::io::{BufReader, Write};
@@ -164,11 +164,31 @@ fn a_non_rtsp_camera_has_no_mp4_stream() {
     assert!(r.detail().contains("rtsp"), "{}", r.detail());
 }
 
-#[test]
-fn chromium_plays_stream_mp4_in_a_video_element() {
-    if !doubles::require_gst_rtsp() || !have_chromium() {
-        return;
-    }
+/// A page whose `<video>` plays `src` and reports, 3 s after it first
+/// plays, its size and how far its time went; or its error, or that it
+/// showed nothing in 30 s.
+fn video_page(src: &str) -> String {
+    format!(
+        r#"<!doctype html><video id="v" muted autoplay playsinline src="{src}"></video>
+<script>
+const v = document.getElementById("v");
+const report = (what) => fetch("/report?" + encodeURIComponent(what));
+v.addEventListener("error", () => report("error " + (v.error && v.error.code) + " " + (v.error && v.error.message)));
+v.addEventListener("playing", () => {{
+  const t0 = v.currentTime;
+  setTimeout(() => report("played " + v.videoWidth + "x" + v.videoHeight +
+                          " from " + t0.toFixed(2) + " to " + v.currentTime.toFixed(2)), 3000);
+}}, {{once: true}});
+setTimeout(() => report("nothing after 30 s: readyState " + v.readyState + ", networkState " +
+                        v.networkState + ", " + v.videoWidth + "x" + v.videoHeight), 30000);
+</script>"#
+    )
+}
+
+/// The RTSP double's `stream.mp4` in a `<video>` on a page of another
+/// loopback origin (127.0.0.2) that the browser `open` shows: what the
+/// page reported (None if nothing in 60 s), and the browser, still running.
+fn stream_mp4_in_a_browser<B>(open: impl FnOnce(&str) -> B) -> (Option<String>, B) {
     let _serial = serial();
     let rtsp = RtspServer::start(USER, PASSWORD, 640, 360);
     let pages = PageServer::start("127.0.0.2");
@@ -179,29 +199,101 @@ fn chromium_plays_stream_mp4_in_a_video_element() {
     let ts = TestServer::start_configured(settings, Limits::default());
     let id = add_camera(&ts, rtsp.port);
     let src = format!("http://{}/printers/{id}/camera/stream.mp4", ts.addr);
-    pages.set_page(format!(
-        r#"<!doctype html><video id="v" muted autoplay playsinline src="{src}"></video>
-<script>
-const v = document.getElementById("v");
-const report = (what) => fetch("/report?" + encodeURIComponent(what));
-v.addEventListener("error", () => report("error " + (v.error && v.error.code)));
-v.addEventListener("playing", () => {{
-  const t0 = v.currentTime;
-  setTimeout(() => report("played " + v.videoWidth + "x" + v.videoHeight +
-                          " from " + t0.toFixed(2) + " to " + v.currentTime.toFixed(2)), 2500);
-}}, {{once: true}});
-</script>"#
-    ));
-    let _chromium = Chromium::open(&format!("{}/", pages.origin()));
-    let seen = pages
-        .next_report(Duration::from_secs(40))
-        .expect("the page's report");
+    pages.set_page(video_page(&src));
+    let browser = open(&format!("{}/", pages.origin()));
+    let seen = pages.next_report(Duration::from_secs(60));
+    drop((ts, rtsp));
+    (seen, browser)
+}
+
+/// A report of a video of the double's size whose time went on.
+fn assert_played(seen: Option<&str>) {
+    let seen = seen.expect("the page's report");
     println!("{seen}");
     let words: Vec<&str> = seen.split(' ').collect();
     assert_eq!(words[..2], ["played", "640x360"], "{seen}");
     let from: f64 = words[3].parse().unwrap();
     let to: f64 = words[5].parse().unwrap();
     assert!(to > from + 1.0, "currentTime did not advance: {seen}");
+}
+
+#[test]
+fn chromium_plays_stream_mp4_in_a_video_element() {
+    if !doubles::require_gst_rtsp() || !have_chromium() {
+        return;
+    }
+    let (seen, _chromium) = stream_mp4_in_a_browser(Chromium::open);
+    assert_played(seen.as_deref());
+}
+
+/// Debian's Firefox ESR, headless, from a fresh profile: it decodes H.264
+/// with ffmpeg's libavcodec, which it loads at run time (libavcodec59
+/// comes with Debian's ffmpeg).
+#[test]
+fn firefox_plays_stream_mp4_in_a_video_element_from_another_origin() {
+    if !doubles::require_gst_rtsp() || !have_firefox() {
+        return;
+    }
+    let (seen, firefox) = stream_mp4_in_a_browser(Firefox::open);
+    let helpers = descendants(firefox.pid());
+    let decoders: Vec<u32> = helpers
+        .iter()
+        .copied()
+        .filter(|p| maps_libavcodec(*p))
+        .collect();
+    println!(
+        "firefox-esr: {} processes under it, libavcodec loaded in {decoders:?}",
+        helpers.len()
+    );
+    drop(firefox);
+    let left = still_running(&helpers, Duration::from_secs(10));
+    assert!(left.is_empty(), "firefox's processes {left:?} outlived it");
+    assert_played(seen.as_deref());
+}
+
+/// Every process under `pid` (Firefox's fork server starts the content and
+/// decoder processes: they are its children, not Firefox's).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        let children = doubles::children_of(p);
+        next.extend(&children);
+        all.extend(children);
+    }
+    all
+}
+
+/// Whether process `pid` has ffmpeg's libavcodec mapped.
+fn maps_libavcodec(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("libavcodec"))
+}
+
+/// Those of `pids` still running (not gone, not a zombie) after up to
+/// `limit`: Firefox's content processes end when their parent is killed.
+fn still_running(pids: &[u32], limit: Duration) -> Vec<u32> {
+    let running = |pid: &&u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_string();
+                Some(state != "Z")
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let left: Vec<u32> = pids.iter().filter(running).copied().collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// go2rtc's form of the MP4 stream, and a turned camera: the init

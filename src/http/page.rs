@@ -1,12 +1,16 @@
-//! The viewing page: a wall of every camera, each tile a snapshot renewed
-//! every few seconds with its state, and one camera at full rate when a
-//! tile is opened.
+//! The viewing page: a wall of every camera with its state, and one camera
+//! at full rate when a tile is opened. An H.264 camera plays in a
+//! `<video>` (`stream.mp4`, or HLS where the browser plays it: Safari);
+//! the others are snapshots renewed every few seconds.
 //!
-//! Tiles are snapshots, not streams: a browser opens at most six HTTP/1.1
-//! connections to one host, so a wall of live MJPEG `<img>`s leaves every
-//! camera past the sixth blank. A snapshot holds a connection only while
-//! it loads.
+//! JPEG tiles are snapshots, not streams: a browser opens at most six
+//! HTTP/1.1 connections to one host, so a wall of live MJPEG `<img>`s
+//! leaves every camera past the sixth blank. A snapshot holds a connection
+//! only while it loads. A `stream.mp4` holds one while it plays, so the
+//! script plays a few at once and shows the other H.264 cameras as
+//! snapshots; HLS fetches short segments and has no such limit.
 
+use crate::camera::Video;
 use crate::cameras::CameraKind;
 use crate::hub::HubStats;
 use crate::registry::Printer;
@@ -48,17 +52,29 @@ pub fn view(printer: &Printer, token: Option<&str>) -> String {
     let auth = Auth::new(token);
     let name = escape(&printer.name);
     let id = printer.id;
-    let body = if CameraKind::of(printer) == CameraKind::None {
-        "<p>No camera configured.</p>".to_string()
-    } else {
-        format!(
-            "<img class=\"view\" src=\"/printers/{id}/camera/stream?fps={VIEW_FPS}{}\" alt=\"{name} camera\">\
+    let stream = format!("/printers/{id}/camera/stream?fps={VIEW_FPS}");
+    let picture = match CameraKind::of(printer).video() {
+        None => None,
+        // The script plays it, or falls back to the MJPEG stream.
+        Some(Video::H264) => Some(format!(
+            "{}<script src=\"/page.js\"></script>",
+            video_element("view", id, &name, Some(&stream))
+        )),
+        Some(Video::Mjpeg) => Some(format!(
+            "<img class=\"view\" src=\"{stream}{}\" alt=\"{name} camera\">\
+             <div class=\"how\">MJPEG</div>",
+            auth.and()
+        )),
+    };
+    let body = match picture {
+        None => "<p>No camera configured.</p>".to_string(),
+        Some(picture) => format!(
+            "<div class=\"screen\">{picture}</div>\
              <p><a href=\"/printers/{id}/camera/snapshot{}\">snapshot</a> · \
              <a href=\"/printers/{id}/camera/status{}\">status</a></p>",
-            auth.and(),
             auth.only(),
             auth.only()
-        )
+        ),
     };
     document(
         &format!("{name} · printcam"),
@@ -114,8 +130,11 @@ fn document(title: &str, body: &str) -> String {
 const STYLE: &str = "body{font-family:sans-serif;margin:.8em;background:#111;color:#eee}\
     h1{font-size:1.3em;margin:.2em 0 .6em}\
     .wall{display:grid;gap:.8em;grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr))}\
-    .tile{display:block;background:#222;border-radius:6px;padding:.4em;color:inherit;text-decoration:none}\
-    .tile img{display:block;width:100%;aspect-ratio:16/9;object-fit:contain;background:#000}\
+    .tile{display:block;position:relative;background:#222;border-radius:6px;padding:.4em;color:inherit;text-decoration:none}\
+    .tile img,.tile video{display:block;width:100%;aspect-ratio:16/9;object-fit:contain;background:#000}\
+    .screen{position:relative;max-width:1280px}\
+    .how{position:absolute;top:.6em;left:.6em;max-width:85%;font-size:.75em;padding:.1em .45em;\
+    border-radius:3px;background:rgba(0,0,0,.7);color:#fff;pointer-events:none}\
     .tile .name{font-weight:bold;margin:.3em 0 .1em}\
     .state{font-size:.85em;color:#aaa}\
     .live{color:#6d6}.retrying,.connecting{color:#db5}.failed{color:#e66}\
@@ -134,14 +153,35 @@ fn tile(t: &Tile, auth: &Auth) -> String {
         );
     }
     let (state, line) = state_line(t.stats.as_ref());
+    let picture = if kind.video() == Some(Video::H264) {
+        video_element("", id, &name, None)
+    } else {
+        format!(
+            "<img data-id=\"{id}\" src=\"/printers/{id}/camera/snapshot{}\" alt=\"{name} camera\">\
+             <div class=\"how\" data-how=\"{id}\">MJPEG</div>",
+            auth.only()
+        )
+    };
     format!(
-        "<a class=\"tile\" href=\"/?camera={id}{and}\">\
-         <img data-id=\"{id}\" src=\"/printers/{id}/camera/snapshot{only}\" alt=\"{name} camera\">\
+        "<a class=\"tile\" href=\"/?camera={id}{and}\">{picture}\
          <div class=\"name\">{name} <small>({kind})</small></div>\
          <div class=\"state {state}\" data-state=\"{id}\">{line}</div></a>",
         and = auth.and(),
-        only = auth.only(),
         kind = kind.as_str()
+    )
+}
+
+/// An H.264 camera's `<video>` and its label, for the script to give a
+/// source (it alone can ask the browser which one it plays). `fallback`
+/// is the MJPEG stream to show if the video fails; without one, the
+/// snapshot renewed as JPEG tiles are.
+fn video_element(class: &str, id: i64, name: &str, fallback: Option<&str>) -> String {
+    let fallback = fallback.map_or(String::new(), |f| {
+        format!(" data-fallback=\"{}\"", escape(f))
+    });
+    format!(
+        "<video class=\"{class}\" data-video=\"{id}\"{fallback} muted autoplay playsinline \
+         aria-label=\"{name} camera\"></video><div class=\"how\" data-how=\"{id}\">H.264</div>"
     )
 }
 
@@ -164,13 +204,36 @@ fn state_line(stats: Option<&HubStats>) -> (&'static str, String) {
     (state, line)
 }
 
-/// The wall's script: renews each tile's snapshot and state every few
-/// seconds, one request per tile at a time, with the page's own token.
+/// The page's script: plays H.264 cameras in their `<video>`, and renews
+/// each JPEG tile's snapshot and every tile's state every few seconds, one
+/// request per tile at a time, with the page's own token.
 pub const SCRIPT: &str = r#""use strict";
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path;
 const EVERY_MS = 3000;
+// A stream.mp4 holds one of the six connections a browser opens to printcam
+// for as long as it plays; the rest are left for snapshots and states.
+const MP4_AT_ONCE = 4;
+// Longer than printcam waits for a camera's first frame (the snapshot
+// timeout, 10 s by default) before it answers with an error.
+const NO_PICTURE_MS = 20000;
+// Safari and iPhones play HLS, and not an endless MP4 (Chromium plays
+// both); ?video=mp4 or ?video=hls chooses.
+const ASKED = new URLSearchParams(location.search).get("video");
+const HLS = ASKED ? ASKED === "hls"
+  : document.createElement("video").canPlayType("application/vnd.apple.mpegurl") !== "";
+const MEDIA_ERRORS = {1: "aborted", 2: "network error", 3: "cannot decode", 4: "not playable"};
 const seen = new Map();
+let mp4Playing = 0;
+function mediaError(e) {
+  if (!e) return "error";
+  const name = MEDIA_ERRORS[e.code] || "error " + e.code;
+  return e.message ? name + ": " + e.message : name;
+}
+function label(id, text) {
+  const el = document.querySelector('[data-how="' + id + '"]');
+  if (el) el.textContent = text;
+}
 function renewPicture(img) {
   const next = new Image();
   next.onload = () => {
@@ -179,14 +242,83 @@ function renewPicture(img) {
   };
   next.src = withToken("/printers/" + img.dataset.id + "/camera/snapshot?t=" + Date.now());
 }
+// The video gives way to JPEG pictures: the MJPEG stream where one is named
+// (the one-camera view), else snapshots renewed as the other tiles' are.
+function toPictures(video, why) {
+  const id = video.dataset.video;
+  video.removeAttribute("src");
+  video.load();
+  const img = document.createElement("img");
+  img.className = video.className;
+  img.alt = video.getAttribute("aria-label") || "";
+  if (video.dataset.fallback) {
+    img.src = withToken(video.dataset.fallback);
+  } else {
+    img.dataset.id = id;
+    renewPicture(img);
+  }
+  video.replaceWith(img);
+  label(id, "MJPEG · " + why);
+}
+// Why printcam's MP4 side failed, when it says (a video element cannot
+// read the JSON of an error answer).
+async function serverReason(id) {
+  try {
+    const r = await fetch(withToken("/printers/" + id + "/camera/status"), {cache: "no-store"});
+    const s = await r.json();
+    return s.mp4 && s.mp4.last_error ? ": " + s.mp4.last_error : "";
+  } catch (e) {
+    return "";
+  }
+}
+function playVideo(video) {
+  const id = video.dataset.video;
+  if (!HLS && mp4Playing >= MP4_AT_ONCE) {
+    toPictures(video, "H.264 shown as snapshots (" + MP4_AT_ONCE + " videos play at once)");
+    return;
+  }
+  const how = "H.264 · " + (HLS ? "HLS" : "MP4");
+  if (!HLS) mp4Playing++;
+  let shown = false, done = false, timer = 0;
+  const start = () => {
+    shown = false;
+    clearTimeout(timer);
+    timer = setTimeout(() => shown || fail("no picture in " + NO_PICTURE_MS / 1000 + " s"), NO_PICTURE_MS);
+    video.src = withToken("/printers/" + id + "/camera/stream." + (HLS ? "m3u8" : "mp4"));
+  };
+  const fail = async (why) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    if (!HLS) mp4Playing--;
+    toPictures(video, "H.264 video failed (" + why + ")" + await serverReason(id));
+  };
+  // A stream that showed pictures and stopped (printcam restarted, the
+  // picture size changed) starts again; one that never did gives way.
+  const stopped = (why) => done || (shown ? start() : fail(why));
+  video.addEventListener("loadeddata", () => {
+    shown = true;
+    video.dataset.shown = video.videoWidth + "x" + video.videoHeight;
+    label(id, how);
+  });
+  video.addEventListener("error", () => stopped(mediaError(video.error)));
+  video.addEventListener("ended", () => stopped("the stream ended"));
+  video.muted = true;
+  label(id, how + " · starting");
+  start();
+}
 async function renewState(el) {
   const id = el.dataset.state;
   try {
     const r = await fetch(withToken("/printers/" + id + "/camera/status"), {cache: "no-store"});
-    const s = await r.json();
+    const all = await r.json();
+    // A playing video's figures are those of the camera's MP4 side.
+    const video = document.querySelector('video[data-video="' + id + '"]') !== null;
+    const s = video && all.mp4 ? all.mp4 : all;
+    const key = id + (s === all ? "" : ".mp4");
     const now = Date.now();
-    const before = seen.get(id);
-    seen.set(id, {frames: s.frames_in, at: now});
+    const before = seen.get(key);
+    seen.set(key, {frames: s.frames_in, at: now});
     let line = s.state;
     if ((s.state === "retrying" || s.state === "failed") && s.last_error) line += ": " + s.last_error;
     if (before && s.state === "live") {
@@ -205,6 +337,7 @@ function renewAll() {
   document.querySelectorAll("img[data-id]").forEach(renewPicture);
   document.querySelectorAll("[data-state]").forEach(renewState);
 }
+document.querySelectorAll("video[data-video]").forEach(playVideo);
 setInterval(renewAll, EVERY_MS);
 renewAll();
 "#;
@@ -273,6 +406,36 @@ mod tests {
         );
         let one = view(&printer(3, "a"), None);
         assert!(one.contains("/printers/3/camera/stream?fps=15\""), "{one}");
+    }
+
+    #[test]
+    fn an_h264_camera_is_a_video_for_the_script_and_the_others_pictures() {
+        let rtsp = Printer {
+            id: 5,
+            name: "door".into(),
+            camera_url: Some("rtsp://10.0.0.5/live".into()),
+            camera_type: Some(crate::camera::CameraType::Rtsp),
+            camera_enabled: true,
+            ..Printer::default()
+        };
+        let html = wall_of(&[rtsp.clone(), printer(3, "a")], Some("t"));
+        assert!(
+            html.contains(
+                "<video class=\"\" data-video=\"5\" muted autoplay playsinline \
+                 aria-label=\"door camera\"></video><div class=\"how\" data-how=\"5\">H.264</div>"
+            ),
+            "{html}"
+        );
+        // Its snapshot would take the camera from the video (one client).
+        assert!(!html.contains("/printers/5/camera/snapshot"), "{html}");
+        assert!(html.contains("<div class=\"how\" data-how=\"3\">MJPEG</div>"));
+        let one = view(&rtsp, Some("t"));
+        assert!(
+            one.contains("data-video=\"5\" data-fallback=\"/printers/5/camera/stream?fps=15\""),
+            "{one}"
+        );
+        assert!(one.contains("<script src=\"/page.js\">"), "{one}");
+        assert!(!one.contains("<img"), "{one}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub fn to_json(p: &Printer) -> Value {
             Value::from(CameraKind::of(p) != CameraKind::None),
         ),
         ("external_enabled", Value::from(p.camera_enabled)),
+        (
+            "video",
+            Value::from(CameraKind::of(p).video().map(crate::camera::Video::as_str)),
+        ),
     ]);
     Value::object([
         ("id", Value::from(p.id)),
@@ -251,6 +255,49 @@ mod tests {
             v.get("camera").unwrap().get("kind").unwrap().as_str(),
             Some("mjpeg")
         );
+    }
+
+    #[test]
+    fn video_says_which_cameras_are_h264() {
+        let video = |p: Printer| {
+            let v = parse(&to_json(&p).to_json()).unwrap();
+            v.get("camera")
+                .and_then(|c| c.get("video"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let bambu = |model: Option<&str>| Printer {
+            id: 2,
+            name: "p".into(),
+            ip: Some("10.0.0.2".into()),
+            access_code: Some("12345678".into()),
+            model: model.map(str::to_string),
+            ..Printer::default()
+        };
+        let external = |kind| Printer {
+            id: 3,
+            name: "e".into(),
+            camera_url: Some("rtsp://10.0.0.3/live".into()),
+            camera_type: Some(kind),
+            camera_enabled: true,
+            ..Printer::default()
+        };
+        assert_eq!(video(bambu(Some("X1C"))).as_deref(), Some("h264"));
+        assert_eq!(video(bambu(Some("P1S"))).as_deref(), Some("mjpeg"));
+        // Being detected: shown as pictures until the kind is known.
+        assert_eq!(video(bambu(None)).as_deref(), Some("mjpeg"));
+        assert_eq!(video(external(CameraType::Rtsp)).as_deref(), Some("h264"));
+        assert_eq!(video(external(CameraType::Usb)).as_deref(), Some("mjpeg"));
+        assert_eq!(
+            video(external(CameraType::Snapshot)).as_deref(),
+            Some("mjpeg")
+        );
+        let bare = Printer {
+            id: 5,
+            name: "bare".into(),
+            ..Printer::default()
+        };
+        assert_eq!(video(bare), None);
     }
 
     #[test]

@@ -78,8 +78,8 @@ impl Reply {
         Reply::new(200, "text/html; charset=utf-8", page.into_bytes().into())
             .with_header(
                 "Content-Security-Policy",
-                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
-                 script-src 'self'; connect-src 'self'"
+                "default-src 'none'; img-src 'self'; media-src 'self'; \
+                 style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'"
                     .into(),
             )
             // Its links may carry the viewer's token.
