@@ -365,7 +365,8 @@ fn the_view_of_an_h264_camera_plays_its_video() {
     };
     let deadline = std::time::Instant::now() + REPORT_WAIT;
     let mut shown = devtools.eval(seen());
-    while !shown.starts_with("640x360") && std::time::Instant::now() < deadline {
+    let playing = |s: &str| s.starts_with("640x360 ") && s.ends_with(" | H.264 · MP4");
+    while !playing(&shown) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
         shown = devtools.eval(seen());
     }

@@ -54,7 +54,8 @@ fn cameras(ffmpeg: &Path, snapshot_timeout: Duration) -> Arc<Cameras> {
     )
 }
 
-/// An external RTSP camera; the fake ffmpeg ignores the URL.
+/// An external RTSP camera read by ffmpeg's own RTSP client (the path these
+/// tests follow); the fake ffmpeg ignores the URL.
 fn add_rtsp_camera(cameras: &Cameras) -> i64 {
     cameras
         .add_printer(&Printer {
@@ -62,6 +63,7 @@ fn add_rtsp_camera(cameras: &Cameras) -> i64 {
             camera_url: Some("rtsp://127.0.0.1:8554/live".into()),
             camera_type: Some(CameraType::Rtsp),
             camera_enabled: true,
+            rtsp_client: printcam::camera::RtspClient::Ffmpeg,
             ..Printer::default()
         })
         .unwrap()

@@ -57,8 +57,13 @@ impl X1c {
 }
 
 fn add_x1c(ts: &TestServer, port: u16, code: &str) -> i64 {
+    add_x1c_reading_with(ts, port, code, "auto")
+}
+
+/// An X1C whose MJPEG side is read by `rtsp_client`.
+fn add_x1c_reading_with(ts: &TestServer, port: u16, code: &str, rtsp_client: &str) -> i64 {
     let body = format!(
-        r#"{{"name":"X1C","ip":"127.0.0.1","access_code":"{code}","model":"X1C","camera_port":{port}}}"#
+        r#"{{"name":"X1C","ip":"127.0.0.1","access_code":"{code}","model":"X1C","camera_port":{port},"rtsp_client":"{rtsp_client}"}}"#
     );
     let r = ts.send_json("POST", "/printers", &body);
     assert_eq!(r.status, 201, "{}", r.text());
@@ -116,8 +121,8 @@ fn x1c_stream_mp4_pins_the_certificate_and_refuses_another() {
     // No ffmpeg: the native client reads the printer.
     let others = doubles::child_pids_besides(x1c.rtsp.child.pid());
     assert!(others.is_empty(), "a child beside stream.mp4: {others:?}");
-    // The MJPEG side (ffmpeg) waits its turn: the printer sees one client.
-    support::assert_snapshot_waits_for_mp4(ts, id, CODE);
+    // The MJPEG side decodes the same session: the printer sees one client.
+    support::assert_snapshot_shares_the_mp4_session(ts, id, CODE);
     drop(viewer);
 
     let accepted = x1c.impostor_answers();
@@ -129,9 +134,9 @@ fn x1c_stream_mp4_pins_the_certificate_and_refuses_another() {
     assert_eq!(pin_of(ts, id), Some(pin_a));
 }
 
-/// The MJPEG side (ffmpeg) holds to the certificate `stream.mp4` pinned,
-/// also when its hub was made before that pin: both sides of a printer
-/// share one trust.
+/// The MJPEG side read by ffmpeg's RTSP client (`rtsp_client` ffmpeg)
+/// holds to the certificate `stream.mp4` pinned, also when its hub was
+/// made before that pin: both sides of a printer share one trust.
 #[test]
 fn the_pin_stream_mp4_took_holds_for_the_mjpeg_side() {
     if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
@@ -139,7 +144,7 @@ fn the_pin_stream_mp4_took_holds_for_the_mjpeg_side() {
     }
     let mut x1c = X1c::start();
     let (ts, port) = (&x1c.ts, x1c.port);
-    let id = add_x1c(ts, port, CODE);
+    let id = add_x1c_reading_with(ts, port, CODE, "ffmpeg");
     // Made (not connected) while nothing is pinned yet.
     ts.cameras.hub(id).unwrap();
     let path = format!("/printers/{id}/camera/stream.mp4");

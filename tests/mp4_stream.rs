@@ -91,7 +91,7 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
     assert!(out > 0, "{figures}");
 
     // A snapshot (MJPEG side) must not open a second connection meanwhile.
-    support::assert_snapshot_waits_for_mp4(&ts, id, PASSWORD);
+    support::assert_snapshot_shares_the_mp4_session(&ts, id, PASSWORD);
 
     // A viewer who hangs up frees its place at once, while the camera
     // keeps sending.
@@ -114,8 +114,10 @@ fn two_mp4_viewers_share_one_rtsp_session_without_ffmpeg() {
     );
 }
 
+/// With `rtsp_client` ffmpeg the MJPEG side has a client of its own,
+/// ffmpeg's: the MP4 stream waits for it rather than open a second one.
 #[test]
-fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
+fn while_ffmpeg_reads_for_mjpeg_the_mp4_stream_opens_no_second_connection() {
     if doubles::find("ffmpeg", "ffmpeg").is_none() || !doubles::require_gst_rtsp() {
         return;
     }
@@ -123,6 +125,12 @@ fn while_mjpeg_plays_the_mp4_stream_opens_no_second_connection() {
     let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
     let ts = TestServer::start();
     let id = add_camera(&ts, rtsp.port);
+    let r = ts.send_json(
+        "PATCH",
+        &format!("/printers/{id}"),
+        r#"{"rtsp_client":"ffmpeg"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream"));
     assert!(support::is_jpeg(&mjpeg.next_part().unwrap()));
     events.drain(Duration::from_millis(500));

@@ -81,19 +81,21 @@ fn post(addr: std::net::SocketAddr, body: &str) -> i64 {
 
 #[test]
 fn sigterm_with_viewers_and_ffmpeg_exits_cleanly_and_logs_no_secret() {
+    // The fake ffmpeg stands for ffmpeg's RTSP client here (its URL says
+    // how it behaves), so the cameras are set to that client.
     let work = Workdir::new("sigterm");
     let served = work.serve(&[("RUST_LOG", "trace")]);
     let addr = served.addr;
     let cam = post(
         addr,
         &format!(
-            r#"{{"name":"garage","camera_type":"rtsp","camera_url":"rtsp://cam:{PASSWORD}@127.0.0.1:8554/live"}}"#
+            r#"{{"name":"garage","camera_type":"rtsp","rtsp_client":"ffmpeg","camera_url":"rtsp://cam:{PASSWORD}@127.0.0.1:8554/live"}}"#
         ),
     );
     let broken = post(
         addr,
         &format!(
-            r#"{{"name":"broken","camera_type":"rtsp","camera_url":"rtsp://cam:{PASSWORD}@127.0.0.1:8554/fail"}}"#
+            r#"{{"name":"broken","camera_type":"rtsp","rtsp_client":"ffmpeg","camera_url":"rtsp://cam:{PASSWORD}@127.0.0.1:8554/fail"}}"#
         ),
     );
     // A P1S whose camera port is closed: the failure path of the chamber source.

@@ -50,6 +50,17 @@ const WARMUP_WAIT: Duration = Duration::from_secs(2);
 /// The frame rate asked of a source when only snapshots keep it open.
 const IDLE_FPS: u32 = 2;
 
+/// Which frames a subscription takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taking {
+    /// As many as its fps allows.
+    Some,
+    /// Every one (a video viewer).
+    Every,
+    /// Every one, for another hub's source.
+    Feed,
+}
+
 /// A handle to one camera's hub; clones share it.
 #[derive(Clone)]
 pub struct Hub {
@@ -115,8 +126,10 @@ impl State {
     fn remove_viewer(&mut self, id: u64) {
         if let Some(pos) = self.viewers.iter().position(|v| v.id == id) {
             let v = self.viewers.swap_remove(pos);
-            self.departed_out += v.counters.out();
-            self.departed_dropped += v.counters.dropped();
+            if !v.feeds {
+                self.departed_out += v.counters.out();
+                self.departed_dropped += v.counters.dropped();
+            }
             // Its queue ends here (with `v`); a thread waiting on its
             // connection must hear of it.
             let sink = v.sink.clone();
@@ -128,11 +141,22 @@ impl State {
     }
 
     fn remove_all_viewers(&mut self) -> usize {
-        let ids: Vec<u64> = self.viewers.iter().map(|v| v.id).collect();
-        for id in &ids {
+        self.remove_viewers_if(|_| true)
+    }
+
+    /// Removes the viewers `which` picks; returns how many of them were
+    /// viewers rather than feeds.
+    fn remove_viewers_if(&mut self, which: impl Fn(&Viewer) -> bool) -> usize {
+        let picked: Vec<(u64, bool)> = self
+            .viewers
+            .iter()
+            .filter(|v| which(v))
+            .map(|v| (v.id, v.feeds))
+            .collect();
+        for (id, _) in &picked {
             self.remove_viewer(*id);
         }
-        ids.len()
+        picked.iter().filter(|(_, feeds)| !feeds).count()
     }
 
     fn note_consumer_left(&mut self) {
@@ -169,26 +193,34 @@ impl Hub {
 
     /// A new viewer at `fps` (clamped). The upstream starts if it is not running.
     pub fn subscribe(&self, fps: u32) -> Subscription {
-        self.subscribe_with(fps, None, false)
+        self.subscribe_with(fps, None, Taking::Some)
     }
 
     /// A new viewer whose connection the hub may write to itself once the
     /// viewer calls `Subscription::deliver_directly`.
     pub fn subscribe_direct(&self, fps: u32, sink: Arc<dyn Sink>) -> Subscription {
-        self.subscribe_with(fps, Some(sink), false)
+        self.subscribe_with(fps, Some(sink), Taking::Some)
     }
 
     /// A direct viewer offered every frame the camera sends, as a video
     /// stream needs; what it misses it sees as a gap in `Frame::seq`.
     pub fn subscribe_every_frame(&self, sink: Arc<dyn Sink>) -> Subscription {
-        self.subscribe_with(MAX_FPS, Some(sink), true)
+        self.subscribe_with(MAX_FPS, Some(sink), Taking::Every)
+    }
+
+    /// As `subscribe_every_frame`, for another hub's source that feeds on
+    /// this one (an H.264 camera's MJPEG decoder): it keeps the camera
+    /// open but is no viewer in the figures, and `stop_viewers` leaves it
+    /// to its own hub.
+    pub fn subscribe_feed(&self, sink: Arc<dyn Sink>) -> Subscription {
+        self.subscribe_with(MAX_FPS, Some(sink), Taking::Feed)
     }
 
     fn subscribe_with(
         &self,
         fps: u32,
         sink: Option<Arc<dyn Sink>>,
-        every_frame: bool,
+        taking: Taking,
     ) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(VIEWER_QUEUE);
         let counters = Arc::new(ViewerCounters::default());
@@ -204,7 +236,8 @@ impl Hub {
                 rx: rx.clone(),
                 sink,
                 direct: false,
-                every_frame,
+                every_frame: taking != Taking::Some,
+                feeds: taking == Taking::Feed,
                 tokens: FPS_BURST,
                 last_offer: now,
                 since: now,
@@ -252,7 +285,7 @@ impl Hub {
     /// kept only for them closes now rather than after the grace period.
     pub fn stop_viewers(&self) -> usize {
         let mut st = self.inner.lock();
-        let ended = st.remove_all_viewers();
+        let ended = st.remove_viewers_if(|v| !v.feeds);
         let cancel = if st.consumers() == 0 && st.running {
             st.stop_upstream()
         } else {
@@ -288,6 +321,7 @@ impl Hub {
         let viewer_stats: Vec<ViewerStats> = st
             .viewers
             .iter()
+            .filter(|v| !v.feeds)
             .map(|v| ViewerStats {
                 id: v.id,
                 fps: v.fps,
@@ -298,7 +332,7 @@ impl Hub {
             .collect();
         HubStats {
             state: st.upstream.unwrap_or(UpstreamState::Idle),
-            viewers: st.viewers.len(),
+            viewers: viewer_stats.len(),
             frames_in: st.frames_in,
             frames_out: st.departed_out + viewer_stats.iter().map(|v| v.frames_out).sum::<u64>(),
             frames_dropped: st.departed_dropped

@@ -507,6 +507,7 @@ fn fps_cap_is_a_token_bucket() {
         sink: None,
         direct: false,
         every_frame: false,
+        feeds: false,
         tokens: FPS_BURST,
         last_offer: start,
         since: start,
@@ -551,6 +552,7 @@ fn an_every_frame_viewer_takes_a_burst_whole() {
         sink: None,
         direct: false,
         every_frame: true,
+        feeds: false,
         tokens: FPS_BURST,
         last_offer: start,
         since: start,
@@ -589,4 +591,28 @@ fn fps_is_clamped() {
     assert_eq!(clamp_fps(0), 1);
     assert_eq!(clamp_fps(15), 15);
     assert_eq!(clamp_fps(1000), 30);
+}
+
+#[test]
+fn a_feed_keeps_the_camera_open_but_is_no_viewer() {
+    let source = Arc::new(TestSource::new(5));
+    let hub = hub(&source, 60_000);
+    let sink = ScriptedSink::new(&[]);
+    let feed = hub.subscribe_feed(sink.clone());
+    go_direct(&feed, &sink);
+    let viewer = hub.subscribe(10);
+    viewer.recv(RECV).unwrap();
+    let stats = hub.stats();
+    assert_eq!(stats.viewers, 1, "{stats:?}");
+    assert_eq!(stats.viewer_stats.len(), 1);
+    // A stop ends the viewer and leaves the feed to its own hub.
+    assert_eq!(hub.stop_viewers(), 1);
+    let (before, out) = (sink.offered().len(), frames_out(&hub));
+    eventually("more frames for the feed", || {
+        sink.offered().len() > before + 2
+    });
+    assert_eq!(source.active.load(Ordering::SeqCst), 1);
+    assert_eq!(frames_out(&hub), out, "the feed's frames are not out");
+    drop(feed);
+    hub.shutdown();
 }

@@ -112,6 +112,9 @@ pub(super) struct Viewer {
     /// Takes every frame, whatever its fps (H.264: a frame cannot be
     /// skipped without breaking those that follow).
     pub(super) every_frame: bool,
+    /// Not a viewer but another hub's source (an H.264 camera's MJPEG
+    /// decoder): kept out of the viewer figures and of `stop_viewers`.
+    pub(super) feeds: bool,
     pub(super) tokens: f64,
     pub(super) last_offer: Instant,
     pub(super) since: Instant,

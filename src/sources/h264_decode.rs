@@ -110,10 +110,10 @@ impl H264Decode {
             closed: AtomicBool::new(false),
         });
         let as_sink: Arc<dyn Sink> = sink.clone();
-        let (sub, joined) = match gop.join(|| hub.subscribe_every_frame(as_sink.clone())) {
+        let (sub, joined) = match gop.join(|| hub.subscribe_feed(as_sink.clone())) {
             Some(joined) => (joined.value, joined.fragments),
             // No picture yet: the session is starting.
-            None => (hub.subscribe_every_frame(as_sink), Vec::new()),
+            None => (hub.subscribe_feed(as_sink), Vec::new()),
         };
         sub.deliver_directly();
         let feeder = {

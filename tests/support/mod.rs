@@ -276,13 +276,15 @@ pub fn read_mp4_for(r: &mut BufReader<TcpStream>, d: Duration) -> Vec<u8> {
 }
 
 /// While printer `id`'s `stream.mp4` plays, its snapshot (the MJPEG side)
-/// is 503 and opens no second connection; `secret` is not in the answer.
-pub fn assert_snapshot_waits_for_mp4(ts: &TestServer, id: i64, secret: &str) {
+/// is a picture decoded from the same session (the caller counts the
+/// camera's clients), and its status names no `secret`.
+pub fn assert_snapshot_shares_the_mp4_session(ts: &TestServer, id: i64, secret: &str) {
     let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
-    assert_eq!(snap.status, 503, "{}", snap.text());
-    let detail = snap.detail();
-    assert!(detail.contains("busy with its MP4 stream"), "{detail}");
-    assert!(!snap.text().contains(secret), "{}", snap.text());
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    assert!(is_jpeg(&snap.body));
+    let status = ts.get(&format!("/printers/{id}/camera/status")).text();
+    assert!(status.contains(r#""decodes":"keyframes""#), "{status}");
+    assert!(!status.contains(secret), "{status}");
 }
 
 /// The answer to a stream request when it is refused; None when the
