@@ -21,6 +21,7 @@ use support::{is_jpeg, open_mp4_viewer, read_mp4_for, MjpegReader, TestServer};
 
 const USER: &str = "viewer";
 const PASSWORD: &str = "s3cret-pw";
+const SIZE: (u32, u32) = (640, 360);
 
 fn have_programs() -> bool {
     doubles::find("ffmpeg", "ffmpeg").is_some() && doubles::require_gst_rtsp()
@@ -176,7 +177,7 @@ fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
         return;
     }
     let _serial = serial();
-    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264");
+    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264", SIZE);
     let port = rtsp.port;
     let ts = TestServer::start();
     let id = add_camera(&ts, port, "auto");
@@ -192,7 +193,7 @@ fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
     drop(rtsp);
     std::thread::sleep(Duration::from_secs(2));
     let (mjpeg_in, mp4_in) = frames_in(&ts, id);
-    let (_back, mut events) = RtspServer::watched_on(USER, PASSWORD, port, "h264");
+    let (_back, mut events) = RtspServer::watched_on(USER, PASSWORD, port, "h264", SIZE);
     let back = Instant::now();
 
     // Both sides take pictures again, and the viewers are still there.
@@ -258,6 +259,37 @@ fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
         .unwrap_or(0)
 }
 
+/// A camera that comes back with another picture size: MJPEG viewers get
+/// the new size (the decoder starts again for it).
+#[test]
+fn a_camera_back_with_another_size_reaches_mjpeg_viewers_at_that_size() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264", SIZE);
+    let port = rtsp.port;
+    let ts = TestServer::start();
+    let id = add_camera(&ts, port, "auto");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert_eq!(jpeg_size(&mjpeg.next_part().unwrap()), Some((640, 360)));
+    drop(rtsp);
+    let (_back, _events) = RtspServer::watched_on(USER, PASSWORD, port, "h264", (320, 180));
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let part = mjpeg.next_part().unwrap();
+        if jpeg_size(&part) == Some((320, 180)) {
+            break;
+        }
+        assert_eq!(jpeg_size(&part), Some((640, 360)));
+        assert!(Instant::now() < deadline, "the new size never came");
+    }
+    assert_eq!(
+        status(&ts, id).get("viewers").and_then(Value::as_i64),
+        Some(1)
+    );
+}
+
 /// Frames the MJPEG side and the MP4 side have taken in.
 fn frames_in(ts: &TestServer, id: i64) -> (i64, i64) {
     let s = status(ts, id);
@@ -271,7 +303,7 @@ fn mjpeg_over_rtsp_falls_back_to_ffmpegs_client_and_says_why() {
         return;
     }
     let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, "jpeg");
+    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, "jpeg", SIZE);
     let ts = TestServer::start();
     let id = add_camera(&ts, rtsp.port, "auto");
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));

@@ -123,6 +123,17 @@ fn x1c_stream_mp4_pins_the_certificate_and_refuses_another() {
     assert!(others.is_empty(), "a child beside stream.mp4: {others:?}");
     // The MJPEG side decodes the same session: the printer sees one client.
     support::assert_snapshot_shares_the_mp4_session(ts, id, CODE);
+    // Both sides show the session's TLS version.
+    let status = ts.get(&format!("/printers/{id}/camera/status")).json();
+    let tls = |v: Option<&printcam::json::Value>| {
+        v.and_then(|v| v.get("tls_version")?.as_str().map(String::from))
+    };
+    assert_eq!(
+        tls(status.get("mp4")).as_deref(),
+        Some("TLS 1.3"),
+        "{status}"
+    );
+    assert_eq!(tls(Some(&status)).as_deref(), Some("TLS 1.3"), "{status}");
     drop(viewer);
 
     let accepted = x1c.impostor_answers();

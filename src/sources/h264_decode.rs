@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ChildStdin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The camera's H.264 session: its hub and group of pictures, asked for at
 /// each connection (the session's hub is replaced when settings change).
@@ -40,6 +40,8 @@ const QUEUE: usize = 32;
 const AUD: [u8; 6] = [0, 0, 0, 1, 9, 0xf0];
 /// How often the feeding thread looks whether it should end.
 const TICK: Duration = Duration::from_millis(200);
+/// How often the session's TLS version is copied into the figures.
+const TLS_CHECK: Duration = Duration::from_secs(2);
 /// Keyframes may come this much slower than asked (5 %) and still do.
 const RATE_SLACK: (u64, u64) = (21, 20);
 
@@ -164,6 +166,16 @@ impl H264Decode {
     ) -> Result<Option<Ended>, SourceError> {
         shared.set_want(Want::of(up));
         up.decoding(shared.decoding());
+        if shared.note_tls_check() {
+            if let Some(version) = hub.stats().tls_version {
+                up.tls_version(version);
+            }
+        }
+        if shared.resized.load(Ordering::Relaxed) {
+            return Err(SourceError::transient(
+                "the camera's picture size changed: the decoder starts again",
+            ));
+        }
         loop {
             match sub.try_recv() {
                 Ok(delivery) => {
@@ -251,9 +263,25 @@ struct Shared {
     keyframes_only: AtomicBool,
     fed: AtomicU32,
     done: AtomicBool,
+    /// The session's track changed (a new picture size): a decoder set up
+    /// for the old one is not fed it.
+    resized: AtomicBool,
+    /// When the session's TLS version was last looked for.
+    tls_checked: Mutex<Option<Instant>>,
 }
 
 impl Shared {
+    /// True at most every `TLS_CHECK`: time to copy the session's TLS
+    /// version into this side's figures.
+    fn note_tls_check(&self) -> bool {
+        let mut last = lock(&self.tls_checked);
+        if last.is_some_and(|t| t.elapsed() < TLS_CHECK) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     fn set_want(&self, want: Want) {
         let v = match want {
             Want::Snapshots => 0,
@@ -356,6 +384,8 @@ fn feed_decoder(
     shared: &Shared,
 ) {
     let mut picker = Picker::default();
+    // The track of the first keyframe fed: the one ffmpeg set up for.
+    let mut track: Option<u64> = None;
     let mut feed = |fragment: &[u8], joined: bool| -> bool {
         let picked = picker.pick(fragment, shared.want(), joined);
         shared
@@ -364,6 +394,10 @@ fn feed_decoder(
         let Some(keyframe) = picked else {
             return true;
         };
+        if keyframe && *track.get_or_insert(gop.generation()) != gop.generation() {
+            shared.resized.store(true, Ordering::Relaxed);
+            return false;
+        }
         let parameter_sets = if keyframe { gop.parameter_sets() } else { None };
         let Some(unit) = access_unit(fragment, parameter_sets.as_deref()) else {
             return true;

@@ -213,6 +213,9 @@ impl Source for RtspH264 {
     fn run(&self, up: &dyn Upstream) -> Result<(), SourceError> {
         let (mut session, pin) = self.open()?;
         up.reached("RTSP session playing".into());
+        if let Some(version) = session.info().tls_version {
+            up.tls_version(version);
+        }
         self.gop.clear();
         // A certificate first seen is pinned only once a frame came: the
         // device behind it also knew the access code.

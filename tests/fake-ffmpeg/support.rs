@@ -206,29 +206,29 @@ impl RtspServer {
     /// CLOSED) in the returned `Events`.
     pub fn watched(user: &str, password: &str, session_timeout: u32) -> (RtspServer, Events) {
         let timeout = session_timeout.to_string();
-        let (server, out) = RtspServer::spawn(&[user, password, "640", "360", "1", &timeout]);
-        (
-            server,
-            Events {
-                out,
-                seen: Vec::new(),
-            },
-        )
+        RtspServer::spawn_watched(&[user, password, "640", "360", "1", &timeout])
     }
 
-    /// A watched 640x360 server on `port` (0: any) sending `codec`
-    /// ("h264", or "jpeg": MJPEG over RTP).
-    pub fn watched_on(user: &str, password: &str, port: u16, codec: &str) -> (RtspServer, Events) {
-        let port = port.to_string();
-        let args = [user, password, "640", "360", "1", "60", &port, codec];
-        let (server, out) = RtspServer::spawn(&args);
-        (
-            server,
-            Events {
-                out,
-                seen: Vec::new(),
-            },
-        )
+    /// A watched server on `port` (0: any) sending `codec` ("h264", or
+    /// "jpeg": MJPEG over RTP) at `size`.
+    pub fn watched_on(
+        user: &str,
+        password: &str,
+        port: u16,
+        codec: &str,
+        size: (u32, u32),
+    ) -> (RtspServer, Events) {
+        let (port, w, h) = (port.to_string(), size.0.to_string(), size.1.to_string());
+        RtspServer::spawn_watched(&[user, password, &w, &h, "1", "60", &port, codec])
+    }
+
+    fn spawn_watched(args: &[&str]) -> (RtspServer, Events) {
+        let (server, out) = RtspServer::spawn(args);
+        let events = Events {
+            out,
+            seen: Vec::new(),
+        };
+        (server, events)
     }
 
     fn spawn(args: &[&str]) -> (RtspServer, std::process::ChildStdout) {

@@ -128,6 +128,8 @@ pub struct StreamInfo {
     pub first_sequence: Option<u16>,
     /// The session timeout the server gave (60 s when it gave none).
     pub session_timeout: Duration,
+    /// The TLS version of an rtsps session ("TLS 1.3"), for the figures.
+    pub tls_version: Option<&'static str>,
 }
 
 /// The session timeout RFC 2326 (12.37) assumes when the server names none.
@@ -174,14 +176,16 @@ impl Session {
             Some(c) => Some(c),
             None => url_credentials(url)?,
         };
-        let conn = connect(target, url, transport, timeouts)?;
-        Session::start(
+        let (conn, tls_version) = connect(target, url, transport, timeouts)?;
+        let mut session = Session::start(
             conn,
             &request_uri(url),
             Authenticator::new(credentials),
             timeouts,
             Instant::now(),
-        )
+        )?;
+        session.info.tls_version = tls_version;
+        Ok(session)
     }
 
     /// The exchange up to PLAY on an open connection (tests replay it).
@@ -208,6 +212,7 @@ impl Session {
                 parameter_sets: Vec::new(),
                 first_sequence: None,
                 session_timeout: DEFAULT_SESSION_TIMEOUT,
+                tls_version: None,
             },
             keepalive: Keepalive {
                 method: "OPTIONS",
@@ -514,7 +519,13 @@ fn status_error(method: &str, uri: &str, r: &Response, had_credentials: bool) ->
     }
 }
 
-fn connect(target: &Target, url: &Url, transport: Transport, t: Timeouts) -> Result<Box<dyn Conn>> {
+/// The connection, and its TLS version for rtsps.
+fn connect(
+    target: &Target,
+    url: &Url,
+    transport: Transport,
+    t: Timeouts,
+) -> Result<(Box<dyn Conn>, Option<&'static str>)> {
     match (url.scheme(), transport) {
         ("rtsp", Transport::Plain) => {
             let sock = target.connect(t.connect).map_err(|e| {
@@ -524,7 +535,7 @@ fn connect(target: &Target, url: &Url, transport: Transport, t: Timeouts) -> Res
                 )
             })?;
             set_timeouts(&sock, t.io)?;
-            Ok(Box::new(sock))
+            Ok((Box::new(sock), None))
         }
         ("rtsps", Transport::Tls(dialer)) => {
             let stream = tls::connect_with(target, &dialer, t.connect).map_err(|e| {
@@ -536,7 +547,8 @@ fn connect(target: &Target, url: &Url, transport: Transport, t: Timeouts) -> Res
                 Error::new(kind, e.message)
             })?;
             set_timeouts(&stream.sock, t.io)?;
-            Ok(Box::new(stream))
+            let version = tls::version_name(&stream.conn);
+            Ok((Box::new(stream), Some(version)))
         }
         (scheme, _) => Err(Error::new(
             ErrorKind::Unsupported,
