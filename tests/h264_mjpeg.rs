@@ -299,11 +299,23 @@ fn frames_in(ts: &TestServer, id: i64) -> (i64, i64) {
 
 #[test]
 fn mjpeg_over_rtsp_falls_back_to_ffmpegs_client_and_says_why() {
-    if !have_programs() {
-        return;
+    if have_programs() {
+        falls_back_to_ffmpegs_client("jpeg");
     }
+}
+
+#[test]
+fn h265_falls_back_to_ffmpegs_client_and_says_why() {
+    if have_programs() && doubles::require_gst_element("x265enc", "gstreamer1.0-plugins-bad") {
+        falls_back_to_ffmpegs_client("h265");
+    }
+}
+
+/// A camera sending `codec`, which the native client does not take: its
+/// MJPEG comes from ffmpeg's client, and the reason is shown.
+fn falls_back_to_ffmpegs_client(codec: &str) {
     let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, "jpeg", SIZE);
+    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, codec, SIZE);
     let ts = TestServer::start();
     let id = add_camera(&ts, rtsp.port, "auto");
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));

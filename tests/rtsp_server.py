@@ -13,7 +13,8 @@ client's OPTIONS, GET_PARAMETER, TEARDOWN and close is printed on stdout
 as one line, so a test can see what the server saw (0: no timeout and
 no report). PORT (default 0, any free one) lets a restarted server come
 back where its clients look for it. CODEC "jpeg" sends MJPEG over RTP
-(RFC 2435) instead of H.264, a stream only ffmpeg's client reads.
+(RFC 2435) instead of H.264, and "h265" H.265 (x265enc, from
+gstreamer1.0-plugins-bad): streams only ffmpeg's client reads.
 Needs python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-ugly (x264enc).
 """
 import sys
@@ -74,7 +75,12 @@ def main():
     server.set_service(port)
 
     factory = GstRtspServer.RTSPMediaFactory()
-    if codec == "jpeg":
+    if codec == "h265":
+        encode = (
+            "! x265enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
+            "! rtph265pay name=pay0 pt=96 config-interval=1 )"
+        )
+    elif codec == "jpeg":
         encode = "! videoconvert ! video/x-raw,format=I420 ! jpegenc name=enc ! rtpjpegpay name=pay0 pt=26 )"
     else:
         encode = (

@@ -28,7 +28,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme}
 pub mod programs;
 
 #[allow(unused_imports)]
-pub use programs::{find, require_gst_rtsp};
+pub use programs::{find, require_gst_element, require_gst_rtsp};
 
 pub fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -89,24 +89,38 @@ pub fn have_ffmpeg() -> bool {
 /// True if python3-gi with GStreamer's RTSP server and x264enc is usable;
 /// otherwise `missing`.
 pub fn require_gst_rtsp() -> bool {
+    require_gst_with(
+        "x264enc",
+        "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+         gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly",
+    )
+}
+
+/// True if GStreamer's RTSP server and `element` are usable (the double's
+/// other encoders: x265enc); otherwise `missing` naming `package`.
+pub fn require_gst_element(element: &str, package: &str) -> bool {
+    require_gst_rtsp() && require_gst_with(element, package)
+}
+
+fn require_gst_with(element: &str, package: &str) -> bool {
     let Some(python) = find("/usr/bin/python3", "python3") else {
         return false;
     };
-    let check =
+    let check = format!(
         "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); \
-                 from gi.repository import Gst, GstRtspServer; Gst.init(None); \
-                 assert Gst.ElementFactory.find('x264enc')";
+         from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+         assert Gst.ElementFactory.find('{element}')"
+    );
     let ok = Command::new(python)
-        .args(["-c", check])
+        .args(["-c", &check])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
         missing(
-            "GStreamer's RTSP server (with x264enc)",
-            "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-             gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly",
+            &format!("GStreamer's RTSP server (with {element})"),
+            package,
         );
     }
     ok
