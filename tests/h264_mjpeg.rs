@@ -56,11 +56,19 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 /// The command lines of this test process's ffmpeg children.
 fn ffmpeg_children() -> Vec<String> {
+    ffmpeg_pids()
+        .into_iter()
+        .map(|(_, cmdline)| cmdline)
+        .collect()
+}
+
+/// This test process's ffmpeg children, with their command lines.
+fn ffmpeg_pids() -> Vec<(u32, String)> {
     doubles::children_of(std::process::id())
         .into_iter()
-        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("ffmpeg"))
+        .filter_map(|pid| Some((pid, std::fs::read(format!("/proc/{pid}/cmdline")).ok()?)))
+        .map(|(pid, c)| (pid, String::from_utf8_lossy(&c).replace('\0', " ")))
+        .filter(|(_, c)| c.contains("ffmpeg"))
         .collect()
 }
 
@@ -257,6 +265,50 @@ fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
     first
         .and_then(|v| v.get("frames_out")?.as_i64())
         .unwrap_or(0)
+}
+
+/// A decoder that dies (killed, crashed) is reaped and replaced; the
+/// `<video>` viewer and the camera's session go on untouched.
+#[test]
+fn a_killed_decoder_is_replaced_and_the_video_goes_on() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let ts = TestServer::start();
+    let id = add_camera(&ts, rtsp.port, "auto");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    let video = open_mp4_viewer(ts.addr, &format!("/printers/{id}/camera/stream.mp4"));
+    let (video_bytes, video_reader) = read_in_background(video);
+    let decoders = ffmpeg_pids();
+    assert_eq!(decoders.len(), 1, "{decoders:?}");
+    let killed = decoders[0].0;
+    let pid = libc::pid_t::try_from(killed).unwrap();
+    // SAFETY: a plain kill(2) of our own child, which is not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let at = Instant::now();
+    wait_until("a new decoder", Duration::from_secs(20), || {
+        let now = ffmpeg_pids();
+        now.len() == 1 && now[0].0 != killed
+    });
+    let out_before = viewer_frames_out(&ts, id);
+    wait_until("pictures again", Duration::from_secs(20), || {
+        viewer_frames_out(&ts, id) >= out_before + 3
+    });
+    assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    assert!(bytes_since(&video_bytes, at) > 50_000, "the video stopped");
+    let s = status(&ts, id);
+    let why = s.get("last_error").and_then(Value::as_str).unwrap_or("");
+    assert!(why.contains("decoder"), "{s}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{killed}")).exists(),
+        "not reaped"
+    );
+    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    drop(ts);
+    let _ = video_reader.join();
 }
 
 /// A camera that comes back with another picture size: MJPEG viewers get
