@@ -80,6 +80,35 @@ fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
     printcam::jpeg::resolution(jpeg)
 }
 
+/// The RTSP double (watched, H.264 at 640x360) as an external camera read
+/// with `rtsp_client`; one test at a time.
+struct Camera {
+    ts: TestServer,
+    id: i64,
+    events: Events,
+    _rtsp: RtspServer,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Camera {
+    fn start(rtsp_client: &str) -> Option<Camera> {
+        if !have_programs() {
+            return None;
+        }
+        let serial = serial();
+        let (rtsp, events) = RtspServer::watched(USER, PASSWORD, 60);
+        let ts = TestServer::start();
+        let id = add_camera(&ts, rtsp.port, rtsp_client);
+        Some(Camera {
+            ts,
+            id,
+            events,
+            _rtsp: rtsp,
+            _serial: serial,
+        })
+    }
+}
+
 fn sessions(events: &mut Events) -> usize {
     events.drain(Duration::from_millis(500));
     events.count("OPTIONS")
@@ -87,13 +116,10 @@ fn sessions(events: &mut Events) -> usize {
 
 #[test]
 fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::start("auto") else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
-    let ts = TestServer::start();
-    let id = add_camera(&ts, rtsp.port, "auto");
+    };
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
 
     // A 1 fps dashboard: keyframes (one a second) are all it needs.
     let mut slow = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=1"));
@@ -135,7 +161,7 @@ fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
     });
     read_mp4_for(&mut video, Duration::from_millis(300));
 
-    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    assert_eq!(sessions(events), 1, "{:?}", events.seen);
     let children = ffmpeg_children();
     assert_eq!(children.len(), 1, "one decoder for all: {children:?}");
     assert!(!ts
@@ -271,13 +297,10 @@ fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
 /// `<video>` viewer and the camera's session go on untouched.
 #[test]
 fn a_killed_decoder_is_replaced_and_the_video_goes_on() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::start("auto") else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
-    let ts = TestServer::start();
-    let id = add_camera(&ts, rtsp.port, "auto");
+    };
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
     assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     let video = open_mp4_viewer(ts.addr, &format!("/printers/{id}/camera/stream.mp4"));
@@ -306,8 +329,8 @@ fn a_killed_decoder_is_replaced_and_the_video_goes_on() {
         !std::path::Path::new(&format!("/proc/{killed}")).exists(),
         "not reaped"
     );
-    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
-    drop(ts);
+    assert_eq!(sessions(events), 1, "{:?}", events.seen);
+    drop(camera);
     let _ = video_reader.join();
 }
 
@@ -405,18 +428,15 @@ fn falls_back_to_ffmpegs_client(codec: &str) {
 
 #[test]
 fn rtsp_client_ffmpeg_reads_an_h264_camera_the_old_way() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::start("ffmpeg") else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
-    let ts = TestServer::start();
-    let id = add_camera(&ts, rtsp.port, "ffmpeg");
+    };
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=2"));
     assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     let children = ffmpeg_children();
     assert_eq!(children.len(), 1, "{children:?}");
     assert!(is_rtsp_client(&children[0]), "{children:?}");
     assert!(status(&ts, id).get("decoder").is_some_and(|d| d.is_null()));
-    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    assert_eq!(sessions(events), 1, "{:?}", events.seen);
 }
