@@ -128,7 +128,7 @@ fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
     assert!(is_jpeg(&first));
     assert_eq!(jpeg_size(&first), Some((640, 360)));
     wait_until("keyframes only", Duration::from_secs(10), || {
-        decodes(&ts, id).as_deref() == Some("keyframes")
+        decodes(ts, id).as_deref() == Some("keyframes")
     });
     let children = ffmpeg_children();
     assert_eq!(children.len(), 1, "{children:?}");
@@ -149,15 +149,15 @@ fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
 
     // A 15 fps viewer makes the decoder take every frame, and it goes
     // back to keyframes when that viewer leaves.
-    let before = status(&ts, id);
+    let before = status(ts, id);
     let mut fast = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=15"));
     for _ in 0..20 {
         assert!(is_jpeg(&fast.next_part().unwrap()));
     }
-    assert_eq!(decodes(&ts, id).as_deref(), Some("every frame"), "{before}");
+    assert_eq!(decodes(ts, id).as_deref(), Some("every frame"), "{before}");
     drop(fast);
     wait_until("keyframes again", Duration::from_secs(10), || {
-        decodes(&ts, id).as_deref() == Some("keyframes")
+        decodes(ts, id).as_deref() == Some("keyframes")
     });
     read_mp4_for(&mut video, Duration::from_millis(300));
 
@@ -316,13 +316,13 @@ fn a_killed_decoder_is_replaced_and_the_video_goes_on() {
         let now = ffmpeg_pids();
         now.len() == 1 && now[0].0 != killed
     });
-    let out_before = viewer_frames_out(&ts, id);
+    let out_before = viewer_frames_out(ts, id);
     wait_until("pictures again", Duration::from_secs(20), || {
-        viewer_frames_out(&ts, id) >= out_before + 3
+        viewer_frames_out(ts, id) >= out_before + 3
     });
     assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     assert!(bytes_since(&video_bytes, at) > 50_000, "the video stopped");
-    let s = status(&ts, id);
+    let s = status(ts, id);
     let why = s.get("last_error").and_then(Value::as_str).unwrap_or("");
     assert!(why.contains("decoder"), "{s}");
     assert!(
@@ -437,6 +437,6 @@ fn rtsp_client_ffmpeg_reads_an_h264_camera_the_old_way() {
     let children = ffmpeg_children();
     assert_eq!(children.len(), 1, "{children:?}");
     assert!(is_rtsp_client(&children[0]), "{children:?}");
-    assert!(status(&ts, id).get("decoder").is_some_and(|d| d.is_null()));
+    assert!(status(ts, id).get("decoder").is_some_and(|d| d.is_null()));
     assert_eq!(sessions(events), 1, "{:?}", events.seen);
 }
