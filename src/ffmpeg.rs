@@ -83,9 +83,10 @@ pub fn rtsp_timeout_flag(ffmpeg: &Path) -> &'static str {
 
 /// How this ffmpeg is told to pass frames on as they come (no frame rate
 /// of its own, which would hold each picture until the next one shows how
-/// long it lasts): `-fps_mode` since ffmpeg 5.1, `-vsync` before.
+/// long it lasts): `-fps_mode` since ffmpeg 5.1 (listed in the long help
+/// only), `-vsync` before.
 pub fn passthrough_flag(ffmpeg: &Path) -> &'static str {
-    probed(ffmpeg, &["-hide_banner", "-h"], |help| {
+    probed(ffmpeg, &["-hide_banner", "-h", "long"], |help| {
         if help
             .lines()
             .any(|l| l.split_whitespace().next() == Some("-fps_mode"))

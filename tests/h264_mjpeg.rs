@@ -46,6 +46,14 @@ fn decodes(ts: &TestServer, id: i64) -> Option<String> {
     Some(d.to_string())
 }
 
+fn frames_decoded(ts: &TestServer, id: i64) -> i64 {
+    let s = status(ts, id);
+    let decoder = s
+        .get("decoder")
+        .and_then(|d| d.get("frames_decoded")?.as_i64());
+    decoder.unwrap_or(0)
+}
+
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
@@ -130,6 +138,21 @@ fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
     wait_until("keyframes only", Duration::from_secs(10), || {
         decodes(ts, id).as_deref() == Some("keyframes")
     });
+    // And only keyframes reach the decoder: one frame in 15.
+    let (decoded, mp4_in) = (frames_decoded(ts, id), frames_in(ts, id).1);
+    wait_until(
+        "more frames from the camera",
+        Duration::from_secs(10),
+        || frames_in(ts, id).1 >= mp4_in + 45,
+    );
+    let (more_decoded, more_in) = (
+        frames_decoded(ts, id) - decoded,
+        frames_in(ts, id).1 - mp4_in,
+    );
+    assert!(
+        more_decoded * 5 <= more_in,
+        "{more_decoded} of {more_in} frames decoded"
+    );
     let children = ffmpeg_children();
     assert_eq!(children.len(), 1, "{children:?}");
     assert!(!is_rtsp_client(&children[0]), "{children:?}");
@@ -291,6 +314,54 @@ fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
     first
         .and_then(|v| v.get("frames_out")?.as_i64())
         .unwrap_or(0)
+}
+
+/// `camera/stop` ends the MJPEG viewers, the decoder and the camera's
+/// session at once, not a grace period later.
+#[test]
+fn stop_closes_the_session_at_once() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
+    let settings = printcam::config::Settings {
+        grace: Duration::from_secs(60),
+        ..support::test_settings()
+    };
+    let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
+    let id = add_camera(&ts, rtsp.port, "auto");
+    let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
+    assert!(is_jpeg(&mjpeg.next_part().unwrap()));
+    let r = ts.send_json("POST", &format!("/printers/{id}/camera/stop"), "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().get("stopped").and_then(Value::as_i64), Some(1));
+    assert!(
+        events.wait_for("TEARDOWN", Duration::from_secs(15)),
+        "{:?}",
+        events.seen
+    );
+    wait_until("no ffmpeg", Duration::from_secs(10), || {
+        ffmpeg_children().is_empty()
+    });
+}
+
+/// A camera that cannot be reached: MJPEG's snapshot and test say why.
+#[test]
+fn an_unreachable_camera_says_why_on_the_mjpeg_side() {
+    if !have_programs() {
+        return;
+    }
+    let _serial = serial();
+    let ts = TestServer::start();
+    let id = add_camera(&ts, doubles::programs::free_port(), "auto");
+    let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
+    assert_eq!(snap.status, 503, "{}", snap.text());
+    assert!(snap.detail().contains("refused"), "{}", snap.detail());
+    assert!(!snap.text().contains(PASSWORD));
+    let test = ts.get(&format!("/printers/{id}/camera/test")).json();
+    let why = test.get("error").and_then(Value::as_str).unwrap_or("");
+    assert!(why.contains("refused"), "{test}");
 }
 
 /// A decoder that dies (killed, crashed) is reaped and replaced; the

@@ -140,8 +140,8 @@ fn decoded(by_ffmpeg: Arc<dyn Source>, p: &Printer, cameras: &Arc<Cameras>) -> A
     let feed: Feed = Box::new(move || {
         let cameras = weak
             .upgrade()
-            .ok_or_else(|| "printcam is shutting down".to_string())?;
-        cameras.mp4_hub(id).map_err(|e| e.message().to_string())
+            .ok_or_else(|| Error::Unavailable("printcam is shutting down".into()))?;
+        cameras.mp4_hub(id)
     });
     Arc::new(H264Decode::new(
         feed,

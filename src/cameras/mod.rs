@@ -177,6 +177,8 @@ pub struct Cameras {
     /// Per camera: why the native RTSP client cannot take its stream, once
     /// found; forgotten when its settings change.
     refusals: Mutex<HashMap<i64, Arc<Refusal>>>,
+    /// Set by `shutdown`: no hub is made after it.
+    shut_down: std::sync::atomic::AtomicBool,
     /// Per printer: the certificate trust its sources share, and the
     /// settings it was made for.
     trusts: Mutex<HashMap<i64, (Printer, Arc<Tofu>)>>,
@@ -191,6 +193,7 @@ impl Cameras {
             mp4_hubs: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
             trusts: Mutex::new(HashMap::new()),
         })
     }
@@ -302,10 +305,12 @@ impl Cameras {
 
     pub fn remove_printer(&self, id: i64) -> Result<()> {
         refuse_demo(id)?;
-        self.close_hub(id);
+        // Gone from the registry first: a hub asked for while the old ones
+        // close (the MJPEG side asks for its MP4 hub) is then not made.
         if !self.registry.remove(id)? {
             return Err(Error::NotFound("Printer not found".into()));
         }
+        self.close_hub(id);
         Ok(())
     }
 
@@ -362,6 +367,9 @@ impl Cameras {
     ) -> Result<Entry> {
         let printer = self.printer(id)?;
         let mut hubs = crate::sync::lock(map);
+        if self.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable("printcam is shutting down".into()));
+        }
         if let Some(entry) = hubs.get(&id) {
             if same_camera(&entry.built_from, &printer) {
                 return Ok(entry.clone());
@@ -491,6 +499,8 @@ impl Cameras {
 
     /// Closes every upstream and waits for them.
     pub fn shutdown(&self) {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut hubs: Vec<Hub> = self.lock_hubs().drain().map(|(_, e)| e.hub).collect();
         hubs.extend(
             crate::sync::lock(&self.mp4_hubs)
@@ -551,13 +561,14 @@ impl Cameras {
     }
 
     fn close_hub(&self, id: i64) {
+        // First: new settings may make a stream the native client takes,
+        // and a hub made while the old ones close must not see the verdict.
+        crate::sync::lock(&self.refusals).remove(&id);
         let old = self.lock_hubs().remove(&id);
         let old_mp4 = crate::sync::lock(&self.mp4_hubs).remove(&id);
         for old in [old, old_mp4].into_iter().flatten() {
             old.hub.shutdown();
         }
-        // New settings may make a stream the native client takes.
-        crate::sync::lock(&self.refusals).remove(&id);
     }
 
     fn lock_hubs(&self) -> MutexGuard<'_, HashMap<i64, Entry>> {

@@ -112,6 +112,9 @@ struct State {
     connects: u64,
     reconnects: u64,
     shut_down: bool,
+    /// A stop ended the viewers while feeds remained: the upstream closes
+    /// as soon as the last of them leaves, not a grace period later.
+    close_when_idle: bool,
 }
 
 impl State {
@@ -169,6 +172,7 @@ impl State {
     /// lock is released.
     fn stop_upstream(&mut self) -> Option<Box<dyn Fn() + Send + Sync>> {
         self.running = false;
+        self.close_when_idle = false;
         self.upstream = Some(UpstreamState::Idle);
         self.cancel.take()
     }
@@ -229,6 +233,7 @@ impl Hub {
         st.next_viewer_id += 1;
         let id = st.next_viewer_id;
         if !st.shut_down {
+            st.close_when_idle = false;
             st.viewers.push(Viewer {
                 id,
                 fps: clamp_fps(fps),
@@ -289,6 +294,7 @@ impl Hub {
         let cancel = if st.consumers() == 0 && st.running {
             st.stop_upstream()
         } else {
+            st.close_when_idle = st.running;
             None
         };
         drop(st);
@@ -365,8 +371,16 @@ impl Hub {
         let mut st = self.inner.lock();
         st.remove_viewer(id);
         st.note_consumer_left();
+        let cancel = if st.close_when_idle && st.consumers() == 0 && st.running {
+            st.stop_upstream()
+        } else {
+            None
+        };
         drop(st);
         self.inner.changed.notify_all();
+        if let Some(cancel) = cancel {
+            cancel();
+        }
     }
 }
 

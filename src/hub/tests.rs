@@ -613,6 +613,11 @@ fn a_feed_keeps_the_camera_open_but_is_no_viewer() {
     });
     assert_eq!(source.active.load(Ordering::SeqCst), 1);
     assert_eq!(frames_out(&hub), out, "the feed's frames are not out");
+    // Once the feed leaves too, the stopped camera closes at once, not
+    // after the (here one minute) grace period.
     drop(feed);
+    eventually("upstream to close", || {
+        source.active.load(Ordering::SeqCst) == 0
+    });
     hub.shutdown();
 }

@@ -4,13 +4,15 @@
 //! stdin) that runs only while an MJPEG viewer or a snapshot needs it. When
 //! no consumer wants more pictures than the camera sends keyframes (a 1 fps
 //! dashboard, a snapshot) only keyframes are fed, so it decodes one picture
-//! per group. Streams the native client cannot take are read by ffmpeg's
+//! per group; a snapshot of a camera whose session is open decodes the
+//! keyframe of the group kept for `<video>` joiners. Streams the native client cannot take are read by ffmpeg's
 //! own RTSP client instead (`RtspClient::Auto`), or always when the camera
 //! is set to `RtspClient::Ffmpeg`.
 
 use super::rtsp::{read_jpegs, Ended};
 use super::rtsp_h264::Refusal;
 use crate::camera::RtspClient;
+use crate::error::Error;
 use crate::ffmpeg::{self, Child};
 use crate::frame::Frame;
 use crate::gop::{Admit, Gate, Gop};
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// The camera's H.264 session: its hub and group of pictures, asked for at
 /// each connection (the session's hub is replaced when settings change).
-pub type Feed = Box<dyn Fn() -> Result<(Hub, Arc<Gop>), String> + Send + Sync>;
+pub type Feed = Box<dyn Fn() -> Result<(Hub, Arc<Gop>), Error> + Send + Sync>;
 
 /// Frames waiting for the decoder; when it falls this far behind, frames
 /// are left out and it picks up again at the next keyframe.
@@ -40,8 +42,9 @@ const QUEUE: usize = 32;
 const AUD: [u8; 6] = [0, 0, 0, 1, 9, 0xf0];
 /// How often the feeding thread looks whether it should end.
 const TICK: Duration = Duration::from_millis(200);
-/// How often the session's TLS version is copied into the figures.
-const TLS_CHECK: Duration = Duration::from_secs(2);
+/// How often the session's figures are looked at (its TLS version, a
+/// failure).
+const CHECK: Duration = Duration::from_secs(2);
 /// Keyframes may come this much slower than asked (5 %) and still do.
 const RATE_SLACK: (u64, u64) = (21, 20);
 
@@ -90,7 +93,7 @@ impl H264Decode {
     /// One decoder child fed from the session until the hub stops, the
     /// session ends for good, or ffmpeg fails.
     fn decode(&self, up: &dyn Upstream) -> Result<(), SourceError> {
-        let (hub, gop) = (self.feed)().map_err(SourceError::fatal)?;
+        let (hub, gop) = (self.feed)().map_err(|e| self.no_session(&e))?;
         let program = ffmpeg::find(self.ffmpeg.as_deref()).map_err(SourceError::fatal)?;
         let args = ffmpeg::decode_args(ffmpeg::passthrough_flag(&program));
         let mut child = Child::spawn_fed(&program, &args).map_err(|e| {
@@ -118,6 +121,11 @@ impl H264Decode {
             None => (hub.subscribe_feed(as_sink), Vec::new()),
         };
         sub.deliver_directly();
+        // Stopped while starting (ffmpeg's help is probed once, slowly):
+        // the session must not be kept open for nobody.
+        if up.stopping() {
+            return Ok(());
+        }
         let feeder = {
             let (gop, shared) = (Arc::clone(&gop), Arc::clone(&shared));
             crate::sync::spawn(format!("feed-{pid}"), None, move || {
@@ -166,9 +174,18 @@ impl H264Decode {
     ) -> Result<Option<Ended>, SourceError> {
         shared.set_want(Want::of(up));
         up.decoding(shared.decoding());
-        if shared.note_tls_check() {
-            if let Some(version) = hub.stats().tls_version {
+        if shared.note_check() {
+            let stats = hub.stats();
+            if let Some(version) = stats.tls_version {
                 up.tls_version(version);
+            }
+            // The session failed and waits to reconnect: say why here too
+            // (snapshots and the test endpoint wait on this side).
+            if stats.state == UpstreamState::Retrying {
+                let why = stats.last_error.unwrap_or_default();
+                return Err(SourceError::transient(format!(
+                    "the camera's H.264 session: {why}"
+                )));
             }
         }
         if shared.resized.load(Ordering::Relaxed) {
@@ -187,6 +204,18 @@ impl H264Decode {
         }
         sub.deliver_directly();
         Ok(None)
+    }
+
+    /// Why there is no session to feed on: with `Auto`, a stream found
+    /// unfit for the native client is read by ffmpeg's at the next try.
+    fn no_session(&self, e: &Error) -> SourceError {
+        match (self.client, self.refusal.get(), e) {
+            (RtspClient::Auto, Some(why), _) => {
+                SourceError::transient(format!("{why}: switching to ffmpeg's RTSP client"))
+            }
+            (_, _, Error::NotFound(m) | Error::Invalid(m)) => SourceError::fatal(m.clone()),
+            (_, _, e) => SourceError::transient(e.message()),
+        }
     }
 
     /// Why the session dropped its consumers, for this hub's viewers.
@@ -266,16 +295,15 @@ struct Shared {
     /// The session's track changed (a new picture size): a decoder set up
     /// for the old one is not fed it.
     resized: AtomicBool,
-    /// When the session's TLS version was last looked for.
-    tls_checked: Mutex<Option<Instant>>,
+    /// When the session's figures were last looked at.
+    checked: Mutex<Option<Instant>>,
 }
 
 impl Shared {
-    /// True at most every `TLS_CHECK`: time to copy the session's TLS
-    /// version into this side's figures.
-    fn note_tls_check(&self) -> bool {
-        let mut last = lock(&self.tls_checked);
-        if last.is_some_and(|t| t.elapsed() < TLS_CHECK) {
+    /// True at most every `CHECK`: time to look at the session's figures.
+    fn note_check(&self) -> bool {
+        let mut last = lock(&self.checked);
+        if last.is_some_and(|t| t.elapsed() < CHECK) {
             return false;
         }
         *last = Some(Instant::now());
@@ -344,17 +372,18 @@ struct Picker {
 
 impl Picker {
     /// Whether `fragment` is decoded, and if so whether it is a keyframe.
-    /// `joined`: it is of the group kept from before this consumer came,
-    /// which is decoded only for every-frame viewers (they start at once);
-    /// a snapshot waits for the next keyframe.
-    fn pick(&mut self, fragment: &[u8], want: Want, joined: bool) -> Option<bool> {
+    /// The group kept from before this consumer came goes through here
+    /// first: its keyframe answers a snapshot at once (a picture at most
+    /// one keyframe interval old), and every-frame viewers start with all
+    /// of it.
+    fn pick(&mut self, fragment: &[u8], want: Want) -> Option<bool> {
         let (_, keyframe) = fmp4::fragment_info(fragment)?;
         if keyframe {
             self.note_keyframe(fmp4::decode_time(fragment));
             self.keyframes_only = want.keyframes_suffice(self.interval);
         }
         let admitted = self.gate.admit(fragment) == Admit::Send;
-        let go = admitted && (keyframe || !self.keyframes_only) && !(joined && self.keyframes_only);
+        let go = admitted && (keyframe || !self.keyframes_only);
         if go {
             self.gate.sent(fragment);
         }
@@ -386,8 +415,8 @@ fn feed_decoder(
     let mut picker = Picker::default();
     // The track of the first keyframe fed: the one ffmpeg set up for.
     let mut track: Option<u64> = None;
-    let mut feed = |fragment: &[u8], joined: bool| -> bool {
-        let picked = picker.pick(fragment, shared.want(), joined);
+    let mut feed = |fragment: &[u8]| -> bool {
+        let picked = picker.pick(fragment, shared.want());
         shared
             .keyframes_only
             .store(picker.keyframes_only, Ordering::Relaxed);
@@ -409,13 +438,13 @@ fn feed_decoder(
         true
     };
     for fragment in &joined {
-        if !feed(fragment, true) {
+        if !feed(fragment) {
             return;
         }
     }
     while !shared.done.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(frame) if !feed(&frame.jpeg, false) => return,
+            Ok(frame) if !feed(&frame.jpeg) => return,
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -457,7 +486,7 @@ mod tests {
 
     fn picked(p: &mut Picker, f: &[Vec<u8>], want: Want) -> Vec<usize> {
         (0..f.len())
-            .filter(|&i| p.pick(&f[i], want, false).is_some())
+            .filter(|&i| p.pick(&f[i], want).is_some())
             .collect()
     }
 
@@ -487,17 +516,10 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_get_keyframes_only_and_skip_the_group_from_before() {
+    fn snapshots_get_keyframes_only() {
         let f = fragments(20, &[0, 15]);
         let mut p = Picker::default();
-        let joined: Vec<usize> = (0..5)
-            .filter(|&i| p.pick(&f[i], Want::Snapshots, true).is_some())
-            .collect();
-        assert!(joined.is_empty(), "{joined:?}");
-        let live: Vec<usize> = (5..20)
-            .filter(|&i| p.pick(&f[i], Want::Snapshots, false).is_some())
-            .collect();
-        assert_eq!(live, [15]);
+        assert_eq!(picked(&mut p, &f, Want::Snapshots), [0, 15]);
     }
 
     #[test]
@@ -508,7 +530,7 @@ mod tests {
         for (i, frag) in f.iter().enumerate() {
             // 9 is lost; a 1 fps viewer leaves at 25; a 15 fps one comes at 25.
             let want = if i < 25 { Want::Fps(1) } else { Want::Fps(15) };
-            if i != 9 && p.pick(frag, want, false).is_some() {
+            if i != 9 && p.pick(frag, want).is_some() {
                 got.push(i);
             }
         }
@@ -525,10 +547,10 @@ mod tests {
     fn a_frame_seen_twice_is_decoded_once() {
         let f = fragments(4, &[0]);
         let mut p = Picker::default();
-        assert!(p.pick(&f[0], Want::Fps(15), true).is_some());
-        assert!(p.pick(&f[1], Want::Fps(15), true).is_some());
-        assert!(p.pick(&f[1], Want::Fps(15), false).is_none());
-        assert!(p.pick(&f[2], Want::Fps(15), false).is_some());
+        assert!(p.pick(&f[0], Want::Fps(15)).is_some());
+        assert!(p.pick(&f[1], Want::Fps(15)).is_some());
+        assert!(p.pick(&f[1], Want::Fps(15)).is_none());
+        assert!(p.pick(&f[2], Want::Fps(15)).is_some());
     }
 
     #[test]
