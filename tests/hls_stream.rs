@@ -149,6 +149,8 @@ fn ffmpeg_plays_the_playlist_from_one_rtsp_session() {
     assert_eq!(init.header("content-type"), Some("video/mp4"));
 
     let url = format!("http://{}/printers/{id}/camera/stream.m3u8", ts.addr);
+    // ffprobe takes go2rtc's form, which sends it on to the playlist.
+    let go2rtc = format!("http://{}/api/stream.m3u8?src={id}", ts.addr);
     let probed = run(
         &ffprobe,
         &[
@@ -160,7 +162,7 @@ fn ffmpeg_plays_the_playlist_from_one_rtsp_session() {
             "stream=codec_name,width,height",
             "-of",
             "csv=p=0",
-            &url,
+            &go2rtc,
         ],
         Duration::from_secs(30),
     );
@@ -286,6 +288,13 @@ fn with_a_token_the_playlists_uris_carry_it() {
     assert_eq!(segment.status, 200, "{}", segment.text());
     let bare = listed.segments[0].1.split('?').next().unwrap().to_string();
     assert_eq!(fetch(&ts, id, &bare).status, 401);
+    // go2rtc's form is sent on to the playlist, the token with it.
+    let moved = ts.get(&format!("/api/stream.m3u8?src={id}&{escaped}"));
+    assert_eq!(moved.status, 302, "{}", moved.text());
+    assert_eq!(
+        moved.header("location"),
+        Some(format!("../printers/{id}/camera/stream.m3u8?{escaped}").as_str())
+    );
 }
 
 /// A player polls the playlist about once a segment; the camera stays

@@ -63,6 +63,7 @@ fn answer(cameras: &Arc<Cameras>, route: Route, request: &Request) -> Result<Rep
         Route::Hls(id) => super::hls::playlist(cameras, id, request)?,
         Route::HlsInit(id) => super::hls::init(cameras, id)?,
         Route::HlsSegment(id, sequence) => super::hls::segment(cameras, id, sequence)?,
+        Route::HlsOf(id) => hls_of(id, request.url()),
         Route::Test(id) => Reply::json(200, &test_json(&cameras.test(id).map_err(err)?)),
         Route::Status(id) => {
             let mjpeg = cameras.status(id).map_err(err)?;
@@ -137,6 +138,24 @@ fn page_reply(cameras: &Arc<Cameras>, request: &Request) -> Result<Reply, Reply>
         })
         .collect();
     Ok(Reply::html(page::wall(&tiles, token.as_deref())))
+}
+
+/// go2rtc's HLS URL answered with the camera's own playlist URL, relative
+/// (so a reverse proxy's prefix stays), with the query but for `src` (a
+/// token goes along): players follow it, and the playlist's segment URIs
+/// are relative to where it is.
+fn hls_of(id: i64, target: &str) -> Reply {
+    let (_, query) = super::router::split_target(target);
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("src="))
+        .collect();
+    let mut location = format!("../printers/{id}/camera/stream.m3u8");
+    if !rest.is_empty() {
+        location.push('?');
+        location.push_str(&rest.join("&"));
+    }
+    Reply::empty(302).with_header("Location", location)
 }
 
 /// The MJPEG hub's figures, with those of the `stream.mp4` hub under

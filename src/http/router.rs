@@ -27,6 +27,9 @@ pub enum Route {
     HlsInit(i64),
     /// `camera/hls/N.m4s`: segment N of the playlist.
     HlsSegment(i64, u64),
+    /// go2rtc's `/api/stream.m3u8?src=…`: sent on to the camera's playlist,
+    /// whose segment URIs are relative to it.
+    HlsOf(i64),
     Snapshot(i64),
     Test(i64),
     Status(i64),
@@ -44,6 +47,7 @@ pub enum SourceAction {
     Stream,
     Snapshot,
     Mp4,
+    Hls,
 }
 
 impl SourceAction {
@@ -53,6 +57,7 @@ impl SourceAction {
             SourceAction::Stream => Route::Stream(id),
             SourceAction::Snapshot => Route::Snapshot(id),
             SourceAction::Mp4 => Route::StreamMp4(id),
+            SourceAction::Hls => Route::HlsOf(id),
         }
     }
 }
@@ -90,6 +95,7 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Route, Reply> {
         ["api", "stream.mjpeg"] => only_get(m, Route::BySource(SourceAction::Stream)),
         ["api", "frame.jpeg"] => only_get(m, Route::BySource(SourceAction::Snapshot)),
         ["api", "stream.mp4"] => only_get(m, Route::BySource(SourceAction::Mp4)),
+        ["api", "stream.m3u8"] => only_get(m, Route::BySource(SourceAction::Hls)),
         ["usb-cameras"] => only_get(m, Route::UsbCameras),
         ["printers"] => match m {
             Method::Get => Ok(Route::ListPrinters),
@@ -361,6 +367,11 @@ mod tests {
             Route::BySource(SourceAction::Mp4)
         );
         assert_eq!(SourceAction::Mp4.route(4), Route::StreamMp4(4));
+        assert_eq!(
+            ok(Method::Get, "/api/stream.m3u8?src=door"),
+            Route::BySource(SourceAction::Hls)
+        );
+        assert_eq!(SourceAction::Hls.route(4), Route::HlsOf(4));
         assert_eq!(ok(Method::Get, "/metrics"), Route::Metrics);
         assert_eq!(ok(Method::Get, "/api/v1/metrics"), Route::Metrics);
         assert_eq!(status(Method::Post, "/api/frame.jpeg"), 405);
