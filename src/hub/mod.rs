@@ -18,7 +18,7 @@ mod viewers;
 
 pub use stats::{HubStats, UpstreamState, ViewerStats};
 pub use viewers::{clamp_fps, Delivery, Sent, Sink, Subscription, DEFAULT_FPS, MAX_FPS, MIN_FPS};
-use viewers::{Offer, Viewer, ViewerCounters, FPS_BURST, VIEWER_QUEUE};
+use viewers::{Offer, Taking, Viewer, ViewerCounters, FPS_BURST, VIEWER_QUEUE};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -49,17 +49,6 @@ const FRESH_FRAME: Duration = Duration::from_secs(5);
 const WARMUP_WAIT: Duration = Duration::from_secs(2);
 /// The frame rate asked of a source when only snapshots keep it open.
 const IDLE_FPS: u32 = 2;
-
-/// Which frames a subscription takes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Taking {
-    /// As many as its fps allows.
-    Some,
-    /// Every one (a video viewer).
-    Every,
-    /// Every one, for another hub's source.
-    Feed,
-}
 
 /// A handle to one camera's hub; clones share it.
 #[derive(Clone)]
@@ -129,7 +118,7 @@ impl State {
     fn remove_viewer(&mut self, id: u64) {
         if let Some(pos) = self.viewers.iter().position(|v| v.id == id) {
             let v = self.viewers.swap_remove(pos);
-            if !v.feeds {
+            if !v.feeds() {
                 self.departed_out += v.counters.out();
                 self.departed_dropped += v.counters.dropped();
             }
@@ -154,7 +143,7 @@ impl State {
             .viewers
             .iter()
             .filter(|v| which(v))
-            .map(|v| (v.id, v.feeds))
+            .map(|v| (v.id, v.feeds()))
             .collect();
         for (id, _) in &picked {
             self.remove_viewer(*id);
@@ -241,8 +230,7 @@ impl Hub {
                 rx: rx.clone(),
                 sink,
                 direct: false,
-                every_frame: taking != Taking::Some,
-                feeds: taking == Taking::Feed,
+                taking,
                 tokens: FPS_BURST,
                 last_offer: now,
                 since: now,
@@ -290,7 +278,7 @@ impl Hub {
     /// kept only for them closes now rather than after the grace period.
     pub fn stop_viewers(&self) -> usize {
         let mut st = self.inner.lock();
-        let ended = st.remove_viewers_if(|v| !v.feeds);
+        let ended = st.remove_viewers_if(|v| !v.feeds());
         let cancel = if st.consumers() == 0 && st.running {
             st.stop_upstream()
         } else {
@@ -327,7 +315,7 @@ impl Hub {
         let viewer_stats: Vec<ViewerStats> = st
             .viewers
             .iter()
-            .filter(|v| !v.feeds)
+            .filter(|v| !v.feeds())
             .map(|v| ViewerStats {
                 id: v.id,
                 fps: v.fps,

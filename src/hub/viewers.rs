@@ -91,7 +91,26 @@ pub struct Delivery {
     pub written: usize,
 }
 
+/// Which frames a subscription takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taking {
+    /// As many as its fps allows.
+    Some,
+    /// Every one, whatever its fps (a video viewer: an H.264 frame cannot
+    /// be skipped without breaking those that follow).
+    Every,
+    /// Every one, for another hub's source that feeds on this one (an
+    /// H.264 camera's MJPEG decoder): kept out of the viewer figures and
+    /// of `stop_viewers`.
+    Feed,
+}
+
 impl Viewer {
+    /// Not a viewer but another hub's source.
+    pub(super) fn feeds(&self) -> bool {
+        self.taking == Taking::Feed
+    }
+
     pub(super) fn wake(&self) {
         if let Some(sink) = &self.sink {
             sink.wake();
@@ -109,12 +128,7 @@ pub(super) struct Viewer {
     /// the queue is empty, so frames stay in order.
     pub(super) sink: Option<Arc<dyn Sink>>,
     pub(super) direct: bool,
-    /// Takes every frame, whatever its fps (H.264: a frame cannot be
-    /// skipped without breaking those that follow).
-    pub(super) every_frame: bool,
-    /// Not a viewer but another hub's source (an H.264 camera's MJPEG
-    /// decoder): kept out of the viewer figures and of `stop_viewers`.
-    pub(super) feeds: bool,
+    pub(super) taking: Taking,
     pub(super) tokens: f64,
     pub(super) last_offer: Instant,
     pub(super) since: Instant,
@@ -132,7 +146,7 @@ impl Viewer {
         self.last_offer = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.fps)).min(FPS_BURST);
         let sink = self.sink.as_ref().filter(|_| self.direct);
-        if self.tokens < 1.0 && !self.every_frame {
+        if self.tokens < 1.0 && self.taking == Taking::Some {
             return sink.map(|s| Offer::Watch(s.clone()));
         }
         self.tokens -= 1.0;
