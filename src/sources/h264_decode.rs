@@ -110,10 +110,7 @@ impl H264Decode {
         let shared = Arc::new(Shared::default());
         shared.set_want(Want::of(up));
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-        let sink = Arc::new(FeedSink {
-            tx,
-            closed: AtomicBool::new(false),
-        });
+        let sink = Arc::new(FeedSink { tx });
         let as_sink: Arc<dyn Sink> = sink.clone();
         let (sub, joined) = match gop.join(|| hub.subscribe_feed(as_sink.clone())) {
             Some(joined) => (joined.value, joined.fragments),
@@ -139,7 +136,6 @@ impl H264Decode {
             ))),
         };
         shared.done.store(true, Ordering::Relaxed);
-        sink.closed.store(true, Ordering::Relaxed);
         drop(sub);
         let status = lock(&child).stop();
         if let Ok(feeder) = feeder {
@@ -338,14 +334,10 @@ impl Shared {
 /// the next keyframe).
 struct FeedSink {
     tx: Sender<Frame>,
-    closed: AtomicBool,
 }
 
 impl Sink for FeedSink {
     fn try_send(&self, frame: &Frame) -> Sent {
-        if self.closed.load(Ordering::Relaxed) {
-            return Sent::Gone;
-        }
         match self.tx.try_send(frame.clone()) {
             Ok(()) => Sent::Whole,
             Err(crossbeam_channel::TrySendError::Full(_)) => Sent::Nothing,
@@ -353,8 +345,9 @@ impl Sink for FeedSink {
         }
     }
 
+    /// Only asked of viewers whose fps skips a frame; a feed takes all.
     fn hung_up(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        false
     }
 }
 
