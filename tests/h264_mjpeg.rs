@@ -13,6 +13,7 @@ mod support;
 mod doubles;
 
 use doubles::{serial, Events, RtspServer};
+use printcam::config::Settings;
 use printcam::json::Value;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -94,26 +95,42 @@ struct Camera {
     ts: TestServer,
     id: i64,
     events: Events,
-    _rtsp: RtspServer,
+    /// None while the test has the camera switched off.
+    rtsp: Option<RtspServer>,
+    port: u16,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Camera {
     fn start(rtsp_client: &str) -> Option<Camera> {
+        Camera::sending("h264", rtsp_client, support::test_settings())
+    }
+
+    /// The double sending `codec`, read by a printcam with `settings`.
+    fn sending(codec: &str, rtsp_client: &str, settings: Settings) -> Option<Camera> {
         if !have_programs() {
             return None;
         }
         let serial = serial();
-        let (rtsp, events) = RtspServer::watched(USER, PASSWORD, 60);
-        let ts = TestServer::start();
+        let (rtsp, events) = RtspServer::watched_on(USER, PASSWORD, 0, codec, SIZE);
+        let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
         let id = add_camera(&ts, rtsp.port, rtsp_client);
         Some(Camera {
             ts,
             id,
             events,
-            _rtsp: rtsp,
+            port: rtsp.port,
+            rtsp: Some(rtsp),
             _serial: serial,
         })
+    }
+}
+
+/// A grace period of `secs`.
+fn with_grace(secs: u64) -> Settings {
+    Settings {
+        grace: Duration::from_secs(secs),
+        ..support::test_settings()
     }
 }
 
@@ -195,28 +212,21 @@ fn video_hls_mjpeg_and_snapshots_share_one_session_and_one_decoder() {
 
 #[test]
 fn a_cold_snapshot_decodes_one_keyframe_and_the_decoder_leaves_with_it() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::sending("h264", "auto", with_grace(1)) else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
-    let settings = printcam::config::Settings {
-        grace: Duration::from_secs(1),
-        ..support::test_settings()
     };
-    let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
-    let id = add_camera(&ts, rtsp.port, "auto");
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
     let snap = ts.get(&format!("/printers/{id}/camera/snapshot"));
     assert_eq!(snap.status, 200, "{}", snap.text());
     assert_eq!(jpeg_size(&snap.body), Some((640, 360)));
-    let s = status(&ts, id);
+    let s = status(ts, id);
     let decoder = s.get("decoder").cloned().unwrap_or(Value::Null);
     assert_eq!(
         decoder.get("decodes").and_then(Value::as_str),
         Some("keyframes"),
         "{s}"
     );
-    assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
+    assert_eq!(sessions(events), 1, "{:?}", events.seen);
     // Nothing needs pictures any more: the decoder and the session end.
     wait_until("no ffmpeg", Duration::from_secs(15), || {
         ffmpeg_children().is_empty()
@@ -230,14 +240,10 @@ fn a_cold_snapshot_decodes_one_keyframe_and_the_decoder_leaves_with_it() {
 
 #[test]
 fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::start("auto") else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264", SIZE);
-    let port = rtsp.port;
-    let ts = TestServer::start();
-    let id = add_camera(&ts, port, "auto");
+    };
+    let (ts, id, port) = (&camera.ts, camera.id, camera.port);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
     assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     let video = open_mp4_viewer(ts.addr, &format!("/printers/{id}/camera/stream.mp4"));
@@ -247,25 +253,25 @@ fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
         200
     );
 
-    drop(rtsp);
+    camera.rtsp = None;
     std::thread::sleep(Duration::from_secs(2));
-    let (mjpeg_in, mp4_in) = frames_in(&ts, id);
+    let (mjpeg_in, mp4_in) = frames_in(ts, id);
     let (_back, mut events) = RtspServer::watched_on(USER, PASSWORD, port, "h264", SIZE);
     let back = Instant::now();
 
     // Both sides take pictures again, and the viewers are still there.
     wait_until("frames after the restart", Duration::from_secs(45), || {
-        let (m, v) = frames_in(&ts, id);
+        let (m, v) = frames_in(ts, id);
         m >= mjpeg_in + 3 && v >= mp4_in + 15
     });
-    let out_before = viewer_frames_out(&ts, id);
+    let out_before = viewer_frames_out(ts, id);
     for _ in 0..3 {
         assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     }
     wait_until(
         "pictures for the MJPEG viewer",
         Duration::from_secs(10),
-        || viewer_frames_out(&ts, id) >= out_before + 3,
+        || viewer_frames_out(ts, id) >= out_before + 3,
     );
     wait_until("video after the restart", Duration::from_secs(10), || {
         bytes_since(&video_bytes, back) > 50_000
@@ -277,7 +283,7 @@ fn killing_and_restarting_the_camera_resumes_every_kind_of_viewer() {
         200
     );
     assert_eq!(sessions(&mut events), 1, "{:?}", events.seen);
-    drop(ts);
+    drop(camera);
     let _ = video_reader.join();
 }
 
@@ -320,17 +326,10 @@ fn viewer_frames_out(ts: &TestServer, id: i64) -> i64 {
 /// session at once, not a grace period later.
 #[test]
 fn stop_closes_the_session_at_once() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::sending("h264", "auto", with_grace(60)) else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched(USER, PASSWORD, 60);
-    let settings = printcam::config::Settings {
-        grace: Duration::from_secs(60),
-        ..support::test_settings()
     };
-    let ts = TestServer::start_configured(settings, printcam::http::Limits::default());
-    let id = add_camera(&ts, rtsp.port, "auto");
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
     assert!(is_jpeg(&mjpeg.next_part().unwrap()));
     let r = ts.send_json("POST", &format!("/printers/{id}/camera/stop"), "{}");
@@ -409,17 +408,13 @@ fn a_killed_decoder_is_replaced_and_the_video_goes_on() {
 /// the new size (the decoder starts again for it).
 #[test]
 fn a_camera_back_with_another_size_reaches_mjpeg_viewers_at_that_size() {
-    if !have_programs() {
+    let Some(mut camera) = Camera::start("auto") else {
         return;
-    }
-    let _serial = serial();
-    let (rtsp, _events) = RtspServer::watched_on(USER, PASSWORD, 0, "h264", SIZE);
-    let port = rtsp.port;
-    let ts = TestServer::start();
-    let id = add_camera(&ts, port, "auto");
+    };
+    let (ts, id, port) = (&camera.ts, camera.id, camera.port);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
     assert_eq!(jpeg_size(&mjpeg.next_part().unwrap()), Some((640, 360)));
-    drop(rtsp);
+    camera.rtsp = None;
     let (_back, _events) = RtspServer::watched_on(USER, PASSWORD, port, "h264", (320, 180));
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
@@ -431,7 +426,7 @@ fn a_camera_back_with_another_size_reaches_mjpeg_viewers_at_that_size() {
         assert!(Instant::now() < deadline, "the new size never came");
     }
     assert_eq!(
-        status(&ts, id).get("viewers").and_then(Value::as_i64),
+        status(ts, id).get("viewers").and_then(Value::as_i64),
         Some(1)
     );
 }
@@ -460,10 +455,10 @@ fn h265_falls_back_to_ffmpegs_client_and_says_why() {
 /// A camera sending `codec`, which the native client does not take: its
 /// MJPEG comes from ffmpeg's client, and the reason is shown.
 fn falls_back_to_ffmpegs_client(codec: &str) {
-    let _serial = serial();
-    let (rtsp, mut events) = RtspServer::watched_on(USER, PASSWORD, 0, codec, SIZE);
-    let ts = TestServer::start();
-    let id = add_camera(&ts, rtsp.port, "auto");
+    let Some(mut camera) = Camera::sending(codec, "auto", support::test_settings()) else {
+        return;
+    };
+    let (ts, id, events) = (&camera.ts, camera.id, &mut camera.events);
     let mut mjpeg = MjpegReader::open(ts.addr, &format!("/printers/{id}/camera/stream?fps=5"));
     assert_eq!(mjpeg.status, 200);
     let part = mjpeg.next_part().unwrap();
@@ -473,7 +468,7 @@ fn falls_back_to_ffmpegs_client(codec: &str) {
         children.iter().any(|c| is_rtsp_client(c)),
         "ffmpeg's client reads it: {children:?}"
     );
-    let s = status(&ts, id);
+    let s = status(ts, id);
     let why = s.get("last_error").and_then(Value::as_str).unwrap_or("");
     assert!(why.contains("no H.264"), "{s}");
     assert!(why.contains("switching to ffmpeg"), "{s}");
